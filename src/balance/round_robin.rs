@@ -1,0 +1,22 @@
+//! Round robin: each usable node in turn, ignoring weights.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use super::{first_usable, Balance, PickContext};
+
+/// Round robin over the snapshot's nodes.
+#[derive(Debug, Default)]
+pub(super) struct RoundRobin {
+    next: AtomicUsize,
+}
+
+impl Balance for RoundRobin {
+    fn pick(&self, cx: &PickContext<'_>, usable: &dyn Fn(usize) -> bool) -> Option<usize> {
+        let n = cx.nodes.len();
+        if n == 0 {
+            return None;
+        }
+        let i = first_usable(self.next.fetch_add(1, Relaxed) % n, n, usable)?;
+        Some(i)
+    }
+}

@@ -1,0 +1,168 @@
+//! Passive health: consecutive failures eject a node for a backoff that doubles (with jitter) while
+//! it keeps failing; when the ejection ends one probe request is let through before the others.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::config::EjectionConfig;
+
+/// Failure counters and ejection deadline of one node.
+#[derive(Debug, Default)]
+pub struct Health {
+    consecutive: AtomicU32,
+    /// Ejections in a row without a success in between: the backoff exponent.
+    streak: AtomicU32,
+    /// `now_ms` until which the node is ejected; 0 = not ejected.
+    ejected_until: AtomicU64,
+    /// `now_ms` at which the probe after an ejection went out; 0 = none out. A probe whose
+    /// outcome never comes (its session was dropped) stops counting after [`PROBE_TIMEOUT_MS`].
+    probe_at: AtomicU64,
+}
+
+/// How long a probe may be out before another request may probe instead.
+pub(super) const PROBE_TIMEOUT_MS: u64 = 10_000;
+
+/// What recording a failure decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureVerdict {
+    /// Below the threshold: the node stays in.
+    Counted,
+    /// Over the threshold: eject for this long (if the pool's cap allows).
+    Eject(Duration),
+}
+
+impl Health {
+    /// True while ejected, and after the ejection while its probe request is out.
+    pub fn is_ejected(&self, now_ms: u64) -> bool {
+        let until = self.ejected_until.load(Relaxed);
+        until != 0 && (now_ms < until || self.probe_out(now_ms))
+    }
+
+    fn probe_out(&self, now_ms: u64) -> bool {
+        let at = self.probe_at.load(Relaxed);
+        at != 0 && now_ms < at + PROBE_TIMEOUT_MS
+    }
+
+    /// True if the node was ejected and the backoff is over: the caller may send the probe.
+    /// Only one caller wins until the probe's outcome is recorded.
+    pub fn try_claim_probe(&self, now_ms: u64) -> bool {
+        let until = self.ejected_until.load(Relaxed);
+        let at = self.probe_at.load(Relaxed);
+        until != 0
+            && now_ms >= until
+            && !self.probe_out(now_ms)
+            && self
+                .probe_at
+                .compare_exchange(at, now_ms.max(1), Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    /// A request reached the node and got an answer: the node is healthy again.
+    pub fn record_success(&self) {
+        self.consecutive.store(0, Relaxed);
+        if self.ejected_until.load(Relaxed) != 0 {
+            self.ejected_until.store(0, Relaxed);
+            self.streak.store(0, Relaxed);
+            self.probe_at.store(0, Relaxed);
+        }
+    }
+
+    /// Counts a failure and says whether the node should be ejected.
+    pub fn record_failure(&self, cfg: &EjectionConfig) -> FailureVerdict {
+        let probe_failed = self.probe_at.swap(0, Relaxed) != 0;
+        let n = self.consecutive.fetch_add(1, Relaxed) + 1;
+        if probe_failed || n >= cfg.consecutive_failures {
+            let streak = self.streak.load(Relaxed);
+            FailureVerdict::Eject(backoff(cfg, streak))
+        } else {
+            FailureVerdict::Counted
+        }
+    }
+
+    /// Ejects until `now_ms + time`.
+    pub fn eject(&self, now_ms: u64, time: Duration) {
+        self.consecutive.store(0, Relaxed);
+        self.streak.fetch_add(1, Relaxed);
+        self.probe_at.store(0, Relaxed);
+        self.ejected_until
+            .store(now_ms + time.as_millis() as u64, Relaxed);
+    }
+
+    /// Ends an ejection at once (operator `resume`, or a re-join).
+    pub fn clear(&self) {
+        self.consecutive.store(0, Relaxed);
+        self.streak.store(0, Relaxed);
+        self.ejected_until.store(0, Relaxed);
+        self.probe_at.store(0, Relaxed);
+    }
+
+    /// `now_ms` the current ejection ends at, if any.
+    pub fn ejected_until(&self) -> Option<u64> {
+        match self.ejected_until.load(Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+}
+
+/// base * 2^streak, capped at max, minus up to 10% jitter so ejected nodes do not return together.
+fn backoff(cfg: &EjectionConfig, streak: u32) -> Duration {
+    let full = cfg
+        .base_time
+        .saturating_mul(1u32 << streak.min(16))
+        .min(cfg.max_time);
+    full.mul_f64(1.0 - rand::thread_rng().gen_range(0.0..0.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> EjectionConfig {
+        EjectionConfig {
+            consecutive_failures: 3,
+            base_time: Duration::from_secs(2),
+            max_time: Duration::from_secs(10),
+            max_percent: 50,
+        }
+    }
+
+    #[test]
+    fn ejects_after_consecutive_failures_with_growing_backoff() {
+        let h = Health::default();
+        assert_eq!(h.record_failure(&cfg()), FailureVerdict::Counted);
+        h.record_success();
+        assert_eq!(h.record_failure(&cfg()), FailureVerdict::Counted);
+        assert_eq!(h.record_failure(&cfg()), FailureVerdict::Counted);
+        let FailureVerdict::Eject(first) = h.record_failure(&cfg()) else {
+            panic!("third failure in a row must eject")
+        };
+        assert!(first <= Duration::from_secs(2) && first >= Duration::from_millis(1800));
+        h.eject(1_000, first);
+        assert!(h.is_ejected(1_500));
+        // Backoff over: exactly one probe is let through.
+        let after = 1_000 + first.as_millis() as u64;
+        assert!(h.try_claim_probe(after));
+        assert!(!h.try_claim_probe(after));
+        assert!(h.is_ejected(after), "others wait while the probe is out");
+        // A probe whose outcome never came stops blocking the node.
+        assert!(!h.is_ejected(after + PROBE_TIMEOUT_MS));
+        // The probe fails: ejected again, twice as long.
+        let FailureVerdict::Eject(second) = h.record_failure(&cfg()) else {
+            panic!("a failed probe must eject again")
+        };
+        assert!(second >= Duration::from_millis(3600), "{second:?}");
+        h.eject(after, second);
+        // Backoff is capped.
+        for _ in 0..10 {
+            h.eject(after, backoff(&cfg(), 10));
+        }
+        assert!(backoff(&cfg(), 10) <= Duration::from_secs(10));
+        // A successful probe ends it all.
+        h.record_success();
+        assert!(!h.is_ejected(after));
+        assert_eq!(h.ejected_until(), None);
+    }
+}

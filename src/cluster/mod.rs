@@ -1,0 +1,66 @@
+//! Cluster state, the one owner of membership: pools, their nodes, and each pool's snapshot that the
+//! data plane reads lock-free. Membership changes rebuild a snapshot; traffic only touches atomics.
+
+mod addr;
+mod ewma;
+mod health;
+mod node;
+mod pool;
+
+pub use addr::{BadNodeAddr, NodeAddr};
+pub use ewma::PeakEwma;
+pub use health::{FailureVerdict, Health};
+pub use node::{Node, NodeState, ReportedLoad, Source, REPORT_STALE_MS};
+pub use pool::{Pool, PoolSettings, PoolSnapshot};
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::config::Config;
+
+/// Every pool by name. Control-path structure: sessions reach pools through the route table.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pools: DashMap<Arc<str>, Arc<Pool>>,
+}
+
+impl Cluster {
+    /// Brings pools and static nodes in line with `config`: new pools are created, existing ones
+    /// keep their nodes' state (counters, ejections) where the node is still listed, and pools no
+    /// longer configured are dropped once they hold no node from another source.
+    pub fn apply_config(&self, config: &Config) {
+        for (name, pool_cfg) in &config.pools {
+            let settings = PoolSettings::from(pool_cfg);
+            let statics: Vec<(NodeAddr, u32)> = pool_cfg
+                .nodes
+                .iter()
+                .filter_map(|n| Some((n.address().parse().ok()?, n.weight())))
+                .collect();
+            let pool = self
+                .pools
+                .entry(Arc::from(name.as_str()))
+                .or_insert_with(|| Arc::new(Pool::new(name, settings.clone())))
+                .clone();
+            pool.configure(settings, &statics);
+        }
+        self.pools.retain(|name, pool| {
+            config.pools.contains_key(&**name) || {
+                pool.configure_statics(&[]);
+                !pool.is_empty()
+            }
+        });
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<Arc<Pool>> {
+        self.pools.get(name).map(|p| p.clone())
+    }
+
+    /// All pools, sorted by name.
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        let mut v: Vec<_> = self.pools.iter().map(|p| p.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}

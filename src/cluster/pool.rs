@@ -1,0 +1,243 @@
+//! A pool: its settings and members (changed on the control path, under a mutex) and the snapshot
+//! built from them (read by sessions through arc-swap, never locked).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, Guard};
+
+use super::{FailureVerdict, Node, NodeAddr, NodeState, Source};
+use crate::balance::{self, Balance, PickContext};
+use crate::clock::now_ms;
+use crate::config::{Algorithm, EjectionConfig, PoolConfig};
+use crate::metrics;
+
+/// The pool settings sessions need, converted once from the config.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// How nodes are picked.
+    pub algorithm: Algorithm,
+    /// For `hash`: the var to hash.
+    pub hash_var: Option<Box<[u8]>>,
+    /// Connect attempts per request, each on another node.
+    pub connect_attempts: u32,
+    /// Slow-start ramp for new nodes.
+    pub slow_start: Duration,
+    /// Passive health checking.
+    pub ejection: EjectionConfig,
+}
+
+impl From<&PoolConfig> for PoolSettings {
+    fn from(c: &PoolConfig) -> Self {
+        Self {
+            algorithm: c.algorithm,
+            hash_var: c.hash_var.as_ref().map(|v| v.as_bytes().into()),
+            connect_attempts: c.connect_attempts.max(1),
+            slow_start: c.slow_start,
+            ejection: c.ejection.clone(),
+        }
+    }
+}
+
+/// An immutable view of a pool, swapped in whole when membership or settings change.
+#[derive(Debug)]
+pub struct PoolSnapshot {
+    /// The pool's name.
+    pub pool: Arc<str>,
+    /// Settings in force.
+    pub settings: Arc<PoolSettings>,
+    /// Members, draining ones included (they finish their requests but get no new ones).
+    pub nodes: Vec<Arc<Node>>,
+    balancer: Box<dyn Balance>,
+}
+
+#[derive(Debug)]
+struct Members {
+    pool: Arc<str>,
+    settings: Arc<PoolSettings>,
+    nodes: Vec<Arc<Node>>,
+}
+
+/// A pool of nodes serving one routing key.
+#[derive(Debug)]
+pub struct Pool {
+    /// The pool's name.
+    pub name: Arc<str>,
+    snapshot: ArcSwap<PoolSnapshot>,
+    members: Mutex<Members>,
+    /// Serialises ejection decisions so the cap on ejected nodes holds under concurrent failures.
+    eject_lock: Mutex<()>,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(name: &str, settings: PoolSettings) -> Self {
+        let members = Members {
+            pool: name.into(),
+            settings: Arc::new(settings),
+            nodes: Vec::new(),
+        };
+        Self {
+            name: name.into(),
+            snapshot: ArcSwap::from_pointee(members.build()),
+            members: Mutex::new(members),
+            eject_lock: Mutex::new(()),
+        }
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> Guard<Arc<PoolSnapshot>> {
+        self.snapshot.load()
+    }
+
+    /// The current snapshot as an owned `Arc`, for holding across awaits.
+    pub fn snapshot_arc(&self) -> Arc<PoolSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// True when the pool has no member.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.load().nodes.is_empty()
+    }
+
+    /// Replaces settings and the static node list in one snapshot swap.
+    pub fn configure(&self, settings: PoolSettings, statics: &[(NodeAddr, u32)]) {
+        let mut m = self.lock();
+        m.settings = Arc::new(settings);
+        m.set_statics(statics);
+        self.snapshot.store(Arc::new(m.build()));
+    }
+
+    /// Replaces the static node list, keeping settings.
+    pub fn configure_statics(&self, statics: &[(NodeAddr, u32)]) {
+        let mut m = self.lock();
+        m.set_statics(statics);
+        self.snapshot.store(Arc::new(m.build()));
+    }
+
+    /// Adds `node`, replacing a member with the same id. Returns the replaced one.
+    pub fn add(&self, node: Arc<Node>) -> Option<Arc<Node>> {
+        let mut m = self.lock();
+        let old = m
+            .nodes
+            .iter()
+            .position(|n| n.id == node.id)
+            .map(|i| m.nodes.remove(i));
+        tracing::info!(pool = %self.name, node = %node.id, addr = %node.addr, source = node.source.as_str(), "node joined");
+        m.nodes.push(node);
+        self.snapshot.store(Arc::new(m.build()));
+        old
+    }
+
+    /// Removes the member `id`, saying why in the log. Returns it if it was there.
+    pub fn remove(&self, id: &str, reason: &str) -> Option<Arc<Node>> {
+        let mut m = self.lock();
+        let i = m.nodes.iter().position(|n| &*n.id == id)?;
+        let node = m.nodes.remove(i);
+        tracing::info!(pool = %self.name, node = %node.id, reason, "node left");
+        self.snapshot.store(Arc::new(m.build()));
+        Some(node)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a failed attempt on `node` and ejects it when its failures cross the threshold,
+    /// unless that would eject more than the pool's cap. Returns the ejection time if ejected.
+    pub fn record_failure(&self, node: &Node) -> Option<Duration> {
+        node.failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let snap = self.snapshot();
+        let FailureVerdict::Eject(time) = node.health.record_failure(&snap.settings.ejection)
+        else {
+            return None;
+        };
+        let _serial = self.eject_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now_ms();
+        let ejected = snap
+            .nodes
+            .iter()
+            .filter(|n| n.health.is_ejected(now))
+            .count();
+        let cap = (snap.nodes.len() * snap.settings.ejection.max_percent as usize / 100).max(1);
+        if ejected >= cap {
+            tracing::warn!(pool = %self.name, node = %node.id, ejected, cap, "node keeps failing but the ejection cap is reached; it stays in");
+            return None;
+        }
+        node.health.eject(now, time);
+        metrics::node_ejected(&self.name, "consecutive_failures");
+        tracing::warn!(pool = %self.name, node = %node.id, addr = %node.addr, for_ms = time.as_millis() as u64, "node ejected after consecutive failures");
+        Some(time)
+    }
+}
+
+impl Members {
+    /// Keeps static members still listed (updating weights), adds new ones, drops the rest.
+    fn set_statics(&mut self, statics: &[(NodeAddr, u32)]) {
+        let pool = &*self.pool;
+        self.nodes.retain(|n| {
+            let keep = n.source != Source::Static || statics.iter().any(|(a, _)| *a == n.addr);
+            if !keep {
+                tracing::info!(pool, node = %n.id, reason = "removed from config", "node left");
+            }
+            keep
+        });
+        for (addr, weight) in statics {
+            match self
+                .nodes
+                .iter()
+                .find(|n| n.source == Source::Static && n.addr == *addr)
+            {
+                Some(n) => n.set_weight(*weight),
+                None => {
+                    let node = Node::new(addr.to_string(), addr.clone(), Source::Static, *weight);
+                    tracing::info!(pool, node = %node.id, source = "static", "node joined");
+                    self.nodes.push(Arc::new(node));
+                }
+            }
+        }
+    }
+
+    fn build(&self) -> PoolSnapshot {
+        PoolSnapshot {
+            pool: self.pool.clone(),
+            settings: self.settings.clone(),
+            nodes: self.nodes.clone(),
+            balancer: balance::build(self.settings.algorithm, &self.nodes),
+        }
+    }
+}
+
+impl PoolSnapshot {
+    /// Picks a node for a request, skipping the indices in `tried`. Takes the probe slot of a node
+    /// whose ejection just ended. If every untried active node is ejected, picks among those anyway
+    /// (panic mode): a request tried on a suspect node beats a certain 503.
+    pub fn pick(&self, hash_key: Option<&[u8]>, tried: &[usize]) -> Option<usize> {
+        let now = now_ms();
+        let cx = PickContext {
+            nodes: &self.nodes,
+            now_ms: now,
+            slow_start: self.settings.slow_start,
+            hash_key,
+        };
+        let mut lost_probe: Vec<usize> = Vec::new();
+        loop {
+            let usable = |i: usize| {
+                !tried.contains(&i) && !lost_probe.contains(&i) && self.nodes[i].is_usable(now)
+            };
+            let Some(i) = self.balancer.pick(&cx, &usable) else {
+                break;
+            };
+            let health = &self.nodes[i].health;
+            if health.ejected_until().is_none() || health.try_claim_probe(now) {
+                return Some(i);
+            }
+            lost_probe.push(i);
+        }
+        let active = |i: usize| !tried.contains(&i) && self.nodes[i].state() == NodeState::Active;
+        let i = self.balancer.pick(&cx, &active)?;
+        metrics::panic_pick(&self.pool);
+        Some(i)
+    }
+}

@@ -1,0 +1,276 @@
+//! Forwarding one exchange. Phase 1 sends the head and streams the request body while waiting for
+//! the node's first response byte (the only time the router may still answer itself: 502, 504).
+//! Phase 2 streams both ways until both sides close, half-closes passed on, under an idle timeout.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{sleep_until, timeout, Instant};
+
+use super::connect::NodeStream;
+use crate::clock;
+use crate::config::TimeoutsConfig;
+
+/// Read buffer per direction.
+const BUF_SIZE: usize = 16 * 1024;
+
+/// Why an exchange ended badly. Until `Responded`, no byte has gone to the client.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ForwardError {
+    /// The node closed or reset the connection before any response byte.
+    #[error("node sent no response: {0}")]
+    NoResponse(String),
+    /// No response byte within `timeouts.first_byte`.
+    #[error("node sent no response within {0:?}")]
+    Timeout(Duration),
+    /// The client went away (reset, or stopped reading) before the response was delivered.
+    #[error("client went away: {0}")]
+    ClientAbort(io::Error),
+    /// The node failed after the response started: the client gets a truncated response.
+    #[error("node failed mid-response: {0}")]
+    NodeError(io::Error),
+    /// Nothing moved either way for `timeouts.idle` after the response started.
+    #[error("no byte moved for {0:?}")]
+    IdleTimeout(Duration),
+}
+
+impl ForwardError {
+    /// True if the failure says something about the node's health.
+    pub(super) fn blames_node(&self) -> bool {
+        matches!(
+            self,
+            Self::NoResponse(_) | Self::Timeout(_) | Self::NodeError(_)
+        )
+    }
+}
+
+/// Forwards `head` (sent unchanged), then the rest of the exchange. Returns the time from the head
+/// being sent to the first response byte.
+pub(super) async fn forward<C>(
+    client: &mut C,
+    node: &mut NodeStream,
+    head: &Bytes,
+    t: &TimeoutsConfig,
+) -> Result<Duration, ForwardError>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let sent = Instant::now();
+    match timeout(t.first_byte, node.write_all(head)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(ForwardError::NoResponse(format!(
+                "sending the request failed: {e}"
+            )))
+        }
+        Err(_) => return Err(ForwardError::Timeout(t.first_byte)),
+    }
+    let (first, client_done) = await_response(client, node, t.first_byte).await?;
+    let ttfb = sent.elapsed();
+    client
+        .write_all(&first)
+        .await
+        .map_err(ForwardError::ClientAbort)?;
+    stream_rest(client, node, client_done, t.idle).await?;
+    Ok(ttfb)
+}
+
+/// Phase 1: pumps the request body to the node until its first response bytes arrive. The
+/// deadline restarts whenever body bytes move, so a slow upload is not a slow node.
+async fn await_response<C>(
+    client: &mut C,
+    node: &mut NodeStream,
+    limit: Duration,
+) -> Result<(BytesMut, bool), ForwardError>
+where
+    C: AsyncRead + Unpin,
+{
+    let mut response = BytesMut::with_capacity(BUF_SIZE);
+    let mut body = BytesMut::with_capacity(BUF_SIZE);
+    let mut client_done = false;
+    let mut deadline = Instant::now() + limit;
+    loop {
+        tokio::select! {
+            biased;
+            r = node.read_buf(&mut response) => return match r {
+                Ok(0) => Err(ForwardError::NoResponse("node closed the connection".into())),
+                Ok(_) => Ok((response, client_done)),
+                Err(e) => Err(ForwardError::NoResponse(e.to_string())),
+            },
+            r = client.read_buf(&mut body), if !client_done => match r {
+                Ok(0) => {
+                    client_done = true;
+                    let _ = node.shutdown().await;
+                }
+                Ok(_) => {
+                    match timeout(limit, node.write_all(&body)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(ForwardError::NoResponse(format!("sending the body failed: {e}"))),
+                        Err(_) => return Err(ForwardError::Timeout(limit)),
+                    }
+                    body.clear();
+                    deadline = Instant::now() + limit;
+                }
+                Err(e) => return Err(ForwardError::ClientAbort(e)),
+            },
+            () = sleep_until(deadline) => return Err(ForwardError::Timeout(limit)),
+        }
+    }
+}
+
+/// Phase 2: both directions at once, so a node streaming its response while still reading the
+/// body never deadlocks against us.
+async fn stream_rest<C>(
+    client: &mut C,
+    node: &mut NodeStream,
+    client_done: bool,
+    idle: Duration,
+) -> Result<(), ForwardError>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let act = Activity::default();
+    let result = {
+        let mut c = Tracked {
+            io: client,
+            act: &act,
+            side: Side::Client,
+            eof: client_done,
+        };
+        let mut n = Tracked {
+            io: node,
+            act: &act,
+            side: Side::Node,
+            eof: false,
+        };
+        tokio::select! {
+            r = tokio::io::copy_bidirectional_with_sizes(&mut c, &mut n, BUF_SIZE, BUF_SIZE) => r.map(drop),
+            () = act.stalled(idle) => return Err(ForwardError::IdleTimeout(idle)),
+        }
+    };
+    match result {
+        Ok(()) => Ok(()),
+        // The node finished its response; an error after that (say, the client kept sending a
+        // body the node no longer reads) does not spoil the exchange.
+        Err(_) if act.node_eof.load(Relaxed) => Ok(()),
+        Err(e) if act.client_failed.load(Relaxed) => Err(ForwardError::ClientAbort(e)),
+        Err(e) => Err(ForwardError::NodeError(e)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Node,
+}
+
+/// What the two directions of phase 2 observed, for the idle timer and the outcome.
+#[derive(Debug)]
+struct Activity {
+    last_ms: AtomicU64,
+    node_eof: AtomicBool,
+    client_failed: AtomicBool,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            last_ms: AtomicU64::new(clock::now_ms()),
+            node_eof: AtomicBool::new(false),
+            client_failed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms.store(clock::now_ms(), Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `idle`. Sleeps until the earliest possible stall and
+    /// re-arms only when activity moved it, so a busy transfer costs no timer churn.
+    async fn stalled(&self, idle: Duration) {
+        loop {
+            let last = self.last_ms.load(Relaxed);
+            let deadline = clock::epoch() + Duration::from_millis(last) + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A stream that reports its reads and writes to an [`Activity`].
+struct Tracked<'a, S> {
+    io: &'a mut S,
+    act: &'a Activity,
+    side: Side,
+    /// Already at EOF (phase 1 saw the client close): reads return EOF at once.
+    eof: bool,
+}
+
+impl<S> Tracked<'_, S> {
+    fn note<T>(&self, r: &io::Result<T>, moved: bool, eof: bool) {
+        match r {
+            Ok(_) if moved => self.act.touch(),
+            Ok(_) if eof && self.side == Side::Node => self.act.node_eof.store(true, Relaxed),
+            Ok(_) => {}
+            Err(_) if self.side == Side::Client => self.act.client_failed.store(true, Relaxed),
+            Err(_) => {}
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.eof {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let r = std::task::ready!(Pin::new(&mut *this.io).poll_read(cx, buf));
+        let got = buf.filled().len() - before;
+        this.note(&r, got > 0, got == 0);
+        Poll::Ready(r)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::task::ready!(Pin::new(&mut *this.io).poll_write(cx, buf));
+        this.note(&r, matches!(r, Ok(n) if n > 0), false);
+        Poll::Ready(r)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = std::task::ready!(Pin::new(&mut *this.io).poll_shutdown(cx));
+        // Shutting down a socket the peer already closed is not a failure of the exchange.
+        Poll::Ready(r.or_else(|e| {
+            if e.kind() == io::ErrorKind::NotConnected {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }))
+    }
+}

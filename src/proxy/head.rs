@@ -1,0 +1,143 @@
+//! Reading the request head (header and vars) from a client, without copying it afterwards.
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::protocol::{Header, PacketError, Vars, HEADER_LEN};
+
+/// First read buffer: nginx's vars are usually well under 1 KiB; a larger block grows it once.
+const INITIAL_CAPACITY: usize = 4096;
+
+/// A request head as received: the exact bytes (header, vars and any body bytes that came with
+/// them, forwarded unchanged) and the parsed header.
+#[derive(Debug)]
+pub(super) struct Head {
+    /// Everything read so far.
+    pub(super) bytes: Bytes,
+    /// The parsed header.
+    pub(super) header: Header,
+}
+
+impl Head {
+    /// The validated vars block.
+    pub(super) fn vars(&self) -> Vars<'_> {
+        Vars::parse(&self.bytes[HEADER_LEN..self.header.packet_len()])
+            .expect("vars were validated by read_head")
+    }
+}
+
+/// Why no head could be read.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HeadError {
+    /// The client closed the connection without sending a byte (health checks, port scans).
+    #[error("client closed the connection before sending a request")]
+    Closed,
+    /// The client's bytes are not a valid uwsgi packet.
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] PacketError),
+    /// Reading failed.
+    #[error("reading the request failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reads until the header and the whole vars block are in, and validates them.
+pub(super) async fn read_head<S: AsyncRead + Unpin>(
+    s: &mut S,
+    max_vars: usize,
+) -> Result<Head, HeadError> {
+    let mut buf = BytesMut::with_capacity(INITIAL_CAPACITY);
+    while buf.len() < HEADER_LEN {
+        if s.read_buf(&mut buf).await? == 0 {
+            return Err(match buf.len() {
+                0 => HeadError::Closed,
+                got => PacketError::TruncatedHeader { got }.into(),
+            });
+        }
+    }
+    let header = Header::parse(&buf, max_vars)?;
+    let need = header.packet_len();
+    if buf.capacity() < need {
+        buf.reserve(need - buf.len());
+    }
+    while buf.len() < need {
+        if s.read_buf(&mut buf).await? == 0 {
+            return Err(PacketError::TruncatedVars {
+                expected: usize::from(header.datasize),
+                got: buf.len() - HEADER_LEN,
+            }
+            .into());
+        }
+    }
+    Vars::parse(&buf[HEADER_LEN..need])?;
+    Ok(Head {
+        bytes: buf.freeze(),
+        header,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_test::io::Builder;
+
+    const GET: &[u8] = include_bytes!("../../tests/fixtures/nginx-get.bin");
+    const POST: &[u8] = include_bytes!("../../tests/fixtures/nginx-post.bin");
+
+    #[tokio::test]
+    async fn reads_a_head_split_into_many_reads() {
+        let mut b = Builder::new();
+        for chunk in GET.chunks(7) {
+            b.read(chunk);
+        }
+        let head = read_head(&mut b.build(), 65535).await.unwrap();
+        assert_eq!(&head.bytes[..], GET);
+        assert_eq!(head.vars().get(b"HTTP_HOST"), Some(&b"peers.local"[..]));
+    }
+
+    #[tokio::test]
+    async fn keeps_body_bytes_that_came_with_the_head() {
+        let head = read_head(&mut Builder::new().read(&POST[..2000]).build(), 65535)
+            .await
+            .unwrap();
+        assert_eq!(
+            head.bytes.len(),
+            2000,
+            "early body bytes are kept to be forwarded"
+        );
+        assert_eq!(head.header.packet_len(), 477);
+    }
+
+    #[tokio::test]
+    async fn names_truncations_and_oversize() {
+        let e = read_head(&mut Builder::new().build(), 65535)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, HeadError::Closed));
+        let e = read_head(&mut Builder::new().read(&GET[..3]).build(), 65535)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            HeadError::Malformed(PacketError::TruncatedHeader { got: 3 })
+        ));
+        let e = read_head(&mut Builder::new().read(&GET[..100]).build(), 65535)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            HeadError::Malformed(PacketError::TruncatedVars {
+                expected: 390,
+                got: 96
+            })
+        ));
+        let e = read_head(&mut Builder::new().read(GET).build(), 128)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            HeadError::Malformed(PacketError::VarsTooLarge { .. })
+        ));
+    }
+}

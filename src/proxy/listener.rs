@@ -1,0 +1,175 @@
+//! Client-facing listeners (TCP v4/v6 and UNIX) and their accept loop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket, UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::session::{self, Peer};
+use super::SharedDispatch;
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `127.0.0.1:3031`, `[::1]:3031`, `0.0.0.0:3031`.
+    Tcp(SocketAddr),
+    /// `unix:/run/uwsgi-router/router.sock`.
+    Unix(PathBuf),
+}
+
+/// A listen address that could not be parsed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0:?} is not a listen address: use ip:port, [ipv6]:port or unix:/path/to.sock")]
+pub struct BadListenAddr(String);
+
+impl FromStr for ListenAddr {
+    type Err = BadListenAddr;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix("unix:") {
+            Some(p) if p.starts_with('/') => Ok(Self::Unix(p.into())),
+            Some(_) => Err(BadListenAddr(s.to_owned())),
+            None => s
+                .parse()
+                .map(Self::Tcp)
+                .map_err(|_| BadListenAddr(s.to_owned())),
+        }
+    }
+}
+
+/// A bound listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// UNIX stream socket; the file is removed when the listener is dropped.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `addr`. A stale UNIX socket file (nobody listening) is replaced; a live one is an error.
+    pub async fn bind(addr: &ListenAddr, backlog: u32, unix_mode: u32) -> io::Result<Self> {
+        match addr {
+            ListenAddr::Tcp(a) => {
+                let socket = if a.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                socket.set_reuseaddr(true)?;
+                socket.bind(*a)?;
+                Ok(Self::Tcp(socket.listen(backlog)?))
+            }
+            ListenAddr::Unix(path) => {
+                if path.exists() {
+                    if UnixStream::connect(path).await.is_ok() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!("{} is in use by a running process", path.display()),
+                        ));
+                    }
+                    std::fs::remove_file(path)?;
+                }
+                let listener = UnixListener::bind(path)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(unix_mode))?;
+                Ok(Self::Unix(listener, path.clone()))
+            }
+        }
+    }
+
+    /// The bound address, for logs (a TCP port of 0 is resolved to the real one).
+    pub fn local_addr(&self) -> String {
+        match self {
+            Self::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Self::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+
+    /// Accepts clients until `shutdown`, each session a task on `tracker`. A connection permit is
+    /// taken before each accept, so beyond `limits` clients wait in the kernel backlog.
+    pub async fn serve(
+        self,
+        dispatch: SharedDispatch,
+        limits: Arc<Semaphore>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) {
+        loop {
+            let permit = tokio::select! {
+                p = limits.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
+                () = shutdown.cancelled() => break,
+            };
+            let accepted = tokio::select! {
+                a = self.accept() => a,
+                () = shutdown.cancelled() => break,
+            };
+            match accepted {
+                Ok(Accepted::Tcp(stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let s = session::run(
+                        stream,
+                        Peer::Tcp(peer),
+                        dispatch.clone(),
+                        shutdown.clone(),
+                        permit,
+                    );
+                    tracker.spawn(s);
+                }
+                Ok(Accepted::Unix(stream)) => {
+                    let s = session::run(
+                        stream,
+                        Peer::Unix,
+                        dispatch.clone(),
+                        shutdown.clone(),
+                        permit,
+                    );
+                    tracker.spawn(s);
+                }
+                Err(e) => accept_failed(e).await,
+            }
+        }
+        tracing::info!(listener = %self.local_addr(), "stopped accepting");
+    }
+
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Self::Tcp(l) => l.accept().await.map(|(s, p)| Accepted::Tcp(s, p)),
+            Self::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Self::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(UnixStream),
+}
+
+/// Running out of file descriptors is waited out, never fatal; a client that left before we
+/// accepted it is no news.
+async fn accept_failed(e: io::Error) {
+    match e.raw_os_error() {
+        Some(libc_emfile) if libc_emfile == 24 || libc_emfile == 23 => {
+            tracing::warn!(error = %e, "accept failed: out of file descriptors; raise LimitNOFILE or lower limits.max_connections");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        _ => tracing::debug!(error = %e, "accept failed"),
+    }
+}

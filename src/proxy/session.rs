@@ -1,0 +1,250 @@
+//! One client connection carrying one request: read the head, route, connect, forward, record.
+//! Every session ends in exactly one log line and one `requests_total` increment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::connect::{connect_any, NoConnection};
+use super::forward::{forward, ForwardError};
+use super::head::{read_head, Head, HeadError};
+use super::outcome::Outcome;
+use super::{Dispatch, SharedDispatch};
+use crate::clock;
+use crate::cluster::{Node, Pool};
+use crate::metrics;
+use crate::protocol::reply;
+use crate::routing::RequestKey;
+
+/// After answering a request itself, how long the router keeps reading (and discarding) what the
+/// client still sends, so that closing does not reset the connection under the reply.
+const LINGER: Duration = Duration::from_secs(2);
+/// ... and how much it reads at most.
+const LINGER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Who is on the other end of a client connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Peer {
+    Tcp(SocketAddr),
+    Unix,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix => f.write_str("unix"),
+        }
+    }
+}
+
+/// Serves one client connection.
+pub(super) async fn run<S>(
+    mut client: S,
+    peer: Peer,
+    dispatch: SharedDispatch,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let _open = OpenConnection::new();
+    let d = dispatch.load_full();
+    let head = tokio::select! {
+        r = timeout(d.timeouts.header, read_head(&mut client, d.max_vars_size)) => r,
+        // No request yet: nothing in flight to protect, close at once.
+        () = shutdown.cancelled() => return,
+    };
+    let head = match head {
+        Ok(Ok(head)) => head,
+        Ok(Err(HeadError::Malformed(e))) => {
+            metrics::malformed(e.kind());
+            tracing::warn!(%peer, error = %e, "malformed request packet; connection closed");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "no request");
+            return;
+        }
+        Err(_) => {
+            metrics::malformed("header_timeout");
+            tracing::info!(%peer, timeout = ?d.timeouts.header, "client sent no complete request in time; connection closed");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let vars = head.vars();
+    let key = RequestKey::from_vars(&vars);
+    let Some(pool) = d.routes.route(&key).cloned() else {
+        let host = String::from_utf8_lossy(key.routing_host()).into_owned();
+        let reason = format!("no pool for host {host:?}");
+        finish(
+            &mut client,
+            peer,
+            None,
+            None,
+            Outcome::NoPool,
+            &reason,
+            started,
+        )
+        .await;
+        return;
+    };
+    let hash_var = pool.snapshot().settings.hash_var.clone();
+    let hash_key = hash_var.as_deref().and_then(|v| vars.get(v));
+    proxy(&mut client, peer, &pool, hash_key, &head, &d, started).await;
+}
+
+async fn proxy<S>(
+    client: &mut S,
+    peer: Peer,
+    pool: &Arc<Pool>,
+    hash_key: Option<&[u8]>,
+    head: &Head,
+    d: &Dispatch,
+    started: Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (node, mut stream) = match connect_any(pool, hash_key, d.timeouts.connect).await {
+        Ok(c) => c,
+        Err(NoConnection::NoNode) => {
+            let reason = format!("no usable node in pool {:?}", pool.name);
+            return finish(
+                client,
+                peer,
+                Some(pool),
+                None,
+                Outcome::NoNode,
+                &reason,
+                started,
+            )
+            .await;
+        }
+        Err(NoConnection::Failed(e, last)) => {
+            let reason = format!(
+                "could not connect to any node of pool {:?} (last: {}: {e})",
+                pool.name, last.addr
+            );
+            return finish(
+                client,
+                peer,
+                Some(pool),
+                Some(&last),
+                Outcome::ConnectFailed,
+                &reason,
+                started,
+            )
+            .await;
+        }
+    };
+    let result = forward(client, &mut stream, &head.bytes, &d.timeouts).await;
+    drop(stream);
+    let outcome = match &result {
+        Ok(ttfb) => {
+            node.health.record_success();
+            node.latency
+                .observe(ttfb.as_secs_f64() * 1e3, clock::now_ms());
+            Outcome::Ok
+        }
+        Err(e) => {
+            if e.blames_node() {
+                pool.record_failure(&node);
+            }
+            match e {
+                ForwardError::NoResponse(_) => Outcome::NoResponse,
+                ForwardError::Timeout(t) => {
+                    node.latency.observe(t.as_secs_f64() * 1e3, clock::now_ms());
+                    Outcome::Timeout
+                }
+                ForwardError::ClientAbort(_) => Outcome::ClientAbort,
+                ForwardError::NodeError(_) => Outcome::NodeError,
+                ForwardError::IdleTimeout(_) => Outcome::IdleTimeout,
+            }
+        }
+    };
+    let reason = match &result {
+        Ok(_) => String::new(),
+        Err(e) => format!("node {} ({}): {e}", node.id, node.addr),
+    };
+    finish(
+        client,
+        peer,
+        Some(pool),
+        Some(&node),
+        outcome,
+        &reason,
+        started,
+    )
+    .await;
+}
+
+/// Answers the client itself where the outcome calls for it, then records and logs the session.
+async fn finish<S>(
+    client: &mut S,
+    peer: Peer,
+    pool: Option<&Arc<Pool>>,
+    node: Option<&Node>,
+    outcome: Outcome,
+    reason: &str,
+    started: Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(status) = outcome.reply() {
+        answer(client, reply(status, reason)).await;
+    }
+    let empty: Arc<str> = Arc::from("");
+    let pool_name = pool.map_or(&empty, |p| &p.name);
+    let node_id = node.map_or(&empty, |n| &n.id);
+    metrics::request_finished(pool_name, node_id, outcome.label(), started.elapsed());
+    match outcome {
+        Outcome::Ok => {
+            tracing::debug!(%peer, pool = %pool_name, node = %node_id, took = ?started.elapsed(), "request done")
+        }
+        Outcome::ClientAbort => {
+            tracing::debug!(%peer, pool = %pool_name, node = %node_id, reason, "client went away")
+        }
+        _ => {
+            tracing::warn!(%peer, pool = %pool_name, node = %node_id, outcome = outcome.label(), reason, "request failed")
+        }
+    }
+}
+
+/// Writes a reply, then reads what the client still sends for a short while before closing.
+async fn answer<S>(client: &mut S, reply: bytes::Bytes)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if client.write_all(&reply).await.is_err() || client.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = tokio::io::sink();
+    let _ = timeout(
+        LINGER,
+        tokio::io::copy(&mut (&mut *client).take(LINGER_BYTES), &mut sink),
+    )
+    .await;
+}
+
+/// Counts open client connections.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> Self {
+        metrics::client_connections(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::client_connections(-1.0);
+    }
+}

@@ -1,0 +1,224 @@
+//! Routing: from a request's host (HTTP_HOST, else SERVER_NAME) and PATH_INFO to a pool. Exact host
+//! beats the longest matching `*.suffix` wildcard, which beats host-less rules, then the default
+//! pool. Within a host, a rule naming the port beats one that doesn't, then the longest path prefix.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cluster::{Cluster, Pool};
+use crate::config::Config;
+use crate::protocol::Vars;
+
+/// The routing-relevant vars of a request, found in one pass over the vars block.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestKey<'a> {
+    /// HTTP_HOST.
+    pub host: Option<&'a [u8]>,
+    /// SERVER_NAME (nginx's configured name, used when there is no Host header).
+    pub server_name: Option<&'a [u8]>,
+    /// SERVER_PORT.
+    pub server_port: Option<&'a [u8]>,
+    /// PATH_INFO.
+    pub path: &'a [u8],
+}
+
+impl<'a> RequestKey<'a> {
+    /// Extracts the key from validated vars.
+    pub fn from_vars(vars: &Vars<'a>) -> Self {
+        let mut key = Self::default();
+        for (k, v) in vars.iter() {
+            match k {
+                b"HTTP_HOST" => key.host = Some(v),
+                b"SERVER_NAME" => key.server_name = Some(v),
+                b"SERVER_PORT" => key.server_port = Some(v),
+                b"PATH_INFO" => key.path = v,
+                _ => {}
+            }
+        }
+        key
+    }
+
+    /// The host the request is routed by, as sent.
+    pub fn routing_host(&self) -> &'a [u8] {
+        self.host
+            .filter(|h| !h.is_empty())
+            .or(self.server_name)
+            .unwrap_or_default()
+    }
+}
+
+/// A `host` pattern of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// `example.com` or `example.com:8080`.
+    Exact(String, Option<u16>),
+    /// `*.example.com`: any name ending in `.example.com` (not `example.com` itself, as nginx).
+    Wildcard(String, Option<u16>),
+}
+
+impl HostPattern {
+    /// Parses and lowercases a pattern, explaining what is wrong with a bad one.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (host, port) = split_port(s.as_bytes());
+        let port = match port {
+            Some(p) => Some(
+                std::str::from_utf8(p)
+                    .ok()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .ok_or_else(|| format!("{s:?} has a bad port"))?,
+            ),
+            None => None,
+        };
+        let host = std::str::from_utf8(host)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let (wild, name) = match host.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, host.as_str()),
+        };
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
+        if !ok {
+            return Err(format!(
+                "{s:?} is not a host pattern: use example.com, *.example.com or example.com:8080"
+            ));
+        }
+        Ok(if wild {
+            Self::Wildcard(format!(".{name}"), port)
+        } else {
+            Self::Exact(name.to_owned(), port)
+        })
+    }
+}
+
+/// Splits `host[:port]` and `[v6]:port`; the port is only split off when it is all digits.
+fn split_port(h: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let colon = if h.first() == Some(&b'[') {
+        h.iter()
+            .position(|&c| c == b']')
+            .and_then(|e| (h.get(e + 1) == Some(&b':')).then_some(e + 1))
+    } else {
+        h.iter().rposition(|&c| c == b':')
+    };
+    match colon {
+        Some(i) if i + 1 < h.len() && h[i + 1..].iter().all(u8::is_ascii_digit) => {
+            (&h[..i], Some(&h[i + 1..]))
+        }
+        _ => (h, None),
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    port: Option<u16>,
+    prefix: Option<Box<[u8]>>,
+    pool: Arc<Pool>,
+}
+
+/// The compiled routes. Immutable: a reload builds a new table and swaps it in.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    exact: HashMap<Box<[u8]>, Vec<Rule>>,
+    /// Longest suffix first.
+    wildcard: Vec<(Box<[u8]>, Vec<Rule>)>,
+    any_host: Vec<Rule>,
+    default: Option<Arc<Pool>>,
+}
+
+impl RouteTable {
+    /// Compiles the routes of a validated `config` over the cluster's pools.
+    pub fn build(config: &Config, cluster: &Cluster) -> Self {
+        let mut t = Self {
+            default: cluster.pool(&config.default_pool),
+            ..Self::default()
+        };
+        for r in &config.routes {
+            let Some(pool) = cluster.pool(&r.pool) else {
+                continue;
+            };
+            let prefix = r.path_prefix.as_ref().map(|p| p.as_bytes().into());
+            let pattern = r.host.as_deref().map(HostPattern::parse);
+            let (list, port) = match pattern {
+                Some(Ok(HostPattern::Exact(h, port))) => {
+                    (t.exact.entry(h.into_bytes().into()).or_default(), port)
+                }
+                Some(Ok(HostPattern::Wildcard(s, port))) => {
+                    let s: Box<[u8]> = s.into_bytes().into();
+                    let i = match t.wildcard.iter().position(|(w, _)| *w == s) {
+                        Some(i) => i,
+                        None => {
+                            t.wildcard.push((s, Vec::new()));
+                            t.wildcard.len() - 1
+                        }
+                    };
+                    (&mut t.wildcard[i].1, port)
+                }
+                Some(Err(_)) => continue,
+                None => (&mut t.any_host, None),
+            };
+            list.push(Rule { port, prefix, pool });
+        }
+        t.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        let order = |r: &Rule| {
+            (
+                r.port.is_none(),
+                std::cmp::Reverse(r.prefix.as_ref().map_or(0, |p| p.len())),
+            )
+        };
+        t.exact.values_mut().for_each(|l| l.sort_by_key(order));
+        t.wildcard
+            .iter_mut()
+            .for_each(|(_, l)| l.sort_by_key(order));
+        t.any_host.sort_by_key(order);
+        t
+    }
+
+    /// The pool for a request, or `None` (the router answers 503).
+    pub fn route(&self, key: &RequestKey<'_>) -> Option<&Arc<Pool>> {
+        let (host, port) = split_port(key.routing_host());
+        let port = port.or(key.server_port).and_then(parse_port);
+        let mut buf = [0u8; 256];
+        let host = lowercase(host.strip_suffix(b".").unwrap_or(host), &mut buf);
+        let matching = |rules| first_match(rules, port, key.path);
+        host.and_then(|h| self.exact.get(h).and_then(|l| matching(l)))
+            .or_else(|| {
+                let h = host?;
+                self.wildcard
+                    .iter()
+                    .filter(|(s, _)| h.len() > s.len() && h.ends_with(s))
+                    .find_map(|(_, l)| matching(l))
+            })
+            .or_else(|| matching(&self.any_host))
+            .or(self.default.as_ref())
+    }
+}
+
+/// The first rule (rules are sorted most specific first) whose port and path prefix fit.
+fn first_match<'t>(rules: &'t [Rule], port: Option<u16>, path: &[u8]) -> Option<&'t Arc<Pool>> {
+    rules
+        .iter()
+        .find(|r| {
+            r.port.map_or(true, |p| Some(p) == port)
+                && r.prefix.as_ref().map_or(true, |p| path.starts_with(p))
+        })
+        .map(|r| &r.pool)
+}
+
+fn parse_port(p: &[u8]) -> Option<u16> {
+    std::str::from_utf8(p).ok()?.parse().ok()
+}
+
+/// Lowercases `h` into `buf` without allocating; `None` if it is too long to be a host name.
+fn lowercase<'b>(h: &[u8], buf: &'b mut [u8; 256]) -> Option<&'b [u8]> {
+    let out = buf.get_mut(..h.len())?;
+    for (o, c) in out.iter_mut().zip(h) {
+        *o = c.to_ascii_lowercase();
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;
