@@ -1,0 +1,170 @@
+//! Requests reach nodes byte for byte, bodies and responses stream both ways, half-closes and
+//! UNIX sockets work, and routes send each host to its pool.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const NGINX_GET: &[u8] = include_bytes!("fixtures/nginx-get.bin");
+const NGINX_POST: &[u8] = include_bytes!("fixtures/nginx-post.bin");
+
+#[tokio::test]
+async fn nginx_packets_arrive_unchanged() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(&pool_toml("round-robin", &[&node])).await;
+    let addr = &router.local_addrs()[0];
+
+    let r = send(addr, NGINX_GET, b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&node.last_request.lock().unwrap()[..], NGINX_GET);
+
+    // The POST capture carries its 10,240-byte body after the vars.
+    let r = send(addr, NGINX_POST, b"").await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("body_length=10240"), "{}", r.text());
+    assert_eq!(&node.last_request.lock().unwrap()[..], NGINX_POST);
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let up = FakeNode::start("up", Behaviour::Echo).await;
+    let router = start_router(&pool_toml("round-robin", &[&up])).await;
+    let addr = &router.local_addrs()[0];
+    let body = vec![7u8; 32 * 1024 * 1024];
+    let r = send(addr, &request("POST", "h", "/upload", body.len()), &body).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("body_length=33554432"), "{}", r.text());
+
+    up.set_behaviour(Behaviour::Stream(64 * 1024 * 1024));
+    let r = send(addr, &get("h", "/download"), b"").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 64 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn a_client_half_close_still_gets_the_response() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(&pool_toml("least-load", &[&node])).await;
+    let mut s = connect(&router.local_addrs()[0]).await;
+    s.write_all(&get("h", "/")).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(STEP, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
+
+#[tokio::test]
+async fn unix_and_ipv6_listeners_serve() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("router.sock");
+    let toml = format!(
+        "[listen]\nuwsgi = [\"unix:{}\", \"[::1]:0\"]\n{}",
+        sock.display(),
+        pool_toml("round-robin", &[&node])
+    );
+    let router = start_router(&toml).await;
+    let addrs = router.local_addrs();
+    assert_eq!(addrs[0], format!("unix:{}", sock.display()));
+    for addr in addrs {
+        let r = send(addr, &get("h", "/"), b"").await;
+        assert_eq!(r.status, 200, "via {addr}");
+        assert_eq!(node_of(&r), "a");
+    }
+}
+
+#[tokio::test]
+async fn hosts_are_routed_to_their_pools() {
+    let shop = FakeNode::start("shop", Behaviour::Echo).await;
+    let api = FakeNode::start("api", Behaviour::Echo).await;
+    let fallback = FakeNode::start("fallback", Behaviour::Echo).await;
+    let toml = format!(
+        r#"
+[pools.default]
+nodes = ["{}"]
+[pools.shop]
+nodes = ["{}"]
+[pools.api]
+nodes = ["{}"]
+[[routes]]
+host = "*.shop.test"
+pool = "shop"
+[[routes]]
+host = "www.shop.test"
+path_prefix = "/api/"
+pool = "api"
+"#,
+        fallback.addr, shop.addr, api.addr
+    );
+    let router = start_router(&toml).await;
+    let addr = &router.local_addrs()[0];
+    for (host, path, want) in [
+        ("www.shop.test", "/", "shop"),
+        ("WWW.Shop.Test:8443", "/cart", "shop"),
+        ("www.shop.test", "/api/items", "api"),
+        ("other.test", "/", "fallback"),
+    ] {
+        let r = send(addr, &get(host, path), b"").await;
+        assert_eq!(node_of(&r), want, "{host}{path}");
+    }
+}
+
+#[tokio::test]
+async fn requests_spread_over_every_node() {
+    let nodes = [
+        FakeNode::start("a", Behaviour::Echo).await,
+        FakeNode::start("b", Behaviour::Echo).await,
+        FakeNode::start("c", Behaviour::Echo).await,
+    ];
+    for alg in [
+        "least-load",
+        "round-robin",
+        "weighted-round-robin",
+        "least-connections",
+        "random",
+    ] {
+        let router = start_router(&pool_toml(alg, &nodes.iter().collect::<Vec<_>>())).await;
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for _ in 0..60 {
+            let r = send(&router.local_addrs()[0], &get("h", "/"), b"").await;
+            assert_eq!(r.status, 200);
+            *seen.entry(node_of(&r)).or_default() += 1;
+        }
+        assert_eq!(seen.len(), 3, "{alg}: {seen:?}");
+        router.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn hash_pools_are_sticky_on_their_var() {
+    let nodes = [
+        FakeNode::start("a", Behaviour::Echo).await,
+        FakeNode::start("b", Behaviour::Echo).await,
+        FakeNode::start("c", Behaviour::Echo).await,
+    ];
+    let mut toml = pool_toml("hash", &nodes.iter().collect::<Vec<_>>());
+    toml.push_str("hash_var = \"HTTP_HOST\"\n");
+    let router = start_router(&toml).await;
+    let addr = &router.local_addrs()[0];
+    let mut homes = HashMap::new();
+    for i in 0..30 {
+        let host = format!("user{}.test", i % 10);
+        let node = node_of(&send(addr, &get(&host, "/"), b"").await);
+        assert_eq!(homes.entry(host).or_insert_with(|| node.clone()), &node);
+    }
+    let distinct: std::collections::HashSet<_> = homes.values().collect();
+    assert!(
+        distinct.len() >= 2,
+        "ten keys should not all land on one node: {homes:?}"
+    );
+}
