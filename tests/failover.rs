@@ -189,3 +189,21 @@ async fn node_statuses_pass_through_untouched() {
     assert_eq!(r.status, 404);
     assert_eq!(r.text(), "node=a\n");
 }
+
+#[tokio::test]
+async fn a_stalled_response_is_cut_after_the_idle_timeout_without_a_router_reply() {
+    let node = FakeNode::start("a", Behaviour::StallAfterHead).await;
+    let toml = format!(
+        "[timeouts]\nidle = \"300ms\"\n{}",
+        pool_toml("round-robin", &[&node])
+    );
+    let router = start_router(&toml).await;
+    let started = Instant::now();
+    let r = send(&router.local_addrs()[0], &get("h", "/"), b"").await;
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(r.status, 200, "the node's own status line");
+    assert_eq!(
+        r.body, b"partial",
+        "nothing of the router's is appended after node bytes"
+    );
+}

@@ -136,6 +136,8 @@ pub enum Behaviour {
     Hang,
     /// Answers with this HTTP status.
     Status(u16),
+    /// Sends a response head, then stalls forever.
+    StallAfterHead,
 }
 
 /// A fake uwsgi node on an ephemeral loopback port.
@@ -289,6 +291,11 @@ async fn handle(
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         Behaviour::Status(code) => respond(&mut conn, code, &format!("node={name}\n")).await?,
+        Behaviour::StallAfterHead => {
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+                .await?;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
     }
     conn.shutdown().await
 }
