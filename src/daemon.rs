@@ -10,7 +10,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::Cluster;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::cluster::{Cluster, ClusterEvent};
 use crate::config::{Config, ConfigError};
 use crate::metrics;
 use crate::proxy::{Dispatch, ListenAddr, Listener, SharedDispatch};
@@ -33,7 +35,7 @@ pub enum StartError {
 pub struct Daemon {
     cluster: Arc<Cluster>,
     dispatch: SharedDispatch,
-    config: ArcSwap<Config>,
+    config: Arc<ArcSwap<Config>>,
     config_path: Option<PathBuf>,
     local_addrs: Vec<String>,
     shutdown: CancellationToken,
@@ -78,15 +80,23 @@ impl Daemon {
             tokio::spawn(serve);
         }
         metrics::describe();
-        Ok(Self {
+        let daemon = Self {
             cluster,
             dispatch,
-            config: ArcSwap::from_pointee(config),
+            config: Arc::new(ArcSwap::from_pointee(config)),
             config_path,
             local_addrs,
             shutdown,
             tracker,
-        })
+        };
+        tokio::spawn(daemon.cluster.clone().maintain(daemon.shutdown.clone()));
+        tokio::spawn(rebuild_routes_on_change(
+            daemon.cluster.clone(),
+            daemon.dispatch.clone(),
+            daemon.config.clone(),
+            daemon.shutdown.clone(),
+        ));
+        Ok(daemon)
     }
 
     /// The listeners' bound addresses, in config order (`unix:/path` for UNIX sockets).
@@ -167,6 +177,30 @@ impl Daemon {
                 left = self.tracker.len(),
                 "grace period over; closing the remaining sessions"
             );
+        }
+    }
+}
+
+/// Pools created or dropped at run time (by subscriptions, or a reload) change what routes can
+/// reach: rebuild the dispatch state whenever that happens.
+async fn rebuild_routes_on_change(
+    cluster: Arc<Cluster>,
+    dispatch: SharedDispatch,
+    config: Arc<ArcSwap<Config>>,
+    shutdown: CancellationToken,
+) {
+    let mut events = cluster.events().subscribe();
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            () = shutdown.cancelled() => return,
+        };
+        match event {
+            Ok(ClusterEvent::PoolsChanged) | Err(RecvError::Lagged(_)) => {
+                dispatch.store(Arc::new(Dispatch::new(&config.load(), &cluster)));
+            }
+            Ok(_) => {}
+            Err(RecvError::Closed) => return,
         }
     }
 }

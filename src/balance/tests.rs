@@ -127,8 +127,14 @@ fn least_load_avoids_busy_and_slow_nodes() {
     let b = build(Algorithm::LeastLoad, &n);
     let c = counts(&*b, &n, 3000, &all);
     // P2C: the worst node never wins a comparison, the best wins all of its own.
-    assert_eq!(c[1], 0, "a node with many requests pending must lose: {c:?}");
-    assert!(c[2] > 1800 && c[0] < 1200, "the fast idle node must win most picks: {c:?}");
+    assert_eq!(
+        c[1], 0,
+        "a node with many requests pending must lose: {c:?}"
+    );
+    assert!(
+        c[2] > 1800 && c[0] < 1200,
+        "the fast idle node must win most picks: {c:?}"
+    );
     // A node that reports all its workers busy and a queue is avoided too.
     let m = nodes(&[1, 1]);
     m[0].load.capacity.store(4, Relaxed);

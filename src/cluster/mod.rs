@@ -2,15 +2,19 @@
 //! data plane reads lock-free. Membership changes rebuild a snapshot; traffic only touches atomics.
 
 mod addr;
+mod events;
 mod ewma;
 mod health;
+mod lifecycle;
 mod node;
 mod pool;
 
 pub use addr::{BadNodeAddr, NodeAddr};
+pub use events::{ClusterEvent, Events};
 pub use ewma::PeakEwma;
 pub use health::{FailureVerdict, Health};
-pub use node::{Node, NodeState, ReportedLoad, Source, REPORT_STALE_MS};
+pub use lifecycle::{address_allowed, JoinError, MAINTENANCE_TICK};
+pub use node::{Node, NodeMeta, NodeState, ReportedLoad, Source, REPORT_STALE_MS};
 pub use pool::{Pool, PoolSettings, PoolSnapshot};
 
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use crate::config::Config;
 #[derive(Debug, Default)]
 pub struct Cluster {
     pools: DashMap<Arc<str>, Arc<Pool>>,
+    events: Events,
 }
 
 impl Cluster {
@@ -40,16 +45,42 @@ impl Cluster {
             let pool = self
                 .pools
                 .entry(Arc::from(name.as_str()))
-                .or_insert_with(|| Arc::new(Pool::new(name, settings.clone())))
+                .or_insert_with(|| {
+                    self.events.emit(ClusterEvent::PoolsChanged);
+                    Arc::new(Pool::new(name, settings.clone(), self.events.clone()))
+                })
                 .clone();
             pool.configure(settings, &statics);
         }
+        let before = self.pools.len();
         self.pools.retain(|name, pool| {
             config.pools.contains_key(&**name) || {
                 pool.configure_statics(&[]);
                 !pool.is_empty()
             }
         });
+        if self.pools.len() != before {
+            self.events.emit(ClusterEvent::PoolsChanged);
+        }
+    }
+
+    /// Creates pool `name` with `settings` unless it exists; returns it either way.
+    pub fn ensure_pool(&self, name: &str, settings: PoolSettings) -> Arc<Pool> {
+        if let Some(p) = self.pool(name) {
+            return p;
+        }
+        let pool = self
+            .pools
+            .entry(Arc::from(name))
+            .or_insert_with(|| Arc::new(Pool::new(name, settings, self.events.clone())))
+            .clone();
+        self.events.emit(ClusterEvent::PoolsChanged);
+        pool
+    }
+
+    /// The event stream.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The pool called `name`.

@@ -39,6 +39,19 @@ pub enum NodeState {
     Active = 0,
     /// Takes no new requests; in-flight ones finish.
     Draining = 1,
+    /// Drained: nothing in flight and no new requests until resumed (or removed).
+    Drained = 2,
+}
+
+impl NodeState {
+    /// Label value for logs, metrics and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Draining => "draining",
+            Self::Drained => "drained",
+        }
+    }
 }
 
 /// What the node last said about its own load (all zero until it reports).
@@ -98,6 +111,19 @@ pub struct Node {
     pub health: Health,
     /// The node's own load reports.
     pub load: ReportedLoad,
+    /// [`now_ms`] when the node leaves unless renewed; 0 = no lease (static nodes).
+    lease_until: AtomicU64,
+    /// What the node said about itself when it joined.
+    pub meta: NodeMeta,
+}
+
+/// Descriptive facts a dynamic node announces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeMeta {
+    /// Free-form `key=value` labels (host, zone, release...).
+    pub labels: Vec<(String, String)>,
+    /// The node's software version, as announced.
+    pub version: String,
 }
 
 impl Node {
@@ -117,15 +143,35 @@ impl Node {
             latency: PeakEwma::default(),
             health: Health::default(),
             load: ReportedLoad::default(),
+            lease_until: AtomicU64::new(0),
+            meta: NodeMeta::default(),
         }
+    }
+
+    /// Sets the announced facts (before the node is shared).
+    pub fn with_meta(mut self, meta: NodeMeta) -> Self {
+        self.meta = meta;
+        self
+    }
+
+    /// Extends the node's lease to `now_ms + lease`.
+    pub fn renew_lease(&self, now_ms: u64, lease: Duration) {
+        self.lease_until
+            .store(now_ms + lease.as_millis() as u64, Relaxed);
+    }
+
+    /// True when the node has a lease and it ran out.
+    pub fn lease_expired(&self, now_ms: u64) -> bool {
+        let until = self.lease_until.load(Relaxed);
+        until != 0 && now_ms >= until
     }
 
     /// Current lifecycle state.
     pub fn state(&self) -> NodeState {
-        if self.state.load(Relaxed) == NodeState::Draining as u8 {
-            NodeState::Draining
-        } else {
-            NodeState::Active
+        match self.state.load(Relaxed) {
+            1 => NodeState::Draining,
+            2 => NodeState::Drained,
+            _ => NodeState::Active,
         }
     }
 

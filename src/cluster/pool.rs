@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 
-use super::{FailureVerdict, Node, NodeAddr, NodeState, Source};
+use super::{ClusterEvent, Events, FailureVerdict, JoinError, Node, NodeAddr, NodeState, Source};
 use crate::balance::{self, Balance, PickContext};
 use crate::clock::now_ms;
 use crate::config::{Algorithm, EjectionConfig, PoolConfig};
@@ -25,6 +25,10 @@ pub struct PoolSettings {
     pub slow_start: Duration,
     /// Passive health checking.
     pub ejection: EjectionConfig,
+    /// Networks registered and subscribed nodes' addresses must be in; empty = any.
+    pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Most nodes the pool takes.
+    pub max_nodes: usize,
 }
 
 impl From<&PoolConfig> for PoolSettings {
@@ -35,7 +39,20 @@ impl From<&PoolConfig> for PoolSettings {
             connect_attempts: c.connect_attempts.max(1),
             slow_start: c.slow_start,
             ejection: c.ejection.clone(),
+            // Validation has checked every entry.
+            allowed_networks: c
+                .allowed_networks
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+            max_nodes: c.max_nodes,
         }
+    }
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self::from(&PoolConfig::default())
     }
 }
 
@@ -67,11 +84,12 @@ pub struct Pool {
     members: Mutex<Members>,
     /// Serialises ejection decisions so the cap on ejected nodes holds under concurrent failures.
     eject_lock: Mutex<()>,
+    events: Events,
 }
 
 impl Pool {
-    /// An empty pool.
-    pub fn new(name: &str, settings: PoolSettings) -> Self {
+    /// An empty pool reporting its changes to `events`.
+    pub fn new(name: &str, settings: PoolSettings, events: Events) -> Self {
         let members = Members {
             pool: name.into(),
             settings: Arc::new(settings),
@@ -82,7 +100,13 @@ impl Pool {
             snapshot: ArcSwap::from_pointee(members.build()),
             members: Mutex::new(members),
             eject_lock: Mutex::new(()),
+            events,
         }
+    }
+
+    /// Settings in force.
+    pub fn settings(&self) -> Arc<PoolSettings> {
+        self.snapshot.load().settings.clone()
     }
 
     /// The current snapshot (lock-free).
@@ -104,29 +128,114 @@ impl Pool {
     pub fn configure(&self, settings: PoolSettings, statics: &[(NodeAddr, u32)]) {
         let mut m = self.lock();
         m.settings = Arc::new(settings);
-        m.set_statics(statics);
+        self.set_statics(&mut m, statics);
         self.snapshot.store(Arc::new(m.build()));
     }
 
     /// Replaces the static node list, keeping settings.
     pub fn configure_statics(&self, statics: &[(NodeAddr, u32)]) {
         let mut m = self.lock();
-        m.set_statics(statics);
+        self.set_statics(&mut m, statics);
         self.snapshot.store(Arc::new(m.build()));
     }
 
-    /// Adds `node`, replacing a member with the same id. Returns the replaced one.
-    pub fn add(&self, node: Arc<Node>) -> Option<Arc<Node>> {
-        let mut m = self.lock();
-        let old = m
+    /// Keeps static members still listed (updating weights), adds new ones, drops the rest.
+    fn set_statics(&self, m: &mut Members, statics: &[(NodeAddr, u32)]) {
+        let mut gone = Vec::new();
+        m.nodes.retain(|n| {
+            let keep = n.source != Source::Static || statics.iter().any(|(a, _)| *a == n.addr);
+            if !keep {
+                gone.push(n.clone());
+            }
+            keep
+        });
+        for n in gone {
+            self.emit_left(&n, "removed from config");
+        }
+        for (addr, weight) in statics {
+            match m
+                .nodes
+                .iter()
+                .find(|n| n.source == Source::Static && n.addr == *addr)
+            {
+                Some(n) => n.set_weight(*weight),
+                None => {
+                    let node = Arc::new(Node::new(
+                        addr.to_string(),
+                        addr.clone(),
+                        Source::Static,
+                        *weight,
+                    ));
+                    self.emit_joined(&node);
+                    m.nodes.push(node);
+                }
+            }
+        }
+    }
+
+    fn emit_joined(&self, node: &Node) {
+        self.events.emit(ClusterEvent::NodeJoined {
+            pool: self.name.clone(),
+            node: node.id.clone(),
+            addr: node.addr.to_string(),
+            source: node.source,
+        });
+    }
+
+    fn emit_left(&self, node: &Node, reason: &str) {
+        self.events.emit(ClusterEvent::NodeLeft {
+            pool: self.name.clone(),
+            node: node.id.clone(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.snapshot.load().nodes.len()
+    }
+
+    /// The member `id`.
+    pub fn node(&self, id: &str) -> Option<Arc<Node>> {
+        self.snapshot
+            .load()
             .nodes
             .iter()
-            .position(|n| n.id == node.id)
-            .map(|i| m.nodes.remove(i));
-        tracing::info!(pool = %self.name, node = %node.id, addr = %node.addr, source = node.source.as_str(), "node joined");
+            .find(|n| &*n.id == id)
+            .cloned()
+    }
+
+    /// Puts a member in `Draining`: no new requests. Returns false if it is not a member.
+    pub fn drain(&self, id: &str) -> bool {
+        let Some(node) = self.node(id) else {
+            return false;
+        };
+        if node.state() == NodeState::Active {
+            node.set_state(NodeState::Draining);
+            self.events.emit(ClusterEvent::NodeDraining {
+                pool: self.name.clone(),
+                node: node.id.clone(),
+            });
+        }
+        true
+    }
+
+    /// Adds `node`, replacing a member with the same id (returned). Refused when the pool already
+    /// holds `max_nodes` others.
+    pub fn add(&self, node: Arc<Node>) -> Result<Option<Arc<Node>>, JoinError> {
+        let mut m = self.lock();
+        let at = m.nodes.iter().position(|n| n.id == node.id);
+        if at.is_none() && m.nodes.len() >= m.settings.max_nodes {
+            return Err(JoinError::PoolFull {
+                pool: self.name.to_string(),
+                max: m.settings.max_nodes,
+            });
+        }
+        let old = at.map(|i| m.nodes.remove(i));
+        self.emit_joined(&node);
         m.nodes.push(node);
         self.snapshot.store(Arc::new(m.build()));
-        old
+        Ok(old)
     }
 
     /// Removes the member `id`, saying why in the log. Returns it if it was there.
@@ -134,7 +243,7 @@ impl Pool {
         let mut m = self.lock();
         let i = m.nodes.iter().position(|n| &*n.id == id)?;
         let node = m.nodes.remove(i);
-        tracing::info!(pool = %self.name, node = %node.id, reason, "node left");
+        self.emit_left(&node, reason);
         self.snapshot.store(Arc::new(m.build()));
         Some(node)
     }
@@ -167,38 +276,16 @@ impl Pool {
         }
         node.health.eject(now, time);
         metrics::node_ejected(&self.name, "consecutive_failures");
-        tracing::warn!(pool = %self.name, node = %node.id, addr = %node.addr, for_ms = time.as_millis() as u64, "node ejected after consecutive failures");
+        self.events.emit(ClusterEvent::NodeEjected {
+            pool: self.name.clone(),
+            node: node.id.clone(),
+            for_ms: time.as_millis() as u64,
+        });
         Some(time)
     }
 }
 
 impl Members {
-    /// Keeps static members still listed (updating weights), adds new ones, drops the rest.
-    fn set_statics(&mut self, statics: &[(NodeAddr, u32)]) {
-        let pool = &*self.pool;
-        self.nodes.retain(|n| {
-            let keep = n.source != Source::Static || statics.iter().any(|(a, _)| *a == n.addr);
-            if !keep {
-                tracing::info!(pool, node = %n.id, reason = "removed from config", "node left");
-            }
-            keep
-        });
-        for (addr, weight) in statics {
-            match self
-                .nodes
-                .iter()
-                .find(|n| n.source == Source::Static && n.addr == *addr)
-            {
-                Some(n) => n.set_weight(*weight),
-                None => {
-                    let node = Node::new(addr.to_string(), addr.clone(), Source::Static, *weight);
-                    tracing::info!(pool, node = %node.id, source = "static", "node joined");
-                    self.nodes.push(Arc::new(node));
-                }
-            }
-        }
-    }
-
     fn build(&self) -> PoolSnapshot {
         PoolSnapshot {
             pool: self.pool.clone(),

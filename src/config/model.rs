@@ -162,6 +162,10 @@ pub struct PoolConfig {
     pub nodes: Vec<NodeEntry>,
     /// Passive health checking.
     pub ejection: EjectionConfig,
+    /// Networks (CIDR) that registered and subscribed nodes' addresses must be in; empty = any.
+    pub allowed_networks: Vec<String>,
+    /// Most nodes the pool takes (static, registered and subscribed together).
+    pub max_nodes: usize,
 }
 
 impl Default for PoolConfig {
@@ -173,6 +177,8 @@ impl Default for PoolConfig {
             slow_start: Duration::from_secs(10),
             nodes: Vec::new(),
             ejection: EjectionConfig::default(),
+            allowed_networks: Vec::new(),
+            max_nodes: 1000,
         }
     }
 }

@@ -164,6 +164,17 @@ impl Config {
                     "is a percentage: 0 to 100",
                 );
             }
+            for (i, net) in pool.allowed_networks.iter().enumerate() {
+                if net.parse::<ipnet::IpNet>().is_err() {
+                    p.add(format_args!("{key}.allowed_networks[{i}]"), format_args!("{net:?} is not a network: use CIDR such as \"10.0.0.0/8\" or \"::1/128\""));
+                }
+            }
+            if pool.max_nodes == 0 || pool.max_nodes < pool.nodes.len() {
+                p.add(
+                    format_args!("{key}.max_nodes"),
+                    "must be at least 1 and at least the number of static nodes",
+                );
+            }
             let mut seen = std::collections::HashSet::new();
             for (i, node) in pool.nodes.iter().enumerate() {
                 let nkey = format!("{key}.nodes[{i}]");
