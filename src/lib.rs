@@ -11,6 +11,7 @@ pub mod balance;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod metrics;
 pub mod protocol;
