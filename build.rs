@@ -1,11 +1,34 @@
 //! Compiles the gRPC API in `proto/` with a vendored protoc, so a fresh machine needs no system
-//! protoc.
+//! protoc, and records the git commit for the build-info metric.
+
+use std::process::Command;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure()
-        .compile_protos(&["proto/uwsgi_router/v1/registry.proto"], &["proto"])?;
+        // routerctl's --json output is the API's own messages, field names and all.
+        .type_attribute(".uwsgi_router.v1", "#[derive(serde::Serialize)]")
+        .compile_protos(
+            &[
+                "proto/uwsgi_router/v1/registry.proto",
+                "proto/uwsgi_router/v1/admin.proto",
+            ],
+            &["proto"],
+        )?;
+
+    // Outside a git checkout (a source tarball) the commit is simply unknown.
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if let Some(commit) = commit {
+        println!("cargo:rustc-env=UWSGI_ROUTER_GIT_COMMIT={commit}");
+    }
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
     Ok(())
 }

@@ -13,13 +13,18 @@ use tokio_util::task::TaskTracker;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::cluster::{Cluster, ClusterEvent};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, MetricsConfig};
+use crate::http::{self, Readiness};
+use crate::live::{Bindings, LiveConfig};
 use crate::metrics;
 use crate::proxy::{Dispatch, ListenAddr, Listener, SharedDispatch};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The control plane could not start.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -36,8 +41,15 @@ pub struct Daemon {
     cluster: Arc<Cluster>,
     dispatch: SharedDispatch,
     config: Arc<ArcSwap<Config>>,
-    config_path: Option<PathBuf>,
+    live: Arc<LiveConfig>,
     local_addrs: Vec<String>,
+    subscription_addrs: Vec<String>,
+    control_addr: Option<std::net::SocketAddr>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Cleared when shutdown begins: `/readyz` then answers 503.
+    ready: Readiness,
+    /// Stops the metrics listener, last of all.
+    ops_stop: CancellationToken,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -46,6 +58,10 @@ impl Daemon {
     /// Builds the cluster from a validated `config`, binds every listener and starts serving.
     /// `config_path` is re-read on reload; without one, reload re-applies the embedded defaults.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+        if config.metrics.listen_addr().is_some() {
+            // Before the cluster: its pools register their series with the recorder.
+            metrics::install();
+        }
         let cluster = Arc::new(Cluster::default());
         cluster.apply_config(&config);
         let dispatch: SharedDispatch =
@@ -68,6 +84,16 @@ impl Daemon {
                 })?;
             listeners.push(listener);
         }
+        let subscriptions =
+            crate::subscription::SubscriptionServer::bind(&config).map_err(|e| {
+                StartError::Bind {
+                    addr: e.addr,
+                    source: e.source,
+                }
+            })?;
+        let subscription_addrs = subscriptions
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.local_addrs());
         let local_addrs = listeners.iter().map(Listener::local_addr).collect();
         for l in listeners {
             tracing::info!(address = %l.local_addr(), "listening for uwsgi clients");
@@ -79,17 +105,55 @@ impl Daemon {
             );
             tokio::spawn(serve);
         }
-        metrics::describe();
+        let control = crate::control::bind(&config.control).await?;
+        let control_addr = control.as_ref().map(crate::control::Bound::local_addr);
+        let ready = Readiness::new(true);
+        let ops_stop = CancellationToken::new();
+        let metrics_addr = serve_metrics(&config.metrics, &cluster, &ready, &ops_stop).await?;
+        let config = Arc::new(ArcSwap::from_pointee(config));
+        let live = Arc::new(LiveConfig::new(
+            cluster.clone(),
+            dispatch.clone(),
+            config.clone(),
+            config_path,
+        ));
         let daemon = Self {
             cluster,
             dispatch,
-            config: Arc::new(ArcSwap::from_pointee(config)),
-            config_path,
+            config,
+            live,
             local_addrs,
+            subscription_addrs,
+            control_addr,
+            metrics_addr,
+            ready,
+            ops_stop,
             shutdown,
             tracker,
         };
+        daemon.live.set_bindings(Bindings {
+            listeners: daemon.local_addrs.clone(),
+            control: control_addr.map_or_else(String::new, |a| a.to_string()),
+            router_id: control
+                .as_ref()
+                .map_or_else(String::new, crate::control::Bound::router_id),
+        });
+        if let Some(control) = control {
+            control.serve(
+                daemon.cluster.clone(),
+                daemon.live.clone(),
+                daemon.shutdown.clone(),
+            )?;
+        }
         tokio::spawn(daemon.cluster.clone().maintain(daemon.shutdown.clone()));
+        if let Some(subscriptions) = subscriptions {
+            subscriptions.spawn(
+                daemon.cluster.clone(),
+                daemon.dispatch.clone(),
+                daemon.config.clone(),
+                daemon.shutdown.clone(),
+            );
+        }
         tokio::spawn(rebuild_routes_on_change(
             daemon.cluster.clone(),
             daemon.dispatch.clone(),
@@ -104,6 +168,21 @@ impl Daemon {
         &self.local_addrs
     }
 
+    /// The subscription sockets' bound addresses, in config order (`unix:/path` for UNIX ones).
+    pub fn subscription_addrs(&self) -> &[String] {
+        &self.subscription_addrs
+    }
+
+    /// The control plane's bound address, if it is enabled.
+    pub fn control_addr(&self) -> Option<std::net::SocketAddr> {
+        self.control_addr
+    }
+
+    /// The bound address of the `/metrics`, `/healthz` and `/readyz` listener, if it runs.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
     /// The cluster, for inspection.
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
@@ -116,55 +195,42 @@ impl Daemon {
 
     /// Re-reads the config file and applies it. On error the old config stays in force.
     pub fn reload(&self) -> Result<(), ConfigError> {
-        let config = match &self.config_path {
-            Some(path) => Config::load(path),
-            None => Ok(Config::default()),
-        };
-        let result = config.map(|c| self.apply(c));
-        match &result {
-            Ok(()) => metrics::config_reload("ok"),
-            Err(_) => metrics::config_reload("error"),
-        }
-        result
+        self.live.reload()
     }
 
     /// Applies a validated config: pools, nodes, routes, balancing and timeouts, swapped in at
     /// once. Open connections keep going. Listener and limit changes need a restart.
     pub fn apply(&self, config: Config) {
-        let old = self.config.load();
-        if old.listen.uwsgi != config.listen.uwsgi
-            || old.limits.max_connections != config.limits.max_connections
-        {
-            tracing::warn!("listen addresses and limits.max_connections change only on restart");
-        }
-        self.cluster.apply_config(&config);
-        self.dispatch
-            .store(Arc::new(Dispatch::new(&config, &self.cluster)));
-        self.config.store(Arc::new(config));
-        tracing::info!(pools = self.cluster.pools().len(), "config applied");
+        self.live.apply(config);
     }
 
-    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down gracefully.
-    pub async fn run_until_signalled(self) -> std::io::Result<()> {
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down gracefully. `signals`
+    /// must have been installed before [`Daemon::start`], so that no signal sent once the router
+    /// accepts connections can hit the default action (which would kill the process).
+    pub async fn run_until_signalled(self, mut signals: Signals) {
         loop {
             tokio::select! {
-                _ = hup.recv() => match self.reload() {
+                _ = signals.hup.recv() => match self.reload() {
                     Ok(()) => tracing::info!("reloaded config on SIGHUP"),
                     Err(e) => tracing::error!(error = %e, "reload failed; keeping the previous config"),
                 },
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                _ = signals.term.recv() => break,
+                _ = signals.int.recv() => break,
             }
         }
         self.shutdown().await;
-        Ok(())
     }
 
-    /// Stops accepting, lets in-flight sessions finish within the grace period, then returns.
+    /// Fails readiness, keeps accepting for `timeouts.shutdown_delay` (so load balancers stop
+    /// sending first), stops accepting, lets in-flight sessions finish within the grace period,
+    /// then stops the metrics listener and returns.
     pub async fn shutdown(self) {
+        self.ready.set(false);
+        let delay = self.config.load().timeouts.shutdown_delay;
+        if !delay.is_zero() {
+            tracing::info!(delay = ?delay, "shutting down: /readyz fails; still accepting for timeouts.shutdown_delay");
+            tokio::time::sleep(delay).await;
+        }
         let grace = self.config.load().timeouts.shutdown_grace;
         tracing::info!(grace = ?grace, in_flight = self.tracker.len(), "shutting down: no longer accepting");
         self.shutdown.cancel();
@@ -178,6 +244,7 @@ impl Daemon {
                 "grace period over; closing the remaining sessions"
             );
         }
+        self.ops_stop.cancel();
     }
 }
 
@@ -203,4 +270,63 @@ async fn rebuild_routes_on_change(
             Err(RecvError::Closed) => return,
         }
     }
+}
+
+/// The signals routerd handles, installed (replacing their default, fatal, actions) before any
+/// listener is bound.
+#[derive(Debug)]
+pub struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs handlers for SIGHUP, SIGTERM and SIGINT. Needs a running tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+/// Starts the listener for `/metrics`, `/healthz` and `/readyz` unless `metrics.listen` is `""`.
+/// The built-in default address is best effort: if it is taken, routerd runs without it.
+async fn serve_metrics(
+    config: &MetricsConfig,
+    cluster: &Arc<Cluster>,
+    ready: &Readiness,
+    stop: &CancellationToken,
+) -> Result<Option<std::net::SocketAddr>, StartError> {
+    let Some(addr) = config.listen_addr() else {
+        return Ok(None);
+    };
+    let bound = match http::bind(addr).await {
+        Ok(l) => l.local_addr().map(|a| (l, a)),
+        Err(e) => Err(e),
+    };
+    let (listener, local) = match bound {
+        Ok(b) => b,
+        Err(e) if config.is_default() => {
+            tracing::warn!(address = %addr, error = %e, "cannot listen for metrics on the default address; running without /metrics (set [metrics] listen)");
+            return Ok(None);
+        }
+        Err(source) => {
+            return Err(StartError::Bind {
+                addr: format!("{addr} (metrics.listen)"),
+                source,
+            })
+        }
+    };
+    let cluster = cluster.clone();
+    let endpoints = http::Endpoints {
+        metrics: Arc::new(move || metrics::render(&cluster)),
+        ready: ready.clone(),
+    };
+    tracing::info!(address = %local, "serving /metrics, /healthz and /readyz");
+    tokio::spawn(http::serve(listener, endpoints, stop.clone()));
+    tokio::spawn(metrics::upkeep(stop.clone()));
+    Ok(Some(local))
 }

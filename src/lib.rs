@@ -5,15 +5,21 @@
 //! pool's snapshot and a [`balance`] algorithm pick a node; [`proxy`] connects (retrying other
 //! nodes on connect failure), forwards the bytes both ways and records the outcome in the node's
 //! health and in [`metrics`]. [`config`] describes it all; [`daemon`] wires it up and handles
-//! reload and shutdown signals.
+//! reload and shutdown signals; [`http`] serves `/metrics`, `/healthz` and `/readyz`.
+//! Operators steer it through [`control`]'s Admin API with `routerctl`, whose logic is [`ctl`].
 
+pub mod agent;
 pub mod balance;
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod control;
+pub mod ctl;
 pub mod daemon;
+pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
 pub mod routing;
+pub mod subscription;

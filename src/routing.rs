@@ -161,6 +161,7 @@ impl RouteTable {
             };
             list.push(Rule { port, prefix, pool });
         }
+        t.add_dynamic_routes(cluster);
         t.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         let order = |r: &Rule| {
             (
@@ -176,8 +177,39 @@ impl RouteTable {
         t
     }
 
+    /// Exact-host routes to pools created at run time (from subscription keys). They come after
+    /// the configured rules, so a configured route for the same host and port wins.
+    fn add_dynamic_routes(&mut self, cluster: &Cluster) {
+        for (host, pool) in cluster.dynamic_routes() {
+            let (Some(pool), Ok(HostPattern::Exact(h, port))) =
+                (cluster.pool(&pool), HostPattern::parse(&host))
+            else {
+                continue;
+            };
+            let rules = self.exact.entry(h.into_bytes().into()).or_default();
+            rules.push(Rule {
+                port,
+                prefix: None,
+                pool,
+            });
+        }
+    }
+
     /// The pool for a request, or `None` (the router answers 503).
     pub fn route(&self, key: &RequestKey<'_>) -> Option<&Arc<Pool>> {
+        self.route_by_rules(key).or(self.default.as_ref())
+    }
+
+    /// The pool a route sends `host` (`name` or `name:port`, as a subscription key) to, by the
+    /// request rules without a path, never falling back to the default pool.
+    pub fn route_host(&self, host: &[u8]) -> Option<&Arc<Pool>> {
+        self.route_by_rules(&RequestKey {
+            host: Some(host),
+            ..RequestKey::default()
+        })
+    }
+
+    fn route_by_rules(&self, key: &RequestKey<'_>) -> Option<&Arc<Pool>> {
         let (host, port) = split_port(key.routing_host());
         let port = port.or(key.server_port).and_then(parse_port);
         let mut buf = [0u8; 256];
@@ -192,7 +224,6 @@ impl RouteTable {
                     .find_map(|(_, l)| matching(l))
             })
             .or_else(|| matching(&self.any_host))
-            .or(self.default.as_ref())
     }
 }
 
@@ -201,8 +232,8 @@ fn first_match<'t>(rules: &'t [Rule], port: Option<u16>, path: &[u8]) -> Option<
     rules
         .iter()
         .find(|r| {
-            r.port.map_or(true, |p| Some(p) == port)
-                && r.prefix.as_ref().map_or(true, |p| path.starts_with(p))
+            r.port.is_none_or(|p| Some(p) == port)
+                && r.prefix.as_ref().is_none_or(|p| path.starts_with(p))
         })
         .map(|r| &r.pool)
 }

@@ -21,7 +21,7 @@ impl Balance for LeastConnections {
             let node = &cx.nodes[i];
             let score = f64::from(node.in_flight.load(Relaxed))
                 / node.effective_weight(cx.now_ms, cx.slow_start);
-            if best.map_or(true, |(_, b)| score < b) {
+            if best.is_none_or(|(_, b)| score < b) {
                 best = Some((i, score));
             }
         }

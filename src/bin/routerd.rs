@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use uwsgi_router::config::Config;
-use uwsgi_router::daemon::Daemon;
+use uwsgi_router::daemon::{Daemon, Signals};
 
 /// Routes uwsgi requests (from nginx `uwsgi_pass` or any uwsgi client) across pools of uWSGI nodes.
 #[derive(Debug, Parser)]
@@ -52,6 +52,13 @@ fn main() -> ExitCode {
     };
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     runtime.block_on(async move {
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("routerd: cannot handle signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let daemon = match Daemon::start(config, args.config).await {
             Ok(d) => d,
             Err(e) => {
@@ -59,12 +66,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match daemon.run_until_signalled().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("routerd: cannot handle signals: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        daemon.run_until_signalled(signals).await;
+        ExitCode::SUCCESS
     })
 }

@@ -53,8 +53,17 @@ pub enum ClusterEvent {
         /// Node id.
         node: Arc<str>,
     },
+    /// An operator took a node back into rotation.
+    NodeResumed {
+        /// Pool name.
+        pool: Arc<str>,
+        /// Node id.
+        node: Arc<str>,
+    },
     /// A pool was created or dropped: routes must be rebuilt.
     PoolsChanged,
+    /// The config file was reloaded and applied.
+    ConfigReloaded,
 }
 
 /// Sender side of the event stream. Cloning is cheap; sending with no listener is fine.
@@ -97,6 +106,8 @@ fn log(event: &ClusterEvent) {
         }
         NodeDraining { pool, node } => tracing::info!(%pool, %node, "node draining"),
         NodeDrained { pool, node } => tracing::info!(%pool, %node, "node drained"),
+        NodeResumed { pool, node } => tracing::info!(%pool, %node, "node resumed"),
         PoolsChanged => tracing::debug!("pools changed"),
+        ConfigReloaded => tracing::info!("config reloaded"),
     }
 }

@@ -115,6 +115,7 @@ impl Cluster {
     /// in flight are announced drained, and dynamic ones leave.
     pub fn maintain_once(&self, now_ms: u64) {
         for pool in self.pools() {
+            pool.measure_rate(now_ms);
             for node in pool.snapshot().nodes.iter() {
                 if node.source != Source::Static && node.lease_expired(now_ms) {
                     pool.remove(&node.id, "lease expired");

@@ -2,12 +2,15 @@
 //! data plane reads lock-free. Membership changes rebuild a snapshot; traffic only touches atomics.
 
 mod addr;
+mod dynamic;
 mod events;
 mod ewma;
 mod health;
 mod lifecycle;
 mod node;
+mod operate;
 mod pool;
+mod rate;
 
 pub use addr::{BadNodeAddr, NodeAddr};
 pub use events::{ClusterEvent, Events};
@@ -28,6 +31,8 @@ use crate::config::Config;
 pub struct Cluster {
     pools: DashMap<Arc<str>, Arc<Pool>>,
     events: Events,
+    /// Exact-host routes added at run time (host -> pool), for pools created from subscription keys.
+    dynamic_routes: DashMap<Arc<str>, Arc<str>>,
 }
 
 impl Cluster {

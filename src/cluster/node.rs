@@ -8,6 +8,7 @@ use super::ewma::PeakEwma;
 use super::health::Health;
 use super::NodeAddr;
 use crate::clock::now_ms;
+use crate::metrics::RequestCounts;
 
 /// Where a node came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,8 @@ pub struct Node {
     pub requests: AtomicU64,
     /// Requests that failed on it (connect errors, resets, timeouts).
     pub failures: AtomicU64,
+    /// Requests that reached it, by outcome (read at scrape time).
+    pub outcomes: RequestCounts,
     /// Response latency (time to first byte), peak-EWMA.
     pub latency: PeakEwma,
     /// Passive health: consecutive failures and ejection.
@@ -115,6 +118,9 @@ pub struct Node {
     lease_until: AtomicU64,
     /// What the node said about itself when it joined.
     pub meta: NodeMeta,
+    /// `modifier1` and `modifier2` written over bytes 0 and 3 of each request forwarded to the
+    /// node (a subscribed node's announced ones, as uWSGI's FastRouter does); `None`: unchanged.
+    pub modifiers: Option<(u8, u8)>,
 }
 
 /// Descriptive facts a dynamic node announces.
@@ -140,17 +146,25 @@ impl Node {
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            outcomes: RequestCounts::new(),
             latency: PeakEwma::default(),
             health: Health::default(),
             load: ReportedLoad::default(),
             lease_until: AtomicU64::new(0),
             meta: NodeMeta::default(),
+            modifiers: None,
         }
     }
 
     /// Sets the announced facts (before the node is shared).
     pub fn with_meta(mut self, meta: NodeMeta) -> Self {
         self.meta = meta;
+        self
+    }
+
+    /// Sets the modifiers to write into forwarded requests (before the node is shared).
+    pub fn with_modifiers(mut self, modifiers: Option<(u8, u8)>) -> Self {
+        self.modifiers = modifiers;
         self
     }
 
@@ -189,6 +203,19 @@ impl Node {
     pub fn set_weight_override(&self, weight: Option<u32>) {
         self.weight_override
             .store(weight.map_or(0, |w| w.clamp(1, 1000)), Relaxed);
+    }
+
+    /// The configured or reported weight, ignoring any override.
+    pub fn weight_configured(&self) -> u32 {
+        self.weight.load(Relaxed)
+    }
+
+    /// The operator's override, if set.
+    pub fn weight_override(&self) -> Option<u32> {
+        match self.weight_override.load(Relaxed) {
+            0 => None,
+            w => Some(w),
+        }
     }
 
     /// The weight in force: the override if set, else the configured or reported one.

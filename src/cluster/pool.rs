@@ -80,11 +80,14 @@ struct Members {
 pub struct Pool {
     /// The pool's name.
     pub name: Arc<str>,
+    /// Its metric series, registered once.
+    pub metrics: metrics::PoolMetrics,
     snapshot: ArcSwap<PoolSnapshot>,
     members: Mutex<Members>,
     /// Serialises ejection decisions so the cap on ejected nodes holds under concurrent failures.
     eject_lock: Mutex<()>,
     events: Events,
+    rate: super::rate::RateMeter,
 }
 
 impl Pool {
@@ -97,11 +100,38 @@ impl Pool {
         };
         Self {
             name: name.into(),
+            metrics: metrics::PoolMetrics::new(name),
             snapshot: ArcSwap::from_pointee(members.build()),
             members: Mutex::new(members),
             eject_lock: Mutex::new(()),
             events,
+            rate: super::rate::RateMeter::default(),
         }
+    }
+
+    /// Rebuilds the snapshot from the current members, so that balancers precomputed from
+    /// weights (weighted round robin, hash rings) see a weight change.
+    pub fn refresh(&self) {
+        let m = self.lock();
+        self.snapshot.store(Arc::new(m.build()));
+    }
+
+    /// Requests per second to the pool's nodes, as last measured by [`Pool::measure_rate`].
+    pub fn requests_per_second(&self) -> f64 {
+        self.rate.get()
+    }
+
+    /// Samples the pool's request counters to update its request rate (called about once a
+    /// second by the maintenance tick).
+    pub fn measure_rate(&self, now_ms: u64) {
+        let total = self
+            .snapshot
+            .load()
+            .nodes
+            .iter()
+            .map(|n| n.requests.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        self.rate.sample(total, now_ms);
     }
 
     /// Settings in force.

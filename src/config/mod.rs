@@ -1,12 +1,18 @@
 //! The TOML configuration: its model with embedded defaults, loading, and validation that names keys.
 
+mod control;
+mod metrics;
 mod model;
+mod subscription;
 mod validate;
 
+pub use control::ControlConfig;
+pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN};
 pub use model::{
     Algorithm, Config, EjectionConfig, LimitsConfig, ListenConfig, NodeEntry, PoolConfig,
     RouteConfig, TimeoutsConfig,
 };
+pub use subscription::{SignDigest, SubscriptionConfig};
 pub use validate::ConfigError;
 
 use std::path::Path;

@@ -21,6 +21,12 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
     /// Routing rules, most specific match wins.
     pub routes: Vec<RouteConfig>,
+    /// The gRPC control plane.
+    pub control: super::ControlConfig,
+    /// The HTTP listener for Prometheus and health probes.
+    pub metrics: super::MetricsConfig,
+    /// uWSGI subscriptions (`--subscribe-to`).
+    pub subscription: super::SubscriptionConfig,
 }
 
 impl Default for Config {
@@ -34,6 +40,9 @@ impl Default for Config {
             default_pool: "default".to_owned(),
             pools,
             routes: Vec::new(),
+            control: super::ControlConfig::default(),
+            metrics: super::MetricsConfig::default(),
+            subscription: super::SubscriptionConfig::default(),
         }
     }
 }
@@ -98,6 +107,10 @@ pub struct TimeoutsConfig {
     /// On SIGTERM/SIGINT, how long in-flight sessions may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// On SIGTERM/SIGINT, how long routerd keeps accepting after `/readyz` starts failing, so
+    /// that load balancers and Kubernetes stop sending first.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
 }
 
 impl Default for TimeoutsConfig {
@@ -108,6 +121,7 @@ impl Default for TimeoutsConfig {
             first_byte: Duration::from_secs(60),
             idle: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
         }
     }
 }

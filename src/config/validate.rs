@@ -43,7 +43,7 @@ impl fmt::Display for Problems {
 }
 
 impl Problems {
-    fn add(&mut self, key: impl fmt::Display, what: impl fmt::Display) {
+    pub(super) fn add(&mut self, key: impl fmt::Display, what: impl fmt::Display) {
         self.0.push(format!("{key}: {what}"));
     }
 }
@@ -56,6 +56,9 @@ impl Config {
         self.check_limits(&mut p);
         self.check_pools(&mut p);
         self.check_routes(&mut p);
+        self.control.check(&mut p);
+        self.metrics.check(&mut p);
+        self.subscription.check(&mut p);
         if p.0.is_empty() {
             Ok(())
         } else {
@@ -135,7 +138,7 @@ impl Config {
                 p.add(&key, "pool names use letters, digits, '-', '_' and '.'");
             }
             if pool.algorithm == Algorithm::Hash
-                && pool.hash_var.as_deref().map_or(true, str::is_empty)
+                && pool.hash_var.as_deref().is_none_or(str::is_empty)
             {
                 p.add(
                     format_args!("{key}.hash_var"),

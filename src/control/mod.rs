@@ -1,4 +1,151 @@
-//! The control plane: a tonic server carrying the node `Registry` (and, later, the operators'
-//! `Admin`), each behind its own credentials.
+//! The control plane: one tonic server carrying the node `Registry` (and the operators' `Admin`),
+//! each behind its own credentials, on the `[control]` listener.
 
+mod admin;
+mod announce;
+pub mod auth;
 pub mod proto;
+mod registry;
+
+pub use admin::{node_info, AdminService, RouterControl};
+pub use registry::RegistryService;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use self::auth::Credentials;
+use self::proto::admin_server::AdminServer;
+use self::proto::registry_server::RegistryServer;
+use crate::cluster::Cluster;
+use crate::config::ControlConfig;
+
+/// Why the control listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Binding the listener failed.
+    #[error("cannot listen on control.listen {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A token, certificate or key file could not be used.
+    #[error("control plane credentials: {0}")]
+    Credentials(String),
+}
+
+/// Binds the control listener if `[control] listen` is set; [`Bound::serve`] then starts it.
+/// Binding comes first so that the router's status can name the bound address.
+pub async fn bind(config: &ControlConfig) -> Result<Option<Bound>, ControlError> {
+    let Some(addr) = config.listen_addr() else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ControlError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ControlError::Bind { addr, source })?;
+    Ok(Some(Bound {
+        listener,
+        local,
+        config: config.clone(),
+    }))
+}
+
+/// A bound, not yet serving, control listener.
+#[derive(Debug)]
+pub struct Bound {
+    listener: TcpListener,
+    local: SocketAddr,
+    config: ControlConfig,
+}
+
+impl Bound {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// This router's id in the control plane: `hostname@control address`.
+    pub fn router_id(&self) -> String {
+        format!("{}@{}", hostname(), self.local)
+    }
+
+    /// Serves Registry and Admin, each behind its own credentials, until `shutdown`.
+    pub fn serve(
+        self,
+        cluster: Arc<Cluster>,
+        router: Arc<dyn RouterControl>,
+        shutdown: CancellationToken,
+    ) -> Result<(), ControlError> {
+        let config = &self.config;
+        let mtls = config.tls_client_ca.is_some();
+        let registry_creds = Credentials::load(&config.registry_token_files, mtls)
+            .map_err(ControlError::Credentials)?;
+        let admin_creds = Credentials::load(&config.admin_token_files, mtls)
+            .map_err(ControlError::Credentials)?;
+        let mut builder = Server::builder();
+        if let Some(tls) = tls_config(config)? {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| ControlError::Credentials(e.to_string()))?;
+        }
+        let registry = RegistryServer::new(RegistryService::new(
+            cluster.clone(),
+            config,
+            &self.router_id(),
+        ))
+        .max_decoding_message_size(config.max_message_bytes);
+        let admin = AdminServer::new(AdminService::new(cluster, router))
+            .max_decoding_message_size(config.max_message_bytes);
+        let router = builder
+            .add_service(InterceptedService::new(
+                registry,
+                registry_creds.interceptor(),
+            ))
+            .add_service(InterceptedService::new(admin, admin_creds.interceptor()));
+        tracing::info!(address = %self.local, tls = config.tls_cert.is_some(), mtls, "control plane listening");
+        let incoming = TcpListenerStream::new(self.listener);
+        tokio::spawn(async move {
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "control plane server failed");
+            }
+        });
+        Ok(())
+    }
+}
+
+fn tls_config(config: &ControlConfig) -> Result<Option<ServerTlsConfig>, ControlError> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|e| ControlError::Credentials(format!("cannot read {}: {e}", p.display())))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &config.tls_client_ca {
+        // Optional at the TLS layer: a caller without a certificate may still present a token.
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(true);
+    }
+    Ok(Some(tls))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "routerd".to_owned())
+}

@@ -80,19 +80,19 @@ pub(super) async fn connect_any(
         };
         let node = InFlight::new(&snap.nodes[i]);
         if attempt > 0 {
-            metrics::retry(&snap.pool);
+            metrics::retry(pool);
         }
         let started = Instant::now();
         match connect(&node.addr, timeout).await {
             Ok(stream) => {
-                metrics::connected(&snap.pool, started.elapsed());
+                metrics::connected(pool, started.elapsed());
                 return Ok((node, stream));
             }
             Err(e) => {
                 tracing::debug!(pool = %snap.pool, node = %node.id, error = %e, attempt, "connect failed");
                 pool.record_failure(&node);
                 tried.push(i);
-                last = Some((e, node.0.clone()));
+                last = Some((e, node.node.clone()));
             }
         }
     }
@@ -104,13 +104,21 @@ pub(super) async fn connect_any(
 
 /// A node picked for a request: counted in its in-flight requests until dropped.
 #[derive(Debug)]
-pub(super) struct InFlight(Arc<Node>);
+pub(super) struct InFlight {
+    node: Arc<Node>,
+    /// The node's in-flight requests when this one was added, itself included: how many were
+    /// ahead of or beside it, to turn its latency into a per-request service time.
+    pub(super) depth: u32,
+}
 
 impl InFlight {
     fn new(node: &Arc<Node>) -> Self {
-        node.in_flight.fetch_add(1, Relaxed);
+        let depth = node.in_flight.fetch_add(1, Relaxed) + 1;
         node.requests.fetch_add(1, Relaxed);
-        Self(node.clone())
+        Self {
+            node: node.clone(),
+            depth,
+        }
     }
 }
 
@@ -118,13 +126,13 @@ impl std::ops::Deref for InFlight {
     type Target = Node;
 
     fn deref(&self) -> &Node {
-        &self.0
+        &self.node
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        self.node.in_flight.fetch_sub(1, Relaxed);
     }
 }
 

@@ -26,6 +26,21 @@ impl Head {
         Vars::parse(&self.bytes[HEADER_LEN..self.header.packet_len()])
             .expect("vars were validated by read_head")
     }
+
+    /// The bytes to send to a node with `modifiers`: the head as received, or a copy with bytes
+    /// 0 and 3 (modifier1, modifier2) replaced when the node's differ, as uWSGI's FastRouter does
+    /// for subscribed nodes.
+    pub(super) fn bytes_for(&self, modifiers: Option<(u8, u8)>) -> Bytes {
+        match modifiers {
+            Some((m1, m2)) if (self.bytes[0], self.bytes[3]) != (m1, m2) => {
+                let mut copy = BytesMut::from(&self.bytes[..]);
+                copy[0] = m1;
+                copy[3] = m2;
+                copy.freeze()
+            }
+            _ => self.bytes.clone(),
+        }
+    }
 }
 
 /// Why no head could be read.
@@ -107,6 +122,24 @@ mod tests {
             "early body bytes are kept to be forwarded"
         );
         assert_eq!(head.header.packet_len(), 477);
+    }
+
+    #[tokio::test]
+    async fn modifiers_are_rewritten_only_when_they_differ() {
+        let head = read_head(&mut Builder::new().read(GET).build(), 65535)
+            .await
+            .unwrap();
+        assert_eq!(head.bytes_for(None), head.bytes);
+        let same = head.bytes_for(Some((0, 0)));
+        assert_eq!(
+            same.as_ptr(),
+            head.bytes.as_ptr(),
+            "no copy when nothing changes"
+        );
+        let psgi = head.bytes_for(Some((5, 1)));
+        assert_eq!((psgi[0], psgi[3]), (5, 1));
+        assert_eq!(psgi[1..3], GET[1..3]);
+        assert_eq!(psgi[4..], GET[4..]);
     }
 
     #[tokio::test]

@@ -50,3 +50,26 @@ impl Outcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome::*;
+
+    #[test]
+    fn every_label_is_an_outcome_the_metrics_know() {
+        let all = [
+            Ok,
+            ClientAbort,
+            NoPool,
+            NoNode,
+            ConnectFailed,
+            NoResponse,
+            Timeout,
+            NodeError,
+            IdleTimeout,
+        ];
+        for o in all {
+            assert!(crate::metrics::OUTCOMES.contains(&o.label()), "{o:?}");
+        }
+    }
+}

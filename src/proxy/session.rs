@@ -144,13 +144,17 @@ async fn proxy<S>(
             .await;
         }
     };
-    let result = forward(client, &mut stream, &head.bytes, &d.timeouts).await;
+    let bytes = head.bytes_for(node.modifiers);
+    let result = forward(client, &mut stream, &bytes, &d.timeouts).await;
     drop(stream);
     let outcome = match &result {
         Ok(ttfb) => {
             node.health.record_success();
-            node.latency
-                .observe(ttfb.as_secs_f64() * 1e3, clock::now_ms());
+            // Requests queued beside this one on the node made it wait: what the balancer needs
+            // is the node's time per request, so that a node is not charged for its queue twice
+            // (once through this latency, once through its in-flight count).
+            let per_request = ttfb.as_secs_f64() * 1e3 / f64::from(node.depth.max(1));
+            node.latency.observe(per_request, clock::now_ms());
             Outcome::Ok
         }
         Err(e) => {
@@ -203,7 +207,7 @@ async fn finish<S>(
     let empty: Arc<str> = Arc::from("");
     let pool_name = pool.map_or(&empty, |p| &p.name);
     let node_id = node.map_or(&empty, |n| &n.id);
-    metrics::request_finished(pool_name, node_id, outcome.label(), started.elapsed());
+    metrics::request_finished(pool.map(|p| &**p), node, outcome.label(), started.elapsed());
     match outcome {
         Outcome::Ok => {
             tracing::debug!(%peer, pool = %pool_name, node = %node_id, took = ?started.elapsed(), "request done")

@@ -170,3 +170,27 @@ fn splits_ports_of_every_host_form() {
     assert_eq!(split_port(b"a.b:"), (&b"a.b:"[..], None));
     assert_eq!(split_port(b"a.b"), (&b"a.b"[..], None));
 }
+
+#[test]
+fn subscription_keys_route_by_host_rules_only_and_dynamic_routes_come_last() {
+    let config = Config::parse(CONFIG).unwrap();
+    let cluster = Cluster::default();
+    cluster.apply_config(&config);
+    let settings = crate::cluster::PoolSettings::default;
+    cluster.add_dynamic_pool("new.test", "new.test", settings());
+    // A dynamic route for a configured host loses to the configured route.
+    cluster.add_dynamic_pool("shop.example.com", "shadow", settings());
+    let t = RouteTable::build(&config, &cluster);
+    let key = |k: &str| t.route_host(k.as_bytes()).map(|p| p.name.to_string());
+    assert_eq!(key("new.test").as_deref(), Some("new.test"));
+    assert_eq!(key("NEW.test:8000").as_deref(), Some("new.test"));
+    assert_eq!(key("shop.example.com").as_deref(), Some("shop"));
+    assert_eq!(key("shop.example.com:8080").as_deref(), Some("admin8080"));
+    assert_eq!(key("a.eu.example.com").as_deref(), Some("deep"));
+    assert_eq!(key("elsewhere.test"), None, "never the default pool");
+    assert_eq!(
+        route(&t, Some("new.test"), "_", "/x").as_deref(),
+        Some("new.test"),
+        "requests follow the dynamic route"
+    );
+}

@@ -23,6 +23,14 @@ pub async fn start_router(toml: &str) -> Daemon {
     if !toml.contains("[listen]") {
         config.listen.uwsgi = vec!["127.0.0.1:0".into()];
     }
+    // Never a fixed port in tests: the control plane gets an ephemeral one unless configured.
+    if !toml.contains("[control]") {
+        config.control.listen = "127.0.0.1:0".into();
+    }
+    // ... and so does the metrics listener (`Daemon::metrics_addr`).
+    if !toml.contains("[metrics]") {
+        config.metrics.listen = Some("127.0.0.1:0".into());
+    }
     Daemon::start(config, None).await.expect("router starts")
 }
 
@@ -326,3 +334,12 @@ pub fn pool_toml(algorithm: &str, nodes: &[&FakeNode]) -> String {
         list.join(", ")
     )
 }
+
+/// The real routerd binary, run as a process.
+pub mod binary;
+
+/// A gRPC Registry client standing in for an agent.
+pub mod registry_client;
+
+/// Scraping `/metrics` and probing `/healthz` and `/readyz` over HTTP; parsing the text format.
+pub mod scrape;

@@ -1,0 +1,141 @@
+//! `bench`: the end-to-end benchmark. Starts fast nodes, then for each router under test (none,
+//! routerd, uWSGI's FastRouter) runs the same closed-loop load and measures throughput, latency
+//! and the router's CPU; then routerd's memory with 1 GiB bodies and 10,000 idle connections.
+//! Prints markdown tables. Every process it starts is killed when it ends, whatever happens.
+
+mod memory;
+mod report;
+mod routers;
+mod setup;
+mod throughput;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use routers::RouterKind;
+use setup::Bench;
+
+/// Runs every benchmark phase and prints the results as markdown.
+#[derive(Debug, Clone, Parser)]
+#[command(version)]
+pub(crate) struct Args {
+    /// Seconds of measured load per throughput phase and round.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Rounds of throughput phases, interleaved; each phase reports its median round.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    rounds: u16,
+    /// Seconds of unmeasured load before each throughput phase.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Concurrent clients (closed loop) in every throughput phase.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    concurrency: usize,
+    /// Fast nodes behind every router.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Size of the body streamed each way through routerd in the memory phase.
+    #[arg(long, default_value_t = 1 << 30)]
+    big_bytes: u64,
+    /// Idle client connections held open to routerd in the memory phase.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// The routerd binary (default: next to this one, i.e. target/release/routerd).
+    #[arg(long)]
+    routerd: Option<PathBuf>,
+    /// The uWSGI binary (Debian's uwsgi-core).
+    #[arg(long, default_value = "uwsgi")]
+    uwsgi: PathBuf,
+    /// routerd balancing algorithms to measure, one throughput phase each.
+    #[arg(long, value_delimiter = ',', default_value = "least-load,round-robin")]
+    algorithms: Vec<String>,
+    /// FastRouter process counts to measure, one throughput phase each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    fastrouter_processes: Vec<u32>,
+    /// Run only the phases whose name contains one of these, spaces written as dashes
+    /// (e.g. `direct,routerd-least-load,fastrouter-1,memory`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, phase: &str) -> bool {
+        // Names have spaces ("routerd least-load"); let `routerd-least-load` match them too.
+        let phase = phase.replace(' ', "-");
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|o| phase.contains(&o.replace(' ', "-")))
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration.clamp(0.1, 120.0))
+    }
+
+    fn warmup(&self) -> Duration {
+        Duration::from_secs_f64(self.warmup.clamp(0.0, 30.0))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let nofile = uwsgi_router_bench::raise_nofile()?;
+    anyhow::ensure!(
+        args.idle == 0 || nofile as usize > args.idle + 100,
+        "open-file limit {nofile} is too low for {} idle connections",
+        args.idle
+    );
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        tokio::select! {
+            res = run(args) => res,
+            // Leave through the normal path, so every child's guard kills it.
+            sig = stop_signal() => anyhow::bail!("stopped by {}", sig?),
+        }
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        res = tokio::signal::ctrl_c() => res.map(|()| "SIGINT"),
+        _ = term.recv() => Ok("SIGTERM"),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut bench = Bench::start(args.clone()).await?;
+    report::print_header(&bench);
+    let kinds: Vec<RouterKind> = phases(&args)
+        .into_iter()
+        .filter(|k| args.wants(&k.name()))
+        .collect();
+    let rows = throughput::run_rounds(&mut bench, &kinds, usize::from(args.rounds)).await;
+    report::print_throughput(&bench, &rows);
+    let mem = if args.wants("memory") {
+        let mem = memory::run(&mut bench).await;
+        report::print_memory(&bench, &rows, &mem);
+        mem.ok()
+    } else {
+        None
+    };
+    report::print_targets(&rows, mem.as_ref());
+    Ok(())
+}
+
+/// The throughput phases in order; the direct one comes first because the others are compared to it.
+fn phases(args: &Args) -> Vec<RouterKind> {
+    let mut kinds = vec![RouterKind::Direct];
+    kinds.extend(args.algorithms.iter().cloned().map(RouterKind::Routerd));
+    kinds.extend(
+        args.fastrouter_processes
+            .iter()
+            .map(|&p| RouterKind::FastRouter(p)),
+    );
+    kinds
+}

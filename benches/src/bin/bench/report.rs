@@ -1,0 +1,270 @@
+//! The markdown the benchmark prints: progress on stderr, result tables on stdout.
+
+use std::time::Duration;
+
+use uwsgi_router_bench::transfer::{RssTrace, Transfer};
+
+use crate::memory::{Idle, Memory};
+use crate::setup::Bench;
+use crate::throughput::{Measured, Row};
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// What was run, on what.
+pub(crate) fn print_header(bench: &Bench) {
+    let a = &bench.args;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("## uwsgi-router benchmark\n");
+    println!(
+        "{cores} cores; {} fast nodes; {} concurrent clients (closed loop, one request per connection); \
+         {} interleaved rounds of {:.0} s measured per throughput phase, each after {:.0} s warm-up.\n",
+        a.nodes, a.concurrency, a.rounds, a.duration, a.warmup
+    );
+}
+
+/// One line per finished phase and round, so a long run shows it is alive.
+pub(crate) fn print_progress(name: &str, round: usize, res: &Result<Measured, String>) {
+    match res {
+        Ok(m) => eprintln!(
+            "[bench] round {round}, {name}: {:.0} req/s, p99 {} ms, {} errors",
+            m.load.rps(),
+            ms(m.load.latency.p99),
+            m.load.errors.total()
+        ),
+        Err(e) => eprintln!("[bench] round {round}, {name}: FAILED: {e}"),
+    }
+}
+
+/// The throughput table; ratios are to the `direct` row.
+pub(crate) fn print_throughput(bench: &Bench, rows: &[Row]) {
+    if rows.is_empty() {
+        return;
+    }
+    let direct = rows
+        .iter()
+        .find(|r| r.name == "direct")
+        .and_then(|r| r.result.as_ref().ok())
+        .map(|m| m.load.rps());
+    println!("### Throughput and CPU\n");
+    println!("| phase | req/s (median round) | vs direct | p50 ms | p99 ms | max ms | errors | router CPU s/10k req | router CPU us/req | router peak RSS MiB | machine CPU busy | nodes answering |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        match &row.result {
+            Ok(m) => println!(
+                "| {} | {} |",
+                row.name,
+                cells(m, direct, bench.node_addrs.len())
+            ),
+            Err(e) => println!("| {} | failed: {} |", row.name, one_line(e)),
+        }
+    }
+    println!();
+    for row in rows {
+        println!("- {}: req/s by round: {}", row.name, by_round(&row.rounds));
+        let first = row
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|m| m.load.errors.first.as_ref());
+        if let Some(first) = first {
+            println!("  first error: {}", one_line(first));
+        }
+    }
+    println!();
+}
+
+fn cells(m: &Measured, direct: Option<f64>, nodes: usize) -> String {
+    let l = &m.load;
+    let done = (l.ok + l.errors.total()).max(1) as f64;
+    let ratio = direct.map_or("-".to_owned(), |d| format!("{:.2}x", l.rps() / d));
+    let (per10k, per_req) = match m.router_cpu {
+        Some(cpu) => {
+            let us = |d: Duration| d.as_secs_f64() * 1e6 / done;
+            (
+                format!("{:.2}", cpu.total().as_secs_f64() * 10_000.0 / done),
+                format!(
+                    "{:.1} ({:.1} user + {:.1} sys)",
+                    us(cpu.total()),
+                    us(cpu.user),
+                    us(cpu.system)
+                ),
+            )
+        }
+        None => ("-".to_owned(), "-".to_owned()),
+    };
+    let rss = m.router_peak_rss_kib.map_or("-".to_owned(), mib);
+    format!(
+        "{:.0} | {ratio} | {} | {} | {} | {} | {per10k} | {per_req} | {rss} | {:.0}% | {}/{nodes}",
+        l.rps(),
+        ms(l.latency.p50),
+        ms(l.latency.p99),
+        ms(l.latency.max),
+        l.errors.total(),
+        m.machine_busy_pct,
+        m.nodes_seen,
+    )
+}
+
+fn by_round(rounds: &[Result<f64, String>]) -> String {
+    let cells: Vec<String> = rounds
+        .iter()
+        .map(|r| match r {
+            Ok(rps) => format!("{rps:.0}"),
+            Err(e) => format!("failed ({})", one_line(e)),
+        })
+        .collect();
+    cells.join(", ")
+}
+
+/// The memory table.
+pub(crate) fn print_memory(bench: &Bench, rows: &[Row], mem: &Result<Memory, String>) {
+    println!("### routerd memory\n");
+    println!("| measurement | result |");
+    println!("|---|---|");
+    let peak = rows
+        .iter()
+        .filter(|r| r.name.starts_with("routerd"))
+        .filter_map(|r| r.result.as_ref().ok()?.router_peak_rss_kib)
+        .max();
+    if let Some(kib) = peak {
+        println!(
+            "| peak RSS (VmHWM) in the throughput phases | {} MiB |",
+            mib(kib)
+        );
+    }
+    let m = match mem {
+        Ok(m) => m,
+        Err(e) => return println!("| memory phase | failed: {} |", one_line(e)),
+    };
+    println!(
+        "| RSS at start of the memory phase | {} MiB |",
+        mib(m.start_rss_kib)
+    );
+    let gib = bench.args.big_bytes as f64 / f64::from(1u32 << 30);
+    println!(
+        "| {gib:.0} GiB request body, node sinks it | {} |",
+        transfer(&m.upload)
+    );
+    println!(
+        "| {gib:.0} GiB response body from a node | {} |",
+        transfer(&m.download)
+    );
+    println!(
+        "| {} idle client connections | {} |",
+        bench.args.idle,
+        idle(&m.idle)
+    );
+    println!(
+        "| peak RSS (VmHWM) over the memory phase | {} MiB |\n",
+        mib(m.peak_rss_kib)
+    );
+}
+
+fn transfer(r: &Result<(Transfer, RssTrace), String>) -> String {
+    match r {
+        Ok((t, rss)) if rss.samples == 0 => {
+            format!("{:.0} MiB/s; too quick to sample RSS", t.mib_per_s())
+        }
+        Ok((t, rss)) => format!(
+            "{:.0} MiB/s; RSS before {} / during min {} max {} ({} samples) / after {} MiB",
+            t.mib_per_s(),
+            mib(rss.before),
+            mib(rss.min),
+            mib(rss.max),
+            rss.samples,
+            mib(rss.after)
+        ),
+        Err(e) => format!("failed: {}", one_line(e)),
+    }
+}
+
+fn idle(r: &Result<Idle, String>) -> String {
+    let i = match r {
+        Ok(i) => i,
+        Err(e) => return format!("failed: {}", one_line(e)),
+    };
+    let per_conn = i.rss_with.saturating_sub(i.rss_before) as f64 / i.opened.max(1) as f64;
+    let req = match &i.request_ok {
+        Ok(d) => format!("a request meanwhile took {} ms", ms(*d)),
+        Err(e) => format!("a request meanwhile FAILED: {}", one_line(e)),
+    };
+    format!(
+        "RSS {} -> {} MiB ({per_conn:.1} KiB per connection), {} MiB after closing; {} of {} accepted; {req}",
+        mib(i.rss_before),
+        mib(i.rss_with),
+        mib(i.rss_after),
+        i.accepted,
+        i.opened
+    )
+}
+
+/// Errors can span lines (logs); a table cell cannot.
+fn one_line(s: &str) -> String {
+    let flat = s.replace(['\n', '|'], " ");
+    match flat.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &flat[..i]),
+        None => flat,
+    }
+}
+
+/// The design's targets, each next to the number that answers it.
+pub(crate) fn print_targets(rows: &[Row], mem: Option<&Memory>) {
+    let ok = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.result.as_ref().ok())
+    };
+    let fastrouters: Vec<&Measured> = rows
+        .iter()
+        .filter(|r| r.name.starts_with("fastrouter"))
+        .filter_map(|r| r.result.as_ref().ok())
+        .collect();
+    let cpu_us = |m: &Measured| {
+        let done = (m.load.ok + m.load.errors.total()).max(1) as f64;
+        m.router_cpu.map(|c| c.total().as_secs_f64() * 1e6 / done)
+    };
+    println!("### Against the targets (routerd least-load)\n");
+    println!("| target | measured |");
+    println!("|---|---|");
+    let Some(rd) = ok("routerd least-load") else {
+        return println!("| all | routerd least-load did not run |\n");
+    };
+    if let Some(direct) = ok("direct") {
+        let ratio = rd.load.rps() / direct.load.rps();
+        println!("| throughput >= 0.9x of direct | {ratio:.2}x |");
+    }
+    let best_fr = fastrouters.iter().map(|m| m.load.rps()).fold(0.0, f64::max);
+    if best_fr > 0.0 {
+        let ratio = rd.load.rps() / best_fr;
+        println!("| throughput ahead of the best FastRouter | {ratio:.2}x of it |");
+    }
+    let least_fr = fastrouters
+        .iter()
+        .filter_map(|m| cpu_us(m))
+        .fold(f64::INFINITY, f64::min);
+    if let (Some(rd_cpu), true) = (cpu_us(rd), least_fr.is_finite()) {
+        println!("| CPU per request below FastRouter's | {rd_cpu:.1} us vs {least_fr:.1} us (its best) |");
+    }
+    if let Some(m) = mem {
+        for (what, t) in [("upload", &m.upload), ("download", &m.download)] {
+            if let Ok((_, rss)) = t {
+                let growth = rss.max.saturating_sub(rss.before);
+                println!("| memory flat during a 1 GiB {what} | RSS grew {growth} KiB |");
+            }
+        }
+        if let Ok(i) = &m.idle {
+            println!(
+                "| RSS small with {} idle connections | {} MiB |",
+                i.opened,
+                mib(i.rss_with)
+            );
+        }
+    }
+    println!();
+}

@@ -1,0 +1,30 @@
+//! Load tools for measuring uwsgi-router end to end, shared by the `fast-node`, `uwsgi-load` and
+//! `bench` binaries.
+//!
+//! A measured request goes: `load` (closed-loop workers) -> `client` (one uwsgi exchange, as nginx
+//! does it, over a `target` stream) -> the router under test -> `node` (a fast uwsgi backend).
+//! `request` builds the packets, `latency` summarizes raw samples, `transfer` moves 1 GB bodies
+//! and holds idle connections, `procfs` reads a process's CPU time and memory, and `child` keeps
+//! every spawned process tied to the benchmark's lifetime.
+
+pub mod child;
+pub mod client;
+pub mod latency;
+pub mod load;
+pub mod node;
+pub mod procfs;
+pub mod request;
+pub mod target;
+pub mod transfer;
+
+/// The size of the reusable buffers used to stream and discard bodies.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Raises this process's open-file soft limit to the hard limit (children inherit it) and returns
+/// the new limit: 10,000 idle connections need more descriptors than the usual 1024.
+pub fn raise_nofile() -> anyhow::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(hard)
+}

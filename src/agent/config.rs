@@ -1,0 +1,454 @@
+//! The agent's settings: command-line flags and the TOML file they override, merged and validated
+//! into one [`AgentConfig`] with errors that name the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::addr::SocketTarget;
+
+/// Longest accepted report interval: three intervals (the router's lease) must fit in the
+/// router's 60 s lease cap.
+const MAX_INTERVAL: Duration = Duration::from_secs(20);
+/// Shortest accepted report interval (routerd drops reports faster than 100 ms by default).
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// `router-agent`'s command line. Every flag but `--config` overrides the same key of the file.
+#[derive(Debug, Default, clap::Parser)]
+#[command(name = "router-agent", version, about)]
+pub struct Flags {
+    /// TOML file with the same keys as the flags (`routers`, `pool`, `node`, `stats`, ...).
+    #[arg(long, short, env = "ROUTER_AGENT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A router's control endpoint, `http://host:port` or `https://host:port`; repeat for every
+    /// router (each gets its own session). Replaces the file's `routers`.
+    #[arg(
+        long = "router",
+        env = "ROUTER_AGENT_ROUTER",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub routers: Vec<String>,
+    /// The pool to join (configured on the routers).
+    #[arg(long, env = "ROUTER_AGENT_POOL", value_name = "NAME")]
+    pub pool: Option<String>,
+    /// The node's uwsgi socket as the routers reach it: `host:port` or `unix:/path`.
+    #[arg(long, env = "ROUTER_AGENT_NODE", value_name = "ADDR")]
+    pub node: Option<String>,
+    /// The node's id, unique across the fleet (default: the node address).
+    #[arg(long, env = "ROUTER_AGENT_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
+    /// uWSGI's stats server (`--stats` of uWSGI): `host:port` or a UNIX socket path.
+    #[arg(long, env = "ROUTER_AGENT_STATS", value_name = "ADDR")]
+    pub stats: Option<String>,
+    /// File holding the registry token (first non-empty line), sent as `authorization: Bearer`.
+    #[arg(long, env = "ROUTER_AGENT_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Relative weight, 1..1000 (default 1).
+    #[arg(long, value_name = "N")]
+    pub weight: Option<u32>,
+    /// A label `key=value` shown by routerctl; repeatable. Overrides the file's label of that key.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// How often to read the stats and send a load report (default 1s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Option<Duration>,
+    /// How long to wait for the routers to report the node drained on shutdown (default 30s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub drain_timeout: Option<Duration>,
+    /// Active check: send a GET for this path to the node each interval; no reports while it fails.
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+    /// HTTP_HOST (and SERVER_NAME) of the active check (default `localhost`).
+    #[arg(long, value_name = "HOST")]
+    pub health_host: Option<String>,
+    /// CA certificate (PEM) that `https://` routers must chain to.
+    #[arg(long, env = "ROUTER_AGENT_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS with the routers.
+    #[arg(long, env = "ROUTER_AGENT_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "ROUTER_AGENT_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve `/metrics`, `/healthz` and `/readyz` over HTTP on this `ip:port` (default: off).
+    #[arg(long, env = "ROUTER_AGENT_METRICS", value_name = "ADDR")]
+    pub metrics: Option<String>,
+}
+
+/// Parses `1s`, `250ms`, `2m` (humantime).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// The TOML file: the same keys as the flags (`routers` for `--router`, `labels` as a table).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Router control endpoints.
+    #[serde(default)]
+    pub routers: Vec<String>,
+    /// Pool to join.
+    pub pool: Option<String>,
+    /// The node's uwsgi socket.
+    pub node: Option<String>,
+    /// The node's id.
+    pub node_id: Option<String>,
+    /// uWSGI's stats server.
+    pub stats: Option<String>,
+    /// Registry token file.
+    pub token_file: Option<PathBuf>,
+    /// Relative weight.
+    pub weight: Option<u32>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Report interval.
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// Drain timeout on shutdown.
+    #[serde(default, with = "humantime_serde")]
+    pub drain_timeout: Option<Duration>,
+    /// Active check path.
+    pub health_path: Option<String>,
+    /// Active check host.
+    pub health_host: Option<String>,
+    /// CA of `https://` routers.
+    pub tls_ca: Option<PathBuf>,
+    /// mTLS client certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// mTLS client key.
+    pub tls_key: Option<PathBuf>,
+    /// HTTP listener for `/metrics`.
+    pub metrics: Option<String>,
+}
+
+/// The active check: a GET of `path` with `host` as HTTP_HOST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Path (and optional `?query`) to request.
+    pub path: String,
+    /// HTTP_HOST and SERVER_NAME to send.
+    pub host: String,
+}
+
+/// TLS files for `https://` routers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate the routers' certificates must chain to.
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key, for mTLS.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// The validated agent configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Router control endpoints (`http://` or `https://`), one session each.
+    pub routers: Vec<String>,
+    /// Pool to join.
+    pub pool: String,
+    /// The node's uwsgi socket, as announced.
+    pub node: String,
+    /// The node's id.
+    pub node_id: String,
+    /// uWSGI's stats server.
+    pub stats: SocketTarget,
+    /// Registry token file; `None` sends no token (routers on loopback without tokens).
+    pub token_file: Option<PathBuf>,
+    /// Relative weight, 1..1000.
+    pub weight: u32,
+    /// Labels for operators.
+    pub labels: BTreeMap<String, String>,
+    /// Stats read and report interval.
+    pub interval: Duration,
+    /// Bound on waiting for Drained on shutdown.
+    pub drain_timeout: Duration,
+    /// Optional active check.
+    pub health: Option<HealthConfig>,
+    /// TLS for `https://` routers.
+    pub tls: TlsFiles,
+    /// HTTP listener for `/metrics`, `/healthz`, `/readyz`; `None`: off.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or an unknown key or a value of the wrong type.
+    #[error("invalid config: {0}")]
+    Syntax(String),
+    /// Values that do not make sense; one line per problem, each naming its key.
+    #[error("invalid config:\n{0}")]
+    Invalid(Problems),
+}
+
+/// Every problem found, one per line as `key: what is wrong`.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, key: &str, what: impl fmt::Display) {
+        self.0.push(format!("{key}: {what}"));
+    }
+
+    /// The problems, each as `key: what is wrong`.
+    pub fn lines(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(|p| format!("  - {p}")).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl AgentConfig {
+    /// Reads the file named by `--config` (if any) and merges the flags over it.
+    pub fn load(flags: Flags) -> Result<Self, AgentConfigError> {
+        let file = match &flags.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(file, flags)
+    }
+
+    /// Merges `flags` over `file` and validates the result.
+    pub fn merge(file: FileConfig, flags: Flags) -> Result<Self, AgentConfigError> {
+        let mut p = Problems::default();
+        let routers = if flags.routers.is_empty() {
+            file.routers
+        } else {
+            flags.routers
+        };
+        let mut labels = file.labels;
+        for l in &flags.labels {
+            match l.split_once('=') {
+                Some((k, v)) => {
+                    labels.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+                None => p.add("labels", format_args!("{l:?} is not key=value (--label)")),
+            }
+        }
+        let node = flags.node.or(file.node).unwrap_or_default();
+        let health_path = flags.health_path.or(file.health_path);
+        let health_host = flags.health_host.or(file.health_host);
+        let tls_ca = flags.tls_ca.or(file.tls_ca);
+        let tls_cert = flags.tls_cert.or(file.tls_cert);
+        let tls_key = flags.tls_key.or(file.tls_key);
+        let config = Self {
+            node_id: flags
+                .node_id
+                .or(file.node_id)
+                .unwrap_or_else(|| default_node_id(&node)),
+            node,
+            routers,
+            pool: flags.pool.or(file.pool).unwrap_or_default(),
+            stats: parse_stats(flags.stats.or(file.stats), &mut p),
+            token_file: flags.token_file.or(file.token_file),
+            weight: flags.weight.or(file.weight).unwrap_or(1),
+            labels,
+            interval: flags
+                .interval
+                .or(file.interval)
+                .unwrap_or(Duration::from_secs(1)),
+            drain_timeout: flags
+                .drain_timeout
+                .or(file.drain_timeout)
+                .unwrap_or(Duration::from_secs(30)),
+            health: health_path.clone().map(|path| HealthConfig {
+                path,
+                host: health_host
+                    .clone()
+                    .unwrap_or_else(|| "localhost".to_owned()),
+            }),
+            tls: TlsFiles {
+                ca: tls_ca,
+                identity: tls_cert.clone().zip(tls_key.clone()),
+            },
+            metrics: parse_metrics(flags.metrics.or(file.metrics), &mut p),
+        };
+        config.check(&mut p);
+        if health_host.is_some() && health_path.is_none() {
+            p.add("health_host", "needs health_path (--health-path)");
+        }
+        if tls_cert.is_some() != tls_key.is_some() {
+            p.add("tls_cert", "tls_cert and tls_key go together");
+        }
+        if p.0.is_empty() {
+            Ok(config)
+        } else {
+            Err(AgentConfigError::Invalid(p))
+        }
+    }
+
+    fn check(&self, p: &mut Problems) {
+        self.check_routers(p);
+        if self.pool.is_empty() {
+            p.add("pool", "required (--pool NAME)");
+        }
+        if self.node.is_empty() {
+            p.add("node", "required (--node ADDR)");
+        } else if let Err(e) = SocketTarget::parse_node(&self.node) {
+            p.add("node", e);
+        }
+        if !valid_node_id(&self.node_id) {
+            p.add(
+                "node_id",
+                format_args!(
+                    "{:?} must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -",
+                    self.node_id
+                ),
+            );
+        }
+        if !(1..=1000).contains(&self.weight) {
+            p.add("weight", format_args!("{} is not in 1..1000", self.weight));
+        }
+        self.check_labels(p);
+        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&self.interval) {
+            p.add(
+                "interval",
+                format_args!("{:?} is not in 100ms..20s", self.interval),
+            );
+        }
+        if self.drain_timeout > Duration::from_secs(3600) {
+            p.add("drain_timeout", "is longer than 1h");
+        }
+        if let Some(h) = &self.health {
+            if !h.path.starts_with('/') {
+                p.add(
+                    "health_path",
+                    format_args!("{:?} must start with /", h.path),
+                );
+            }
+            if h.host.is_empty() || h.host.contains(char::is_whitespace) {
+                p.add(
+                    "health_host",
+                    format_args!("{:?} is not a host name", h.host),
+                );
+            }
+        }
+    }
+
+    fn check_routers(&self, p: &mut Problems) {
+        if self.routers.is_empty() {
+            p.add("routers", "at least one router is needed (--router URL)");
+        }
+        for (i, url) in self.routers.iter().enumerate() {
+            let key = format!("routers[{i}]");
+            match url.split_once("://") {
+                Some(("http", rest)) | Some(("https", rest))
+                    if !rest.is_empty() && !rest.starts_with('/') =>
+                {
+                    if tonic::transport::Endpoint::from_shared(url.clone()).is_err() {
+                        p.add(&key, format_args!("{url:?} is not a valid URL"));
+                    }
+                }
+                _ => p.add(
+                    &key,
+                    format_args!("{url:?} is not http://host:port or https://host:port"),
+                ),
+            }
+            if url.starts_with("https://") && self.tls.ca.is_none() {
+                p.add(
+                    &key,
+                    "https needs tls_ca (--tls-ca FILE): the CA the router's certificate chains to",
+                );
+            }
+            if self.routers[..i].contains(url) {
+                p.add(&key, format_args!("{url:?} is listed twice"));
+            }
+        }
+    }
+
+    fn check_labels(&self, p: &mut Problems) {
+        if self.labels.len() > 32 {
+            p.add(
+                "labels",
+                format_args!("{} labels; at most 32", self.labels.len()),
+            );
+        }
+        for (k, v) in &self.labels {
+            if k.is_empty() || k.len() > 128 || v.len() > 128 {
+                p.add(
+                    "labels",
+                    format_args!("{k:?}: keys must be 1 to 128 bytes, values at most 128"),
+                );
+            }
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self, AgentConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AgentConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, AgentConfigError> {
+        toml::from_str(text).map_err(|e| AgentConfigError::Syntax(e.to_string()))
+    }
+}
+
+/// The stats address, or a problem (and a placeholder) when it is missing or malformed.
+fn parse_stats(s: Option<String>, p: &mut Problems) -> SocketTarget {
+    let parsed = match s.as_deref() {
+        None | Some("") => Err("required (--stats ADDR)".to_owned()),
+        Some(s) => SocketTarget::parse_stats(s),
+    };
+    parsed.unwrap_or_else(|e| {
+        p.add("stats", e);
+        SocketTarget::Tcp(String::new())
+    })
+}
+
+/// The metrics listener: `ip:port`, or `None` when unset or `""`.
+fn parse_metrics(s: Option<String>, p: &mut Problems) -> Option<SocketAddr> {
+    match s.as_deref() {
+        None | Some("") => None,
+        Some(a) => a
+            .parse()
+            .map_err(|_| {
+                p.add(
+                    "metrics",
+                    format_args!("{a:?} is not ip:port, e.g. \"127.0.0.1:9033\""),
+                )
+            })
+            .ok(),
+    }
+}
+
+/// The node id the announce contract accepts: 1 to 128 characters of `[A-Za-z0-9._:@/-]`.
+fn valid_node_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
+}
+
+/// The node address as an id; IPv6 brackets are dropped because ids may not hold them.
+fn default_node_id(node: &str) -> String {
+    node.replace(['[', ']'], "")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Flag and TOML parsing, merging and validation of the agent's config.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::*;
+
+fn flags(args: &[&str]) -> Flags {
+    let mut all = vec!["router-agent"];
+    all.extend_from_slice(args);
+    Flags::try_parse_from(all).expect("flags parse")
+}
+
+const MINIMAL: &[&str] = &[
+    "--router",
+    "http://127.0.0.1:9032",
+    "--pool",
+    "web",
+    "--node",
+    "127.0.0.1:3031",
+    "--stats",
+    "127.0.0.1:9191",
+];
+
+fn problems(result: Result<AgentConfig, AgentConfigError>) -> Vec<String> {
+    match result {
+        Err(AgentConfigError::Invalid(p)) => p.lines().to_vec(),
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn minimal_flags_get_defaults() {
+    let c = AgentConfig::merge(FileConfig::default(), flags(MINIMAL)).unwrap();
+    assert_eq!(c.routers, ["http://127.0.0.1:9032"]);
+    assert_eq!(c.pool, "web");
+    assert_eq!(
+        c.node_id, "127.0.0.1:3031",
+        "the node id defaults to the address"
+    );
+    assert_eq!(c.stats, SocketTarget::Tcp("127.0.0.1:9191".into()));
+    assert_eq!(c.weight, 1);
+    assert_eq!(c.interval, Duration::from_secs(1));
+    assert_eq!(c.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.health, None);
+    assert_eq!(c.token_file, None);
+}
+
+#[test]
+fn every_flag_is_understood() {
+    let mut args = MINIMAL.to_vec();
+    args.extend([
+        "--router",
+        "http://127.0.0.2:9032",
+        "--node-id",
+        "app-1:3031",
+        "--token-file",
+        "/etc/router-agent/token",
+        "--weight",
+        "20",
+        "--label",
+        "zone=a",
+        "--label",
+        "release=42",
+        "--interval",
+        "250ms",
+        "--drain-timeout",
+        "2m",
+        "--health-path",
+        "/healthz?full=1",
+        "--health-host",
+        "app.example.com",
+    ]);
+    let c = AgentConfig::merge(FileConfig::default(), flags(&args)).unwrap();
+    assert_eq!(c.routers.len(), 2);
+    assert_eq!(c.node_id, "app-1:3031");
+    assert_eq!(
+        c.token_file.as_deref(),
+        Some(std::path::Path::new("/etc/router-agent/token"))
+    );
+    assert_eq!(c.weight, 20);
+    assert_eq!(c.labels["zone"], "a");
+    assert_eq!(c.labels["release"], "42");
+    assert_eq!(c.interval, Duration::from_millis(250));
+    assert_eq!(c.drain_timeout, Duration::from_secs(120));
+    let h = c.health.unwrap();
+    assert_eq!(
+        (h.path.as_str(), h.host.as_str()),
+        ("/healthz?full=1", "app.example.com")
+    );
+}
+
+#[test]
+fn toml_file_holds_the_same_keys() {
+    let file = FileConfig::parse(
+        r#"
+        routers = ["http://10.0.0.1:9032", "https://10.0.0.2:9032"]
+        pool = "web"
+        node = "10.0.0.5:3031"
+        node_id = "app-5"
+        stats = "/run/uwsgi/stats.sock"
+        token_file = "/etc/router-agent/token"
+        weight = 3
+        interval = "2s"
+        drain_timeout = "45s"
+        health_path = "/healthz"
+        tls_ca = "/etc/router-agent/ca.pem"
+        tls_cert = "/etc/router-agent/agent.pem"
+        tls_key = "/etc/router-agent/agent.key"
+        [labels]
+        zone = "b"
+        "#,
+    )
+    .unwrap();
+    let c = AgentConfig::merge(file, Flags::default()).unwrap();
+    assert_eq!(c.routers.len(), 2);
+    assert_eq!(c.stats, SocketTarget::Unix("/run/uwsgi/stats.sock".into()));
+    assert_eq!(c.interval, Duration::from_secs(2));
+    assert_eq!(c.drain_timeout, Duration::from_secs(45));
+    assert_eq!(c.health.unwrap().host, "localhost");
+    assert!(c.tls.ca.is_some() && c.tls.identity.is_some());
+    assert_eq!(c.labels["zone"], "b");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let file = FileConfig::parse(
+        r#"
+        routers = ["http://10.0.0.1:9032"]
+        pool = "web"
+        node = "10.0.0.5:3031"
+        stats = "127.0.0.1:9191"
+        weight = 3
+        [labels]
+        zone = "b"
+        host = "app-5"
+        "#,
+    )
+    .unwrap();
+    let f = flags(&[
+        "--router",
+        "http://127.0.0.1:9032",
+        "--weight",
+        "7",
+        "--label",
+        "zone=c",
+    ]);
+    let c = AgentConfig::merge(file, f).unwrap();
+    assert_eq!(
+        c.routers,
+        ["http://127.0.0.1:9032"],
+        "--router replaces the list"
+    );
+    assert_eq!(c.weight, 7);
+    assert_eq!(c.labels["zone"], "c", "a flag label overrides that key");
+    assert_eq!(c.labels["host"], "app-5", "other file labels stay");
+    assert_eq!(c.pool, "web");
+}
+
+#[test]
+fn missing_keys_are_all_named() {
+    let p = problems(AgentConfig::merge(FileConfig::default(), Flags::default()));
+    for key in ["routers:", "pool:", "node:", "stats:"] {
+        assert!(
+            p.iter().any(|l| l.starts_with(key)),
+            "{key} missing from {p:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let file = FileConfig::parse(
+        r#"
+        routers = ["127.0.0.1:9032", "https://r:9032", "ftp://x:1"]
+        pool = "web"
+        node = "not-an-address"
+        node_id = "has space"
+        stats = "nonsense"
+        weight = 0
+        interval = "10ms"
+        health_host = "h"
+        tls_cert = "/c.pem"
+        "#,
+    )
+    .unwrap();
+    let p = problems(AgentConfig::merge(file, flags(&["--label", "novalue"])));
+    for key in [
+        "routers[0]:",
+        "routers[1]: https needs tls_ca",
+        "routers[2]:",
+        "node:",
+        "node_id:",
+        "stats:",
+        "weight:",
+        "interval:",
+        "health_host:",
+        "tls_cert:",
+        "labels:",
+    ] {
+        assert!(
+            p.iter().any(|l| l.starts_with(key)),
+            "{key} missing from {p:#?}"
+        );
+    }
+}
+
+#[test]
+fn ipv6_node_gets_an_id_without_brackets() {
+    let mut args = MINIMAL.to_vec();
+    args[5] = "[fd00::5]:3031";
+    let c = AgentConfig::merge(FileConfig::default(), flags(&args)).unwrap();
+    assert_eq!(c.node_id, "fd00::5:3031");
+}
+
+#[test]
+fn unknown_toml_keys_and_bad_durations_are_refused() {
+    let err = FileConfig::parse("poool = \"web\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("poool"), "{err}");
+    let err = FileConfig::parse("interval = \"soon\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("interval"), "{err}");
+    assert!(Flags::try_parse_from(["router-agent", "--interval", "soon"]).is_err());
+}

@@ -1,0 +1,274 @@
+//! `router-agent`, the sidecar next to each uWSGI node: it reads the node's load from uWSGI's stats
+//! server, keeps one Registry session per router (announce, a load report each interval), and on
+//! SIGTERM drains the node on every router and leaves, so uWSGI can then stop with nothing in flight.
+//!
+//! Inside: [`probe`] reads the node each interval ([`stats`], [`health`]) and publishes its state
+//! on a watch channel; each router's `session` loop follows it, reporting while the node
+//! answers and ending its session while it does not (the node then leaves when its lease runs
+//! out, and is re-announced when it answers again).
+
+mod addr;
+mod backoff;
+pub mod config;
+mod counters;
+mod credentials;
+pub mod health;
+mod probe;
+mod session;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+pub use addr::SocketTarget;
+pub use config::{AgentConfig, AgentConfigError, Flags};
+pub use counters::AgentCounters;
+pub use credentials::CredentialsError;
+
+use crate::control::proto::Announce;
+use crate::http::{Endpoints, Readiness};
+use health::HealthCheck;
+use probe::Probe;
+use session::{RouterLink, LEAVE_GRACE};
+
+/// Time to open a TCP (and TLS) connection to a router.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings on router connections: a router that vanished without closing its sockets is
+/// noticed within interval + timeout.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The token or TLS files could not be used.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// A router URL was refused by the gRPC transport (e.g. TLS settings for it).
+    #[error("routers: {url}: {reason}")]
+    Router {
+        /// The router URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The metrics listener could not be bound.
+    #[error("metrics: cannot listen on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// SIGTERM/SIGINT handlers could not be installed.
+    #[error("cannot handle signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A running agent: the probe, one session task per router, and the metrics listener.
+#[derive(Debug)]
+pub struct Agent {
+    counters: Arc<AgentCounters>,
+    stop_sessions: CancellationToken,
+    stop_probe: CancellationToken,
+    sessions: JoinSet<()>,
+    probe: tokio::task::JoinHandle<()>,
+    drain_timeout: Duration,
+    metrics_addr: Option<SocketAddr>,
+    ready: Readiness,
+}
+
+impl Agent {
+    /// Loads the credentials, binds the metrics listener (if any), and starts the probe and a
+    /// session task per router.
+    pub fn start(config: AgentConfig) -> Result<Self, AgentError> {
+        let bearer = config
+            .token_file
+            .as_deref()
+            .map(credentials::bearer)
+            .transpose()?;
+        if bearer.is_none() {
+            tracing::info!(
+                "no token_file: only routers that require no registry token accept this node"
+            );
+        }
+        let tls = credentials::tls_config(&config.tls)?;
+        let endpoints = config
+            .routers
+            .iter()
+            .map(|url| endpoint(url, tls.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let counters = Arc::new(AgentCounters::default());
+        let stop_probe = CancellationToken::new();
+        let ready = Readiness::new(true);
+        let metrics_addr = serve_metrics(&config, &counters, &ready, &stop_probe)?;
+        let (tx, rx) = watch::channel(None);
+        let stop_sessions = CancellationToken::new();
+        let announce = announce(&config);
+        let mut sessions = JoinSet::new();
+        for (url, endpoint) in config.routers.iter().zip(endpoints) {
+            let link = RouterLink {
+                url: url.clone(),
+                endpoint,
+                announce: announce.clone(),
+                bearer: bearer.clone(),
+                interval: config.interval,
+                drain_timeout: config.drain_timeout,
+                node: rx.clone(),
+                counters: counters.clone(),
+                stop: stop_sessions.clone(),
+            };
+            sessions.spawn(link.run());
+        }
+        let probe = tokio::spawn(probe(&config, &counters).run(tx, stop_probe.clone()));
+        tracing::info!(
+            node = announce.node_id,
+            pool = announce.pool,
+            routers = config.routers.len(),
+            "agent started"
+        );
+        Ok(Self {
+            counters,
+            stop_sessions,
+            stop_probe,
+            sessions,
+            probe,
+            drain_timeout: config.drain_timeout,
+            metrics_addr,
+            ready,
+        })
+    }
+
+    /// The bound address of the metrics listener, if it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The agent's counters (reports sent, stats errors, connected routers, ...).
+    pub fn counters(&self) -> Arc<AgentCounters> {
+        self.counters.clone()
+    }
+
+    /// Drains the node on every connected router, waits for each one's Drained (at most the
+    /// drain timeout), sends Leave and stops. Routers that are not connected are not waited for.
+    pub async fn shutdown(mut self) {
+        self.ready.set(false);
+        self.stop_sessions.cancel();
+        let bound = self.drain_timeout + LEAVE_GRACE + Duration::from_secs(1);
+        let all = async { while self.sessions.join_next().await.is_some() {} };
+        if tokio::time::timeout(bound, all).await.is_err() {
+            tracing::warn!("router sessions did not finish in time; stopping them");
+            self.sessions.abort_all();
+        }
+        self.stop_probe.cancel();
+        let _ = self.probe.await;
+        tracing::info!("agent stopped");
+    }
+}
+
+/// Starts the agent and runs it until SIGTERM or SIGINT, then drains, leaves and returns.
+pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Handlers first: a signal that arrives while the agent starts must not kill it undrained.
+    let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    let agent = Agent::start(config)?;
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stopping: draining the node on every router");
+    agent.shutdown().await;
+    Ok(())
+}
+
+/// The node probe of `config`: stats reads, and the active check when configured.
+fn probe(config: &AgentConfig, counters: &Arc<AgentCounters>) -> Probe {
+    let health = config.health.as_ref().map(|h| {
+        let node = SocketTarget::parse_node(&config.node)
+            .unwrap_or_else(|_| SocketTarget::Tcp(config.node.clone()));
+        HealthCheck::new(node, h)
+    });
+    Probe {
+        stats: config.stats.clone(),
+        health,
+        interval: config.interval,
+        counters: counters.clone(),
+    }
+}
+
+/// Binds and serves `/metrics` (and `/healthz`, `/readyz`) when `config.metrics` is set.
+fn serve_metrics(
+    config: &AgentConfig,
+    counters: &Arc<AgentCounters>,
+    ready: &Readiness,
+    stop: &CancellationToken,
+) -> Result<Option<SocketAddr>, AgentError> {
+    let Some(addr) = config.metrics else {
+        return Ok(None);
+    };
+    let listen_error = |source| AgentError::Metrics { addr, source };
+    let std_listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
+    std_listener.set_nonblocking(true).map_err(listen_error)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    let (c, node, pool, routers) = (
+        counters.clone(),
+        config.node_id.clone(),
+        config.pool.clone(),
+        config.routers.len(),
+    );
+    let endpoints = Endpoints {
+        metrics: Arc::new(move || c.render(&node, &pool, routers)),
+        ready: ready.clone(),
+    };
+    tokio::spawn(crate::http::serve(listener, endpoints, stop.clone()));
+    tracing::info!(addr = %bound, "serving /metrics");
+    Ok(Some(bound))
+}
+
+/// The Announce of this node (capacity filled in from the stats at each connect).
+fn announce(config: &AgentConfig) -> Announce {
+    Announce {
+        node_id: config.node_id.clone(),
+        pool: config.pool.clone(),
+        address: config.node.clone(),
+        capacity: 0,
+        weight: config.weight,
+        labels: config.labels.clone().into_iter().collect(),
+        version: concat!("router-agent ", env!("CARGO_PKG_VERSION")).to_owned(),
+        report_interval_ms: u32::try_from(config.interval.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+/// The gRPC endpoint of one router: connect timeout, HTTP/2 keepalive, TLS for `https://`.
+fn endpoint(
+    url: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Result<Endpoint, AgentError> {
+    let bad = |e: tonic::transport::Error| AgentError::Router {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(bad)?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    if url.starts_with("https://") {
+        let tls = tls.cloned().ok_or_else(|| AgentError::Router {
+            url: url.to_owned(),
+            reason: "https needs tls_ca".to_owned(),
+        })?;
+        endpoint = endpoint.tls_config(tls).map_err(bad)?;
+    }
+    Ok(endpoint)
+}

@@ -1,0 +1,35 @@
+//! `router-agent`: the sidecar next to a uWSGI node that registers it with every router, reports
+//! its load, and drains it on SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use uwsgi_router::agent::{self, AgentConfig, Flags};
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match AgentConfig::load(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("router-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+    match runtime.block_on(agent::run(config)) {
+        Ok(()) => {
+            tracing::info!("exit");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("router-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The `Admin` service: what `routerctl` reads and does. Reads come from pool snapshots and node
+//! atomics; actions go through the cluster, which announces them as events.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::proto::admin_server::Admin;
+use super::proto::{
+    EjectRequest, Event, ListNodesRequest, ListNodesResponse, ListPoolsRequest, ListPoolsResponse,
+    NodeInfo, NodeRequest, PoolInfo, ReloadRequest, ReloadResponse, RemoveResponse,
+    SetWeightRequest, StatusRequest, StatusResponse, WatchRequest,
+};
+use crate::clock::now_ms;
+use crate::cluster::{Cluster, ClusterEvent, Node, NodeState, Pool};
+
+/// What the Admin service needs from the daemon besides the cluster.
+pub trait RouterControl: Send + Sync + 'static {
+    /// Re-reads and applies the config file; the error explains what is wrong with it.
+    fn reload(&self) -> Result<(), String>;
+    /// The router's status.
+    fn status(&self) -> StatusResponse;
+}
+
+/// The Admin service.
+#[derive(Clone)]
+pub struct AdminService {
+    cluster: Arc<Cluster>,
+    router: Arc<dyn RouterControl>,
+}
+
+impl std::fmt::Debug for AdminService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminService").finish_non_exhaustive()
+    }
+}
+
+impl AdminService {
+    /// An Admin service over `cluster`.
+    pub fn new(cluster: Arc<Cluster>, router: Arc<dyn RouterControl>) -> Self {
+        Self { cluster, router }
+    }
+
+    fn found(&self, id: &str) -> Result<(Arc<Pool>, Arc<Node>), Status> {
+        self.cluster.find(id).ok_or_else(|| not_found(id))
+    }
+}
+
+fn not_found(id: &str) -> Status {
+    Status::not_found(format!(
+        "no node with id {id:?} (routerctl nodes lists them)"
+    ))
+}
+
+/// A node as routerctl shows it.
+pub fn node_info(pool: &Pool, node: &Node) -> NodeInfo {
+    let now = now_ms();
+    let settings = pool.settings();
+    let state = if node.health.is_ejected(now) {
+        "ejected"
+    } else if node.state() == NodeState::Active
+        && now.saturating_sub(node.joined_ms) < settings.slow_start.as_millis() as u64
+    {
+        "joining"
+    } else {
+        node.state().as_str()
+    };
+    let at = node.load.at_ms.load(Relaxed);
+    NodeInfo {
+        id: node.id.to_string(),
+        pool: pool.name.to_string(),
+        address: node.addr.to_string(),
+        state: state.to_owned(),
+        source: node.source.as_str().to_owned(),
+        weight: node.weight(),
+        weight_reported: node.weight_configured(),
+        weight_override: node.weight_override().unwrap_or(0),
+        capacity: node.load.capacity.load(Relaxed),
+        busy: node.load.busy.load(Relaxed),
+        queue: node.load.queue.load(Relaxed),
+        in_flight: node.in_flight.load(Relaxed),
+        requests_total: node.requests.load(Relaxed),
+        errors_total: node.failures.load(Relaxed),
+        latency_ms: node.latency.get(now, node.in_flight.load(Relaxed) > 0),
+        report_age_ms: if at == 0 {
+            -1
+        } else {
+            now.saturating_sub(at) as i64
+        },
+        ejected_for_ms: node
+            .health
+            .ejected_until()
+            .map_or(0, |u| u.saturating_sub(now)),
+        labels: node.meta.labels.iter().cloned().collect(),
+        version: node.meta.version.clone(),
+        age_seconds: now.saturating_sub(node.joined_ms) / 1000,
+    }
+}
+
+fn pool_info(pool: &Pool) -> PoolInfo {
+    let snap = pool.snapshot();
+    let infos: Vec<NodeInfo> = snap.nodes.iter().map(|n| node_info(pool, n)).collect();
+    let count = |states: &[&str]| {
+        infos
+            .iter()
+            .filter(|n| states.contains(&n.state.as_str()))
+            .count() as u32
+    };
+    PoolInfo {
+        name: pool.name.to_string(),
+        algorithm: snap.settings.algorithm.name().to_owned(),
+        nodes: infos.len() as u32,
+        nodes_active: count(&["active", "joining"]),
+        nodes_draining: count(&["draining", "drained"]),
+        nodes_ejected: count(&["ejected"]),
+        requests_total: infos.iter().map(|n| n.requests_total).sum(),
+        errors_total: infos.iter().map(|n| n.errors_total).sum(),
+        requests_per_second: pool.requests_per_second(),
+        in_flight: infos.iter().map(|n| n.in_flight).sum(),
+    }
+}
+
+/// A cluster event as the Watch stream carries it.
+pub(super) fn event(e: &ClusterEvent) -> Event {
+    let (kind, pool, node, detail) = match e {
+        ClusterEvent::NodeJoined {
+            pool,
+            node,
+            addr,
+            source,
+        } => (
+            "node_joined",
+            &**pool,
+            &**node,
+            format!("{addr} ({})", source.as_str()),
+        ),
+        ClusterEvent::NodeLeft { pool, node, reason } => {
+            ("node_left", &**pool, &**node, reason.clone())
+        }
+        ClusterEvent::NodeEjected { pool, node, for_ms } => {
+            ("node_ejected", &**pool, &**node, format!("for {for_ms} ms"))
+        }
+        ClusterEvent::NodeDraining { pool, node } => {
+            ("node_draining", &**pool, &**node, String::new())
+        }
+        ClusterEvent::NodeDrained { pool, node } => {
+            ("node_drained", &**pool, &**node, String::new())
+        }
+        ClusterEvent::NodeResumed { pool, node } => {
+            ("node_resumed", &**pool, &**node, String::new())
+        }
+        ClusterEvent::PoolsChanged => ("pools_changed", "", "", String::new()),
+        ClusterEvent::ConfigReloaded => ("config_reloaded", "", "", String::new()),
+    };
+    let time_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Event {
+        time_unix_ms,
+        kind: kind.to_owned(),
+        pool: pool.to_owned(),
+        node: node.to_owned(),
+        detail,
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(self.router.status()))
+    }
+
+    async fn list_pools(
+        &self,
+        _: Request<ListPoolsRequest>,
+    ) -> Result<Response<ListPoolsResponse>, Status> {
+        let pools = self.cluster.pools().iter().map(|p| pool_info(p)).collect();
+        Ok(Response::new(ListPoolsResponse { pools }))
+    }
+
+    async fn list_nodes(
+        &self,
+        req: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        let only = req.into_inner().pool;
+        let pools = match only.as_str() {
+            "" => self.cluster.pools(),
+            name => vec![self
+                .cluster
+                .pool(name)
+                .ok_or_else(|| Status::not_found(format!("no pool named {name:?}")))?],
+        };
+        let mut nodes: Vec<NodeInfo> = pools
+            .iter()
+            .flat_map(|p| {
+                p.snapshot()
+                    .nodes
+                    .iter()
+                    .map(|n| node_info(p, n))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        nodes.sort_by(|a, b| (&a.pool, &a.id).cmp(&(&b.pool, &b.id)));
+        Ok(Response::new(ListNodesResponse { nodes }))
+    }
+
+    async fn get_node(&self, req: Request<NodeRequest>) -> Result<Response<NodeInfo>, Status> {
+        let (pool, node) = self.found(&req.into_inner().id)?;
+        Ok(Response::new(node_info(&pool, &node)))
+    }
+
+    async fn drain_node(&self, req: Request<NodeRequest>) -> Result<Response<NodeInfo>, Status> {
+        let id = req.into_inner().id;
+        let (pool, node) = self.found(&id)?;
+        self.cluster.drain(&id);
+        Ok(Response::new(node_info(&pool, &node)))
+    }
+
+    async fn resume_node(&self, req: Request<NodeRequest>) -> Result<Response<NodeInfo>, Status> {
+        let id = req.into_inner().id;
+        let (pool, node) = self.cluster.resume(&id).ok_or_else(|| not_found(&id))?;
+        Ok(Response::new(node_info(&pool, &node)))
+    }
+
+    async fn set_weight(
+        &self,
+        req: Request<SetWeightRequest>,
+    ) -> Result<Response<NodeInfo>, Status> {
+        let r = req.into_inner();
+        if r.weight > 1000 {
+            return Err(Status::invalid_argument(
+                "weight must be 1 to 1000 (0 clears the override)",
+            ));
+        }
+        let weight = (r.weight > 0).then_some(r.weight);
+        let (pool, node) = self
+            .cluster
+            .set_weight_override(&r.id, weight)
+            .ok_or_else(|| not_found(&r.id))?;
+        Ok(Response::new(node_info(&pool, &node)))
+    }
+
+    async fn eject_node(&self, req: Request<EjectRequest>) -> Result<Response<NodeInfo>, Status> {
+        let r = req.into_inner();
+        let time = (r.duration_ms > 0).then(|| Duration::from_millis(r.duration_ms));
+        let (pool, node) = self
+            .cluster
+            .eject(&r.id, time)
+            .ok_or_else(|| not_found(&r.id))?;
+        Ok(Response::new(node_info(&pool, &node)))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<NodeRequest>,
+    ) -> Result<Response<RemoveResponse>, Status> {
+        let id = req.into_inner().id;
+        let (pool, node) = self.found(&id)?;
+        let info = node_info(&pool, &node);
+        pool.remove(&id, "removed by an operator");
+        Ok(Response::new(RemoveResponse { node: Some(info) }))
+    }
+
+    async fn reload(&self, _: Request<ReloadRequest>) -> Result<Response<ReloadResponse>, Status> {
+        self.router.reload().map_err(Status::failed_precondition)?;
+        Ok(Response::new(ReloadResponse {
+            pools: self.cluster.pools().len() as u32,
+        }))
+    }
+
+    type WatchStream = EventStream;
+
+    async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let mut events = self.cluster.events().subscribe();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                match events.recv().await {
+                    Ok(e) => {
+                        if tx.send(Ok(event(&e))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let lag = Event {
+                            kind: "lagged".into(),
+                            detail: format!("{n} events were dropped: the watcher was too slow"),
+                            ..Default::default()
+                        };
+                        if tx.send(Ok(lag)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+
+/// A stream fed by a task through a bounded channel; the task ends when the caller hangs up.
+fn async_stream<F, Fut>(f: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

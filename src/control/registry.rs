@@ -1,0 +1,288 @@
+//! The `Registry` service: one session per node, from its Announce to its Leave. The session
+//! admits the node into the cluster, turns its reports into node atomics and lease renewals, and
+//! tells the node about drains and removals that concern it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{timeout, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::announce::{node_from_announce, reject_code, AnnounceError};
+use super::proto::registry_server::Registry;
+use super::proto::{
+    node_message::Msg, router_message, Accepted, DrainRequested, Drained, LoadReport, NodeMessage,
+    RejectCode, Rejected, Removed, RouterMessage,
+};
+use crate::clock::now_ms;
+use crate::cluster::{Cluster, ClusterEvent, Node};
+use crate::config::ControlConfig;
+use crate::metrics;
+
+/// Reports dropped for coming too fast, after which the session is ended.
+const MAX_DROPPED_REPORTS: u32 = 50;
+
+/// The Registry service.
+#[derive(Debug, Clone)]
+pub struct RegistryService {
+    cluster: Arc<Cluster>,
+    sessions: Arc<Semaphore>,
+    router_id: Arc<str>,
+    announce_timeout: Duration,
+    min_report_interval: Duration,
+}
+
+impl RegistryService {
+    /// A registry admitting nodes into `cluster`.
+    pub fn new(cluster: Arc<Cluster>, config: &ControlConfig, router_id: &str) -> Self {
+        Self {
+            cluster,
+            sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            router_id: router_id.into(),
+            announce_timeout: config.announce_timeout,
+            min_report_interval: config.min_report_interval,
+        }
+    }
+}
+
+type Outbound = mpsc::Sender<Result<RouterMessage, Status>>;
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    type SessionStream = ReceiverStream<Result<RouterMessage, Status>>;
+
+    async fn session(
+        &self,
+        req: Request<Streaming<NodeMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let permit = self.sessions.clone().try_acquire_owned().map_err(|_| {
+            metrics::registration_rejected("too_many_sessions");
+            Status::resource_exhausted(
+                "too many registry sessions open; raise control.max_sessions",
+            )
+        })?;
+        let peer = req
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(self.clone().run(req.into_inner(), tx, peer, permit));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+impl RegistryService {
+    async fn run(
+        self,
+        mut inbound: Streaming<NodeMessage>,
+        tx: Outbound,
+        peer: String,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let announce = match timeout(self.announce_timeout, inbound.message()).await {
+            Ok(Ok(Some(NodeMessage {
+                msg: Some(Msg::Announce(a)),
+            }))) => a,
+            Ok(Ok(None)) | Ok(Err(_)) => return,
+            Ok(Ok(Some(_))) => {
+                return reject(
+                    &tx,
+                    &peer,
+                    RejectCode::Invalid,
+                    "the first message must be an Announce",
+                )
+                .await
+            }
+            Err(_) => return reject(&tx, &peer, RejectCode::Invalid, "no Announce in time").await,
+        };
+        let (node, pool, lease, interval) = match node_from_announce(&announce) {
+            Ok(n) => n,
+            Err(AnnounceError(reason)) => {
+                return reject(&tx, &peer, RejectCode::Invalid, &reason).await
+            }
+        };
+        let mut events = self.cluster.events().subscribe();
+        let node = match self.cluster.join(&pool, node, lease) {
+            Ok(node) => node,
+            Err(e) => {
+                metrics::registration_rejected(e.kind());
+                return reject(&tx, &peer, reject_code(&e), &e.to_string()).await;
+            }
+        };
+        metrics::node_registered(&Arc::from(pool.as_str()), "registered");
+        tracing::info!(node = %node.id, %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
+        let accepted = router_message::Msg::Accepted(Accepted {
+            router_id: self.router_id.to_string(),
+            lease_ms: lease.as_millis() as u32,
+            report_interval_ms: interval.as_millis() as u32,
+        });
+        if send(&tx, accepted).await.is_err() {
+            return;
+        }
+        let mut s = Session {
+            registry: &self,
+            node,
+            lease,
+            tx: &tx,
+            dropped: 0,
+            last_report: None,
+            asked_drain: false,
+        };
+        let end = loop {
+            tokio::select! {
+                m = inbound.message() => match m {
+                    Ok(Some(NodeMessage { msg: Some(m) })) => match s.on_message(m).await {
+                        Ok(()) => continue,
+                        Err(end) => break end,
+                    },
+                    Ok(Some(NodeMessage { msg: None })) => continue,
+                    Ok(None) | Err(_) => break "the stream ended; the node stays until its lease runs out",
+                },
+                e = events.recv() => match s.on_event(e).await {
+                    Ok(()) => continue,
+                    Err(end) => break end,
+                },
+                () = tx.closed() => break "the agent went away; the node stays until its lease runs out",
+            }
+        };
+        tracing::info!(node = %s.node.id, %peer, end, "agent session ended");
+    }
+}
+
+/// One accepted node's session state.
+struct Session<'a> {
+    registry: &'a RegistryService,
+    node: Arc<Node>,
+    lease: Duration,
+    tx: &'a Outbound,
+    dropped: u32,
+    last_report: Option<Instant>,
+    /// The agent itself asked to drain: no need to tell it an operator did.
+    asked_drain: bool,
+}
+
+impl Session<'_> {
+    /// True while the cluster's node with this id is this session's (not replaced by a re-join).
+    fn owns_node(&self) -> bool {
+        self.registry
+            .cluster
+            .find(&self.node.id)
+            .is_some_and(|(_, n)| Arc::ptr_eq(&n, &self.node))
+    }
+
+    async fn on_message(&mut self, m: Msg) -> Result<(), &'static str> {
+        match m {
+            Msg::Report(r) => self.on_report(&r).await,
+            Msg::Drain(d) => {
+                self.asked_drain = true;
+                if self.owns_node() {
+                    tracing::info!(node = %self.node.id, reason = d.reason, "agent asked to drain");
+                    self.registry.cluster.drain(&self.node.id);
+                }
+                Ok(())
+            }
+            Msg::Leave(l) => {
+                if self.owns_node() {
+                    self.registry
+                        .cluster
+                        .leave(&self.node.id, &format!("agent left: {}", l.reason));
+                }
+                Err("the agent left")
+            }
+            Msg::Announce(_) => {
+                reject(
+                    self.tx,
+                    &self.node.id,
+                    RejectCode::Invalid,
+                    "Announce is only valid as the first message",
+                )
+                .await;
+                Err("a second Announce")
+            }
+        }
+    }
+
+    async fn on_report(&mut self, r: &LoadReport) -> Result<(), &'static str> {
+        let now = Instant::now();
+        if self
+            .last_report
+            .is_some_and(|t| now - t < self.registry.min_report_interval)
+        {
+            self.dropped += 1;
+            metrics::registration_rejected("rate_limited");
+            if self.dropped > MAX_DROPPED_REPORTS {
+                reject(
+                    self.tx,
+                    &self.node.id,
+                    RejectCode::RateLimited,
+                    "load reports come faster than control.min_report_interval",
+                )
+                .await;
+                return Err("rate limited");
+            }
+            return Ok(());
+        }
+        self.last_report = Some(now);
+        let load = &self.node.load;
+        use std::sync::atomic::Ordering::Relaxed;
+        if r.capacity > 0 {
+            load.capacity.store(r.capacity, Relaxed);
+        }
+        load.busy.store(r.busy_workers, Relaxed);
+        load.queue.store(r.listen_queue, Relaxed);
+        let ms = now_ms();
+        load.at_ms.store(ms.max(1), Relaxed);
+        self.node.renew_lease(ms, self.lease);
+        Ok(())
+    }
+
+    async fn on_event(&mut self, e: Result<ClusterEvent, RecvError>) -> Result<(), &'static str> {
+        let e = match e {
+            Ok(e) => e,
+            Err(RecvError::Lagged(_)) => return Ok(()),
+            Err(RecvError::Closed) => return Err("the router is stopping"),
+        };
+        let id = &self.node.id;
+        let msg = match e {
+            ClusterEvent::NodeDraining { node, .. }
+                if node == *id && !self.asked_drain && self.owns_node() =>
+            {
+                router_message::Msg::DrainRequested(DrainRequested {
+                    reason: "drain requested by an operator".into(),
+                })
+            }
+            ClusterEvent::NodeDrained { node, .. } if node == *id => {
+                router_message::Msg::Drained(Drained {})
+            }
+            ClusterEvent::NodeLeft { node, reason, .. } if node == *id && !self.owns_node() => {
+                if reason == "drained" {
+                    return Err("the node drained and left");
+                }
+                let _ = send(self.tx, router_message::Msg::Removed(Removed { reason })).await;
+                return Err("the node was removed");
+            }
+            _ => return Ok(()),
+        };
+        send(self.tx, msg).await.map_err(|()| "the agent went away")
+    }
+}
+
+async fn send(tx: &Outbound, msg: router_message::Msg) -> Result<(), ()> {
+    tx.send(Ok(RouterMessage { msg: Some(msg) }))
+        .await
+        .map_err(drop)
+}
+
+async fn reject(tx: &Outbound, who: &str, code: RejectCode, reason: &str) {
+    tracing::warn!(who, reason, "registration refused");
+    let _ = send(
+        tx,
+        router_message::Msg::Rejected(Rejected {
+            reason: reason.to_owned(),
+            code: code as i32,
+        }),
+    )
+    .await;
+}

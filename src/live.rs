@@ -1,0 +1,129 @@
+//! The live configuration: applying a config and reloading the file (SIGHUP or `routerctl
+//! reload`), and the router status that `routerctl status` shows.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
+use crate::cluster::{Cluster, ClusterEvent};
+use crate::config::{Config, ConfigError};
+use crate::control::proto::StatusResponse;
+use crate::control::RouterControl;
+use crate::metrics;
+use crate::proxy::{Dispatch, SharedDispatch};
+
+/// What the status reports that is fixed once the router has bound its listeners.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    /// uwsgi listeners as bound.
+    pub listeners: Vec<String>,
+    /// The control listener.
+    pub control: String,
+    /// `hostname@control address`.
+    pub router_id: String,
+}
+
+/// The config in force and how to change it.
+#[derive(Debug)]
+pub struct LiveConfig {
+    cluster: Arc<Cluster>,
+    dispatch: SharedDispatch,
+    config: Arc<ArcSwap<Config>>,
+    path: Option<PathBuf>,
+    started: Instant,
+    loaded_unix: AtomicU64,
+    bindings: OnceLock<Bindings>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl LiveConfig {
+    /// The live config over `cluster` and `dispatch`, read from `path` on reload (embedded
+    /// defaults without one).
+    pub fn new(
+        cluster: Arc<Cluster>,
+        dispatch: SharedDispatch,
+        config: Arc<ArcSwap<Config>>,
+        path: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            cluster,
+            dispatch,
+            config,
+            path,
+            started: Instant::now(),
+            loaded_unix: AtomicU64::new(unix_now()),
+            bindings: OnceLock::new(),
+        }
+    }
+
+    /// Records the bound listeners, once.
+    pub fn set_bindings(&self, b: Bindings) {
+        let _ = self.bindings.set(b);
+    }
+
+    /// Re-reads the config file and applies it. On error the old config stays in force.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let config = match &self.path {
+            Some(path) => Config::load(path),
+            None => Ok(Config::default()),
+        };
+        let result = config.map(|c| self.apply(c));
+        match &result {
+            Ok(()) => metrics::config_reload("ok"),
+            Err(_) => metrics::config_reload("error"),
+        }
+        result
+    }
+
+    /// Applies a validated config: pools, nodes, routes, balancing and timeouts, swapped in at
+    /// once. Open connections keep going. Listener and limit changes need a restart.
+    pub fn apply(&self, config: Config) {
+        let old = self.config.load();
+        if old.listen.uwsgi != config.listen.uwsgi
+            || old.limits.max_connections != config.limits.max_connections
+            || old.metrics != config.metrics
+            || old.subscription.listen != config.subscription.listen
+            || old.control != config.control
+        {
+            tracing::warn!("listen addresses, [control], metrics.listen, subscription.listen and limits.max_connections change only on restart");
+        }
+        self.cluster.apply_config(&config);
+        self.dispatch
+            .store(Arc::new(Dispatch::new(&config, &self.cluster)));
+        self.config.store(Arc::new(config));
+        self.loaded_unix.store(unix_now(), Relaxed);
+        self.cluster.events().emit(ClusterEvent::ConfigReloaded);
+        tracing::info!(pools = self.cluster.pools().len(), "config applied");
+    }
+}
+
+impl RouterControl for LiveConfig {
+    fn reload(&self) -> Result<(), String> {
+        LiveConfig::reload(self).map_err(|e| e.to_string())
+    }
+
+    fn status(&self) -> StatusResponse {
+        let b = self.bindings.get().cloned().unwrap_or_default();
+        StatusResponse {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            listeners: b.listeners,
+            control_listener: b.control,
+            config_file: self
+                .path
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            config_loaded_unix: self.loaded_unix.load(Relaxed),
+            router_id: b.router_id,
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Applying subscriptions to the cluster. The key is routed as a request's host would be (or gets
+//! a pool of its own, as uWSGI's FastRouter does); the node then joins with a lease of
+//! `tolerance`, renews it and reports its load, or leaves.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use super::listener::DatagramSource;
+use super::notify;
+use super::outcome::{LogLimiter, Outcome, Refused};
+use super::packet::{Action, Subscription};
+use super::signature::{self, ReplayGuard, SignatureError};
+use crate::clock::now_ms;
+use crate::cluster::{address_allowed, Cluster, Node, NodeAddr, Pool, PoolSettings, Source};
+use crate::config::{Config, SubscriptionConfig};
+use crate::metrics;
+use crate::proxy::SharedDispatch;
+use crate::routing::HostPattern;
+
+/// Applies datagrams, one at a time, to the cluster.
+#[derive(Debug)]
+pub(super) struct Membership {
+    cluster: Arc<Cluster>,
+    dispatch: SharedDispatch,
+    config: Arc<ArcSwap<Config>>,
+    replay: ReplayGuard,
+    log: LogLimiter,
+}
+
+impl Membership {
+    pub(super) fn new(
+        cluster: Arc<Cluster>,
+        dispatch: SharedDispatch,
+        config: Arc<ArcSwap<Config>>,
+    ) -> Self {
+        Self {
+            cluster,
+            dispatch,
+            config,
+            replay: ReplayGuard::default(),
+            log: LogLimiter::default(),
+        }
+    }
+
+    /// Applies one datagram, then counts and (refusals, within limits) logs what it did.
+    pub(super) fn handle(&mut self, datagram: &[u8], from: DatagramSource) {
+        match self.apply(datagram, from) {
+            Ok(outcome) => {
+                metrics::subscription_packet(outcome.label());
+                if outcome == Outcome::UnknownNode {
+                    tracing::debug!(%from, "unsubscribe for a node that is not subscribed");
+                }
+            }
+            Err(refused) => {
+                metrics::subscription_packet(refused.kind());
+                if refused.is_rejection() {
+                    metrics::registration_rejected(refused.kind());
+                }
+                self.log
+                    .refused(&refused, from, Subscription::parse(datagram).ok());
+            }
+        }
+    }
+
+    fn apply(&mut self, datagram: &[u8], from: DatagramSource) -> Result<Outcome, Refused> {
+        let config = self.config.load_full();
+        let sub = &config.subscription;
+        let s = Subscription::parse(datagram)?;
+        let networks = sub.networks();
+        if !ip_allowed(from.ip(), &networks) {
+            return Err(Refused::SenderNotAllowed(from.ip()));
+        }
+        if let Some(dir) = &sub.key_dir {
+            self.check_signature(&s, dir, sub)?;
+        }
+        let host = host_key(s.key)?;
+        let addr = node_addr(s.address, from)?;
+        if !address_allowed(&addr, &networks) {
+            return Err(Refused::AddressNotAllowed(addr.to_string()));
+        }
+        match s.action {
+            Action::Subscribe => self.subscribe(&s, &host, addr, from, &config),
+            Action::Unsubscribe => self.unsubscribe(&s, &host, &addr, from),
+        }
+    }
+
+    /// The signature first (so unsigned packets cannot touch the replay state), then the time.
+    fn check_signature(
+        &mut self,
+        s: &Subscription<'_>,
+        dir: &Path,
+        sub: &SubscriptionConfig,
+    ) -> Result<(), SignatureError> {
+        let signed = s.signed.ok_or(SignatureError::Unsigned("sign"))?;
+        let unix = s.unix.ok_or(SignatureError::Unsigned("unix"))?;
+        let path = signature::key_file(dir, s.key);
+        let key = signature::read_public_key(&path)?;
+        signature::verify(key, sub.digest, signed.message, signed.signature, &path)?;
+        let window = sub.replay_window.as_secs().max(1);
+        self.replay
+            .check(s.key, s.address, unix, unix_now(), window)
+    }
+
+    fn subscribe(
+        &mut self,
+        s: &Subscription<'_>,
+        host: &str,
+        addr: NodeAddr,
+        from: DatagramSource,
+        config: &Config,
+    ) -> Result<Outcome, Refused> {
+        let sub = &config.subscription;
+        let pool = match self.pool_for(s.key, host) {
+            Some(pool) => pool,
+            None => self.create_pool(host, config)?,
+        };
+        sender_allowed_in(&pool, from)?;
+        let id = format!("{addr}@{}", pool.name);
+        let now = now_ms();
+        let known = pool.node(&id);
+        if let Some(node) = known
+            .as_ref()
+            .filter(|n| n.source == Source::Subscribed && n.modifiers == s.modifiers())
+        {
+            node.renew_lease(now, sub.tolerance);
+            report_load(node, s, now);
+            return Ok(Outcome::Renewed);
+        }
+        if known.is_none() && self.subscribed_nodes() >= sub.max_nodes {
+            return Err(Refused::TooManyNodes(sub.max_nodes));
+        }
+        let node =
+            Node::new(id, addr, Source::Subscribed, s.weight.max(1)).with_modifiers(s.modifiers());
+        let node = self.cluster.join(&pool.name, node, sub.tolerance)?;
+        report_load(&node, s, now);
+        metrics::node_registered(&pool.name, Source::Subscribed.as_str());
+        if let Some(socket) = s.notify {
+            notify::acknowledge(socket, s.key, s.address);
+        }
+        Ok(Outcome::Joined)
+    }
+
+    fn unsubscribe(
+        &self,
+        s: &Subscription<'_>,
+        host: &str,
+        addr: &NodeAddr,
+        from: DatagramSource,
+    ) -> Result<Outcome, Refused> {
+        let Some(pool) = self.pool_for(s.key, host) else {
+            return Ok(Outcome::UnknownNode);
+        };
+        sender_allowed_in(&pool, from)?;
+        let id = format!("{addr}@{}", pool.name);
+        match pool.node(&id) {
+            Some(node) if node.source == Source::Subscribed => {
+                pool.remove(&id, "unsubscribed");
+                Ok(Outcome::Left)
+            }
+            _ => Ok(Outcome::UnknownNode),
+        }
+    }
+
+    /// The pool a route sends the key to, configured or created from a key before. The route
+    /// table may lag behind the cluster by one rebuild, so the pool is looked up by name: one
+    /// dropped since is not joined.
+    fn pool_for(&self, key: &[u8], host: &str) -> Option<Arc<Pool>> {
+        let routed = self.dispatch.load().routes.route_host(key).cloned();
+        if let Some(pool) = routed.and_then(|p| self.cluster.pool(&p.name)) {
+            return Some(pool);
+        }
+        let name = self.cluster.dynamic_route(host)?;
+        self.cluster.pool(&name)
+    }
+
+    fn create_pool(&self, host: &str, config: &Config) -> Result<Arc<Pool>, Refused> {
+        let sub = &config.subscription;
+        if !sub.create_pools {
+            return Err(Refused::NoRoute(host.to_owned()));
+        }
+        if config.pools.contains_key(host) || self.cluster.pool(host).is_some() {
+            return Err(Refused::PoolNameTaken(host.to_owned()));
+        }
+        if self.cluster.dynamic_route_count() >= sub.max_pools {
+            return Err(Refused::TooManyPools(sub.max_pools));
+        }
+        let settings = PoolSettings {
+            allowed_networks: sub.networks(),
+            ..PoolSettings::default()
+        };
+        tracing::info!(
+            pool = host,
+            "creating a pool and a route for a new subscription key"
+        );
+        Ok(self.cluster.add_dynamic_pool(host, host, settings))
+    }
+
+    fn subscribed_nodes(&self) -> usize {
+        self.cluster
+            .pools()
+            .iter()
+            .map(|p| {
+                let snapshot = p.snapshot();
+                snapshot
+                    .nodes
+                    .iter()
+                    .filter(|n| n.source == Source::Subscribed)
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Drops pools created from keys once they hold no node (expired or unsubscribed), so keys
+    /// that come and go do not use up `max_pools`; a pool the config now defines is left to it.
+    pub(super) fn sweep(&mut self) {
+        let config = self.config.load();
+        for (host, pool) in self.cluster.dynamic_routes() {
+            if config.pools.contains_key(&*pool) {
+                self.cluster.remove_dynamic_route(&host, false);
+            } else if self.cluster.pool(&pool).is_none_or(|p| p.is_empty())
+                && self.cluster.remove_dynamic_route(&host, true)
+            {
+                tracing::info!(%pool, "dropped the pool created for a subscription key: no node left");
+            }
+        }
+        let window = config.subscription.replay_window.as_secs();
+        self.replay.forget_before(unix_now().saturating_sub(window));
+    }
+}
+
+fn report_load(node: &Node, s: &Subscription<'_>, now: u64) {
+    node.set_weight(s.weight);
+    node.load.capacity.store(s.cores, Relaxed);
+    node.load.queue.store(s.load, Relaxed);
+    node.load.at_ms.store(now.max(1), Relaxed);
+}
+
+fn ip_allowed(ip: IpAddr, networks: &[ipnet::IpNet]) -> bool {
+    networks.is_empty() || networks.iter().any(|n| n.contains(&ip))
+}
+
+fn sender_allowed_in(pool: &Pool, from: DatagramSource) -> Result<(), Refused> {
+    if ip_allowed(from.ip(), &pool.settings().allowed_networks) {
+        Ok(())
+    } else {
+        Err(Refused::SenderNotAllowed(from.ip()))
+    }
+}
+
+/// The key as a route host: lowercase `name` or `name:port`, as a created pool and its route are
+/// named.
+fn host_key(key: &[u8]) -> Result<String, Refused> {
+    let bad = || Refused::BadKey(String::from_utf8_lossy(key).into_owned());
+    let text = std::str::from_utf8(key).map_err(|_| bad())?;
+    let text = text.strip_suffix('.').unwrap_or(text);
+    match HostPattern::parse(text) {
+        Ok(HostPattern::Exact(name, None)) => Ok(name),
+        Ok(HostPattern::Exact(name, Some(port))) => Ok(format!("{name}:{port}")),
+        _ => Err(bad()),
+    }
+}
+
+/// The node's address. uWSGI announces the name of its socket, which is `:3031` or
+/// `0.0.0.0:3031` when it listens on every interface: then the node is where the datagram came
+/// from.
+fn node_addr(address: &[u8], from: DatagramSource) -> Result<NodeAddr, Refused> {
+    let text = String::from_utf8_lossy(address);
+    let bad = || Refused::BadAddress(text.clone().into_owned());
+    let text_ref: &str = &text;
+    let addr: NodeAddr = match text_ref.strip_prefix(':') {
+        Some(port) => {
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            NodeAddr::Ip(std::net::SocketAddr::new(from.ip(), port))
+        }
+        None => text_ref.parse().map_err(|_| bad())?,
+    };
+    match addr {
+        NodeAddr::Ip(a) if a.ip().is_unspecified() => {
+            Ok(NodeAddr::Ip(std::net::SocketAddr::new(from.ip(), a.port())))
+        }
+        NodeAddr::Ip(a) if a.port() == 0 => Err(bad()),
+        addr => Ok(addr),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_route_hosts() {
+        assert_eq!(host_key(b"Example.COM").unwrap(), "example.com");
+        assert_eq!(host_key(b"example.com.").unwrap(), "example.com");
+        assert_eq!(host_key(b"example.com:8080").unwrap(), "example.com:8080");
+        for bad in [&b"*.example.com"[..], b"a b", b"", b"\xff"] {
+            assert_eq!(host_key(bad).unwrap_err().kind(), "bad_key", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_address_on_every_interface_is_where_the_datagram_came_from() {
+        let udp = DatagramSource::Udp("10.1.2.3:40000".parse().unwrap());
+        let addr = |a: &[u8], from| node_addr(a, from).map(|a| a.to_string());
+        assert_eq!(addr(b"127.0.0.1:3031", udp).unwrap(), "127.0.0.1:3031");
+        assert_eq!(addr(b":3031", udp).unwrap(), "10.1.2.3:3031");
+        assert_eq!(addr(b"0.0.0.0:3031", udp).unwrap(), "10.1.2.3:3031");
+        assert_eq!(
+            addr(b":3031", DatagramSource::Unix).unwrap(),
+            "127.0.0.1:3031"
+        );
+        assert_eq!(addr(b"/run/app.sock", udp).unwrap(), "unix:/run/app.sock");
+        for bad in [&b"@abstract"[..], b":x", b"127.0.0.1:0", b"nowhere"] {
+            assert_eq!(
+                node_addr(bad, udp).unwrap_err().kind(),
+                "bad_address",
+                "{bad:?}"
+            );
+        }
+    }
+}

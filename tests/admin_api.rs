@@ -1,0 +1,257 @@
+//! The Admin API against a live router: reads reflect the cluster, actions take effect at once,
+//! its credentials are separate from the registry's, and Watch streams what happens.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tonic::Request;
+use uwsgi_router::control::proto::admin_client::AdminClient;
+use uwsgi_router::control::proto::*;
+
+async fn admin(router: &uwsgi_router::daemon::Daemon) -> AdminClient<tonic::transport::Channel> {
+    AdminClient::connect(format!("http://{}", router.control_addr().unwrap()))
+        .await
+        .unwrap()
+}
+
+fn req<T>(t: T) -> Request<T> {
+    Request::new(t)
+}
+
+#[tokio::test]
+async fn reads_and_actions() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let b = FakeNode::start("b", Behaviour::Echo).await;
+    let router = start_router(&pool_toml("round-robin", &[&a, &b])).await;
+    let mut c = admin(&router).await;
+    let (ida, idb) = (a.addr.to_string(), b.addr.to_string());
+
+    let status = c.status(req(StatusRequest {})).await.unwrap().into_inner();
+    assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(status.listeners, router.local_addrs());
+
+    for _ in 0..10 {
+        send(&router.local_addrs()[0], &get("h", "/"), b"").await;
+    }
+    let pools = c
+        .list_pools(req(ListPoolsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .pools;
+    assert_eq!(pools.len(), 1);
+    assert_eq!(
+        (
+            pools[0].name.as_str(),
+            pools[0].algorithm.as_str(),
+            pools[0].nodes,
+            pools[0].requests_total
+        ),
+        ("default", "round-robin", 2, 10)
+    );
+
+    let nodes = c
+        .list_nodes(req(ListNodesRequest {
+            pool: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes;
+    assert_eq!(nodes.iter().map(|n| n.requests_total).sum::<u64>(), 10);
+    assert!(nodes.iter().all(|n| n.source == "static"));
+
+    // Drain a: b takes everything; a static node stays, drained.
+    let n = c
+        .drain_node(req(NodeRequest { id: ida.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(n.address, ida);
+    for _ in 0..6 {
+        assert_eq!(
+            node_of(&send(&router.local_addrs()[0], &get("h", "/"), b"").await),
+            "b"
+        );
+    }
+    let n = c
+        .get_node(req(NodeRequest { id: ida.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(n.state == "drained" || n.state == "draining", "{}", n.state);
+    c.resume_node(req(NodeRequest { id: ida.clone() }))
+        .await
+        .unwrap();
+    let served = a.served();
+    for _ in 0..6 {
+        send(&router.local_addrs()[0], &get("h", "/"), b"").await;
+    }
+    assert!(a.served() > served, "resumed node takes traffic again");
+
+    // Eject b for a while.
+    let n = c
+        .eject_node(req(EjectRequest {
+            id: idb.clone(),
+            duration_ms: 60_000,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(n.state, "ejected");
+    assert!(n.ejected_for_ms > 50_000);
+    c.resume_node(req(NodeRequest { id: idb.clone() }))
+        .await
+        .unwrap();
+
+    // Weight override.
+    let n = c
+        .set_weight(req(SetWeightRequest {
+            id: idb.clone(),
+            weight: 7,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((n.weight, n.weight_override, n.weight_reported), (7, 7, 1));
+    let n = c
+        .set_weight(req(SetWeightRequest {
+            id: idb.clone(),
+            weight: 0,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((n.weight, n.weight_override), (1, 0));
+    assert_eq!(
+        c.set_weight(req(SetWeightRequest {
+            id: idb.clone(),
+            weight: 5000
+        }))
+        .await
+        .unwrap_err()
+        .code(),
+        tonic::Code::InvalidArgument
+    );
+
+    // Remove, and unknown ids.
+    c.remove_node(req(NodeRequest { id: idb.clone() }))
+        .await
+        .unwrap();
+    let err = c
+        .get_node(req(NodeRequest { id: idb.clone() }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(err.message().contains("no node with id"));
+}
+
+#[tokio::test]
+async fn watch_streams_events() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(&pool_toml("round-robin", &[&a])).await;
+    let mut c = admin(&router).await;
+    let mut events = c.watch(req(WatchRequest {})).await.unwrap().into_inner();
+    let id = a.addr.to_string();
+    c.drain_node(req(NodeRequest { id: id.clone() }))
+        .await
+        .unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.node, id);
+        kinds.push(e.kind);
+    }
+    assert_eq!(kinds, ["node_draining", "node_drained"]);
+}
+
+#[tokio::test]
+async fn admin_and_registry_credentials_are_separate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, adm) = (dir.path().join("reg"), dir.path().join("adm"));
+    std::fs::write(&reg, "registry-token-registry-token\n").unwrap();
+    std::fs::write(&adm, "admin-token-admin-token-admin\n").unwrap();
+    let toml = format!(
+        "[pools.default]\n[control]\nlisten = \"127.0.0.1:0\"\nregistry_token_files = [\"{}\"]\nadmin_token_files = [\"{}\"]\n",
+        reg.display(),
+        adm.display()
+    );
+    let router = start_router(&toml).await;
+    let mut c = admin(&router).await;
+    let with = |token: &str| {
+        let mut r = req(ListPoolsRequest {});
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    assert_eq!(
+        c.list_pools(req(ListPoolsRequest {}))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::Unauthenticated
+    );
+    assert_eq!(
+        c.list_pools(with("registry-token-registry-token"))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::Unauthenticated,
+        "a node's token cannot steer the fleet"
+    );
+    assert!(c
+        .list_pools(with("admin-token-admin-token-admin"))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn reload_reports_config_errors_and_keeps_the_old_config() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routerd.toml");
+    let good = format!(
+        "[listen]\nuwsgi = [\"127.0.0.1:0\"]\n[control]\nlisten = \"127.0.0.1:0\"\n{}",
+        pool_toml("round-robin", &[&a])
+    );
+    std::fs::write(&path, &good).unwrap();
+    let config = uwsgi_router::config::Config::load(&path).unwrap();
+    let router = uwsgi_router::daemon::Daemon::start(config, Some(path.clone()))
+        .await
+        .unwrap();
+    let mut c = admin(&router).await;
+    std::fs::write(
+        &path,
+        format!("{good}\n[[routes]]\nhost = \"x.test\"\npool = \"missing\"\n"),
+    )
+    .unwrap();
+    let err = c.reload(req(ReloadRequest {})).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        err.message().contains("routes[0].pool"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        send(&router.local_addrs()[0], &get("h", "/"), b"")
+            .await
+            .status,
+        200,
+        "old config still serves"
+    );
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(
+        c.reload(req(ReloadRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .pools,
+        1
+    );
+}

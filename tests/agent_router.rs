@@ -1,0 +1,221 @@
+//! router-agent against a real in-process routerd: the node it announces takes traffic, its
+//! reports reach the node's load, it leaves when uWSGI stops answering, comes back to a restarted
+//! routerd process, and drains away on shutdown.
+
+mod agent_support;
+mod support;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use agent_support::{wait_until, AgentSetup, FakeStats, STEP};
+use support::binary::Routerd;
+use support::{get, node_of, send, start_router, Behaviour, FakeNode};
+use tokio::time::Instant;
+use uwsgi_router::agent::Agent;
+use uwsgi_router::daemon::Daemon;
+
+/// A router whose pool `web` starts empty and takes nodes at full weight at once.
+async fn router(setup: &AgentSetup, control: &str) -> Daemon {
+    start_router(&format!(
+        "default_pool = \"web\"\n[pools.web]\nslow_start = \"0s\"\n\
+         [control]\nlisten = \"{control}\"\nregistry_token_files = [\"{}\"]\n",
+        setup.token_file.display()
+    ))
+    .await
+}
+
+/// The control endpoint URL of `router`.
+fn url(router: &Daemon) -> String {
+    format!(
+        "http://{}",
+        router.control_addr().expect("control listener")
+    )
+}
+
+/// Sends requests to a router listener until one is answered by `node` (or, with `None`, until
+/// one gets a 503).
+async fn wait_served_by(addr: &str, node: Option<&str>) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let r = send(addr, &get("app.example.com", "/"), b"").await;
+        match node {
+            Some(n) if r.status == 200 && node_of(&r) == n => return,
+            None if r.status == 503 => return,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} from the router, wanted {node:?}",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_announced_node_takes_traffic_and_drains_away_on_shutdown() {
+    let setup = AgentSetup::new();
+    let router = router(&setup, "127.0.0.1:0").await;
+    let node = FakeNode::start("n1", Behaviour::Echo).await;
+    let stats = FakeStats::start("idle").await;
+    let config = setup.config(
+        &[url(&router)],
+        stats.addr,
+        &node.addr.to_string(),
+        &["--node-id", "n1"],
+    );
+    let agent = Agent::start(config).unwrap();
+    wait_served_by(&router.local_addrs()[0], Some("n1")).await;
+
+    // Reports reach the router's view of the node.
+    stats.set("queued");
+    wait_until("the router to see the reported load", || {
+        router.cluster().find("n1").is_some_and(|(_, n)| {
+            n.load.busy.load(Relaxed) == 2 && n.load.queue.load(Relaxed) == 61
+        })
+    })
+    .await;
+
+    // Nothing in flight: the router answers Drained at once, so shutdown does not wait for the
+    // drain timeout (5 s), and the node is gone afterwards.
+    let started = Instant::now();
+    agent.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        router.cluster().find("n1").is_none(),
+        "the node is still in the pool"
+    );
+    wait_served_by(&router.local_addrs()[0], None).await;
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_requests_in_flight_before_leaving() {
+    let setup = AgentSetup::new();
+    let router = router(&setup, "127.0.0.1:0").await;
+    let node = FakeNode::start("n1", Behaviour::Echo).await;
+    let stats = FakeStats::start("idle").await;
+    let config = setup.config(
+        &[url(&router)],
+        stats.addr,
+        &node.addr.to_string(),
+        &["--node-id", "n1"],
+    );
+    let agent = Agent::start(config).unwrap();
+    let addr = router.local_addrs()[0].clone();
+    wait_served_by(&addr, Some("n1")).await;
+
+    // A slow request is in flight when the agent is told to stop.
+    node.set_behaviour(Behaviour::Slow(Duration::from_millis(800)));
+    let served = node.served();
+    let slow = tokio::spawn({
+        let addr = addr.clone();
+        async move { send(&addr, &get("app.example.com", "/slow"), b"").await }
+    });
+    wait_until("the slow request to reach the node", || {
+        node.served() > served
+    })
+    .await;
+    let started = Instant::now();
+    agent.shutdown().await;
+    let took = started.elapsed();
+    let r = slow.await.unwrap();
+    assert_eq!(r.status, 200, "the request in flight failed: {}", r.text());
+    assert!(
+        took >= Duration::from_millis(500),
+        "left after {took:?}, with a request in flight"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "waited {took:?}: Drained never came"
+    );
+    wait_served_by(&addr, None).await;
+}
+
+#[tokio::test]
+async fn the_node_leaves_when_uwsgi_stops_answering_and_returns_with_it() {
+    let setup = AgentSetup::new();
+    let router = router(&setup, "127.0.0.1:0").await;
+    let node = FakeNode::start("n1", Behaviour::Echo).await;
+    let stats = FakeStats::start("idle").await;
+    let config = setup.config(
+        &[url(&router)],
+        stats.addr,
+        &node.addr.to_string(),
+        &["--node-id", "n1"],
+    );
+    let agent = Agent::start(config).unwrap();
+    wait_served_by(&router.local_addrs()[0], Some("n1")).await;
+
+    stats.stop().await;
+    let stopped = Instant::now();
+    wait_until("the node's lease to run out", || {
+        router.cluster().find("n1").is_none()
+    })
+    .await;
+    // The lease is three 100 ms intervals, bounded by the router to at least 1 s.
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "left after {:?}",
+        stopped.elapsed()
+    );
+
+    stats.resume().await;
+    wait_served_by(&router.local_addrs()[0], Some("n1")).await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_routerd_gets_the_node_back() {
+    let setup = AgentSetup::new();
+    let body = |control: &str| {
+        format!(
+            "default_pool = \"web\"\n[pools.web]\nslow_start = \"0s\"\n[metrics]\nlisten = \"\"\n\
+             [control]\nlisten = \"{control}\"\nregistry_token_files = [\"{}\"]\n",
+            setup.token_file.display()
+        )
+    };
+    let mut first = Routerd::start(&body("127.0.0.1:0")).await;
+    first.wait_log("control plane listening", 1, STEP).await;
+    let control = control_addr(&first.stderr());
+    let node = FakeNode::start("n1", Behaviour::Echo).await;
+    let stats = FakeStats::start("idle").await;
+    let routers = [format!("http://{control}")];
+    let config = setup.config(
+        &routers,
+        stats.addr,
+        &node.addr.to_string(),
+        &["--node-id", "n1"],
+    );
+    let agent = Agent::start(config).unwrap();
+    wait_served_by(&first.addr, Some("n1")).await;
+
+    // The router process goes away (its sockets with it) and comes back on the same port.
+    first.signal("TERM");
+    assert!(
+        first.wait_exit(STEP).await.is_some(),
+        "routerd did not exit"
+    );
+    wait_until("the agent to notice", || {
+        agent.counters().connected_routers.load(Relaxed) == 0
+    })
+    .await;
+    let second = Routerd::start(&body(&control)).await;
+    wait_served_by(&second.addr, Some("n1")).await;
+    assert!(agent.counters().announces.load(Relaxed) >= 2);
+    agent.shutdown().await;
+}
+
+/// The control address routerd logged (`control plane listening address=IP:PORT`).
+fn control_addr(log: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains("control plane listening"))
+        .expect("a control plane line");
+    let at = line.find("address=").expect("an address field") + "address=".len();
+    line[at..].split_whitespace().next().unwrap().to_owned()
+}

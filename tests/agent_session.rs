@@ -1,0 +1,382 @@
+//! router-agent's sessions with routers: what it announces, that it reports the node's load every
+//! interval, and how it follows uWSGI, routers and refusals going away and coming back.
+
+mod agent_support;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats, Seen, INTERVAL, TOKEN};
+use tokio::time::Instant;
+use uwsgi_router::agent::Agent;
+use uwsgi_router::control::proto::{
+    node_message::Msg, router_message, DrainRequested, RejectCode, Removed,
+};
+
+#[tokio::test]
+async fn announces_the_node_then_reports_its_load_every_interval() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    let setup = AgentSetup::new();
+    let config = setup.config(
+        &[router.url()],
+        stats.addr,
+        "127.0.0.1:3031",
+        &["--node-id", "app-1"],
+    );
+    let agent = Agent::start(config).unwrap();
+
+    router.wait_announces(1).await;
+    let a = &router.announces()[0];
+    assert_eq!(a.node_id, "app-1");
+    assert_eq!(a.pool, "web");
+    assert_eq!(a.address, "127.0.0.1:3031");
+    assert_eq!(a.capacity, 2, "two workers in the stats");
+    assert_eq!(a.weight, 5);
+    assert_eq!(a.labels.get("zone").map(String::as_str), Some("test"));
+    assert_eq!(a.report_interval_ms, 100);
+    assert!(a.version.starts_with("router-agent "), "{}", a.version);
+    let auth = router.seen().into_iter().find_map(|s| match s {
+        Seen::Call { authorization } => authorization,
+        _ => None,
+    });
+    assert_eq!(
+        auth,
+        Some(format!("Bearer {TOKEN}")),
+        "token file's first line, trimmed"
+    );
+
+    router
+        .wait_report("an idle report", |r| {
+            r.idle_workers == 2 && r.busy_workers == 0
+        })
+        .await;
+    stats.set("busy");
+    router
+        .wait_report("a busy report", |r| {
+            r.busy_workers == 2 && r.idle_workers == 0
+        })
+        .await;
+    stats.set("queued");
+    router
+        .wait_report("a queued report", |r| {
+            r.listen_queue == 61 && r.requests_total == 387 && r.avg_response_time_us == 21965
+        })
+        .await;
+
+    // Cadence: about one report per interval, never a gap near the lease (3 intervals, >= 1 s).
+    let start = router.reports().len();
+    let window = Duration::from_millis(1500);
+    tokio::time::sleep(window).await;
+    let reports = router.reports();
+    let n = reports.len() - start;
+    assert!(
+        (5..=20).contains(&n),
+        "{n} reports in {window:?} at a {INTERVAL:?} interval"
+    );
+    let max_gap = reports[start..]
+        .windows(2)
+        .map(|w| w[1].1 - w[0].1)
+        .max()
+        .unwrap();
+    assert!(
+        max_gap < Duration::from_millis(900),
+        "a {max_gap:?} gap between reports"
+    );
+    assert!(agent.counters().reports_sent.load(Relaxed) >= reports.len() as u64);
+    assert_eq!(agent.counters().connected_routers.load(Relaxed), 1);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn stats_down_ends_the_session_and_stats_back_re_announces() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    let setup = AgentSetup::new();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router.wait_report("a first report", |_| true).await;
+
+    stats.stop().await;
+    router
+        .wait("the session to end", |s| {
+            s.iter().any(|e| matches!(e, Seen::Closed { .. }))
+        })
+        .await;
+    let reports_at_stop = router.reports().len();
+    assert!(agent.counters().stats_errors.load(Relaxed) >= 1);
+    assert_eq!(agent.counters().connected_routers.load(Relaxed), 0);
+    // While uWSGI is down: no session, no report, no announce.
+    tokio::time::sleep(5 * INTERVAL).await;
+    assert_eq!(
+        router.reports().len(),
+        reports_at_stop,
+        "reports while the stats were down"
+    );
+    assert_eq!(router.announces().len(), 1);
+
+    stats.resume().await;
+    router.wait_announces(2).await;
+    router
+        .wait("a report on the new session", |s| {
+            s.iter().any(|e| {
+                matches!(
+                    e,
+                    Seen::Msg {
+                        session: 1,
+                        msg: Msg::Report(_),
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_stats_count_as_down() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    let setup = AgentSetup::new();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router.wait_report("a first report", |_| true).await;
+    let full = agent_support::fixture("busy");
+    stats.set_raw(&full[..full.len() / 3]);
+    router
+        .wait("the session to end", |s| {
+            s.iter().any(|e| matches!(e, Seen::Closed { .. }))
+        })
+        .await;
+    stats.set("busy");
+    router.wait_announces(2).await;
+    router
+        .wait_report("a busy report", |r| r.busy_workers == 2)
+        .await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn router_restart_reconnects_and_re_announces() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    let addr = router.addr;
+    let setup = AgentSetup::new();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router.wait_report("a first report", |_| true).await;
+
+    router.stop().await;
+    wait_until("the agent to notice", || {
+        agent.counters().connected_routers.load(Relaxed) == 0
+    })
+    .await;
+    let restarted = FakeRegistry::start_at(addr).await;
+    restarted.wait_announces(1).await;
+    restarted
+        .wait_report("a report after the restart", |_| true)
+        .await;
+    assert_eq!(restarted.announces()[0].node_id, "127.0.0.1:3031");
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_router_gets_its_own_session_and_reports() {
+    let stats = FakeStats::start("busy").await;
+    let (a, b) = (FakeRegistry::start().await, FakeRegistry::start().await);
+    // A third router that is down must not hold the others up.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}", down.local_addr().unwrap());
+    drop(down);
+    let setup = AgentSetup::new();
+    let routers = [a.url(), down_url, b.url()];
+    let agent = Agent::start(setup.config(&routers, stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    for r in [&a, &b] {
+        r.wait_announces(1).await;
+        r.wait_report("a busy report", |r| r.busy_workers == 2)
+            .await;
+    }
+    wait_until("two connected routers", || {
+        agent.counters().connected_routers.load(Relaxed) == 2
+    })
+    .await;
+    let started = Instant::now();
+    agent.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn refused_announces_are_retried_with_backoff() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    router.script(|s| {
+        s.reject
+            .extend([RejectCode::UnknownPool, RejectCode::PoolFull])
+    });
+    let setup = AgentSetup::new();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router.wait_report("a report once accepted", |_| true).await;
+    let announces: Vec<Instant> = router
+        .seen()
+        .into_iter()
+        .filter_map(|s| match s {
+            Seen::Msg {
+                msg: Msg::Announce(_),
+                at,
+                ..
+            } => Some(at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announces.len(), 3, "two refusals, then accepted");
+    for gap in announces.windows(2).map(|w| w[1] - w[0]) {
+        // A refusal waits at the top of the backoff: 5 s ± 20%.
+        assert!(gap >= Duration::from_secs(4), "retried after {gap:?}");
+    }
+    assert_eq!(agent.counters().rejections.load(Relaxed), 2);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_invalid_announce_is_not_retried() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    router.script(|s| s.reject.extend([RejectCode::Invalid]));
+    let setup = AgentSetup::new();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router.wait_announces(1).await;
+    wait_until("the refusal to be counted", || {
+        agent.counters().rejections.load(Relaxed) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        router.announces().len(),
+        1,
+        "re-sent an announce the router called invalid"
+    );
+    let started = Instant::now();
+    agent.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_bad_token_is_refused_and_retried() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    let setup = AgentSetup::new();
+    std::fs::write(&setup.token_file, "wrong-token\n").unwrap();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router
+        .wait("two refused calls", |s| {
+            s.iter().filter(|e| matches!(e, Seen::Call { .. })).count() >= 2
+        })
+        .await;
+    assert!(router.announces().is_empty());
+    assert_eq!(agent.counters().connected_routers.load(Relaxed), 0);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_removed_node_is_re_announced() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    let setup = AgentSetup::new();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router.wait_report("a first report", |_| true).await;
+    router
+        .send_all(router_message::Msg::Removed(Removed {
+            reason: "lease expired".into(),
+        }))
+        .await;
+    router.wait_announces(2).await;
+    router
+        .wait("a report on the new session", |s| {
+            s.iter().any(|e| {
+                matches!(
+                    e,
+                    Seen::Msg {
+                        session: 1,
+                        msg: Msg::Report(_),
+                        ..
+                    }
+                )
+            })
+        })
+        .await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_operator_drain_holds_until_uwsgi_restarts() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    let setup = AgentSetup::new();
+    let agent =
+        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    router.wait_report("a first report", |_| true).await;
+    router
+        .send_all(router_message::Msg::DrainRequested(DrainRequested {
+            reason: "maintenance".into(),
+        }))
+        .await;
+    // The router ends a drained node's session; the agent must not bring the node back.
+    router
+        .send_all(router_message::Msg::Removed(Removed {
+            reason: "drained".into(),
+        }))
+        .await;
+    router
+        .wait("the session to end", |s| {
+            s.iter().any(|e| matches!(e, Seen::Closed { .. }))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        router.announces().len(),
+        1,
+        "re-announced a node an operator drained"
+    );
+
+    // uWSGI restarted (a new master pid): the node is announced again.
+    let restarted = String::from_utf8(agent_support::fixture("idle"))
+        .unwrap()
+        .replacen("\"pid\":", "\"pid\":1", 1);
+    stats.set_raw(restarted.as_bytes());
+    router.wait_announces(2).await;
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_router_expecting_faster_reports_gets_them() {
+    let stats = FakeStats::start("idle").await;
+    let router = FakeRegistry::start().await;
+    router.script(|s| s.report_interval_ms = 100);
+    let setup = AgentSetup::new();
+    let config = setup.config(
+        &[router.url()],
+        stats.addr,
+        "127.0.0.1:3031",
+        &["--interval", "1s"],
+    );
+    let agent = Agent::start(config).unwrap();
+    router.wait_report("a first report", |_| true).await;
+    let start = router.reports().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let n = router.reports().len() - start;
+    // Stats are read every second, but the router's lease wants a report every 100 ms.
+    assert!(
+        n >= 7,
+        "{n} reports in 1.5 s for a router expecting one per 100 ms"
+    );
+    agent.shutdown().await;
+}

@@ -1,0 +1,308 @@
+//! Checking a config before using it: `routerd --check-config FILE` and `routerd --config FILE`
+//! accept a good file, and refuse a bad one with exit code 1 and a message naming every bad key;
+//! without any file, routerd runs on its embedded defaults.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::binary::{signals_caught, ROUTERD, STARTUP};
+use support::*;
+use uwsgi_router::config::{Algorithm, Config};
+
+/// What a finished routerd run printed.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs routerd with `args` and no `ROUTERD_CONFIG`, and waits for it to exit; kills it and
+/// fails if it is still running after [`STARTUP`] (a refused config must stop it at once).
+fn run(args: &[&std::ffi::OsStr]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(ROUTERD)
+        .args(args)
+        .env_remove("ROUTERD_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("spawn routerd");
+    let deadline = Instant::now() + STARTUP;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "routerd {args:?} still running after {STARTUP:?}:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+    }
+}
+
+fn check(path: &Path) -> Run {
+    run(&["--check-config".as_ref(), path.as_os_str()])
+}
+
+/// Writes `text` to a file in `dir`.
+fn config_file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+    let path = dir.path().join("routerd.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn assert_refused(r: &Run, what: &str) {
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{what} must be refused with exit code 1:\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_shipped_example_config_passes_the_check() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/routerd.toml");
+    let r = check(&path);
+    assert!(r.status.success(), "{}: {}", path.display(), r.stderr);
+    assert!(r.stdout.contains("ok"), "says so: {}", r.stdout);
+}
+
+#[test]
+fn every_semantic_mistake_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_file(
+        &dir,
+        r#"
+default_pool = "web"
+[limits]
+max_vars_size = 10
+[pools.web]
+connect_attempts = 0
+nodes = ["not an address", { address = "127.0.0.1:3101", weight = 0 }]
+[[routes]]
+host = "api.example.com"
+pool = "api"
+"#,
+    );
+    for r in [check(&path), run(&["--config".as_ref(), path.as_os_str()])] {
+        assert_refused(&r, "a config with five mistakes");
+        for key in [
+            "limits.max_vars_size",
+            "pools.web.connect_attempts",
+            "pools.web.nodes[0]",
+            "pools.web.nodes[1].weight",
+            "routes[0].pool",
+        ] {
+            assert!(
+                r.stderr.contains(key),
+                "the message names {key}:\n{}",
+                r.stderr
+            );
+        }
+        assert!(
+            r.stderr.contains(&path.display().to_string()),
+            "and the file:\n{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn an_unknown_algorithm_is_named_with_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_file(&dir, "[pools.web]\nalgorithm = \"fastest\"\n");
+    let r = check(&path);
+    assert_refused(&r, "an unknown algorithm");
+    for needle in [
+        "fastest",
+        "algorithm",
+        "least-load",
+        "round-robin",
+        "line 2",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "the message has {needle:?}:\n{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_misspelt_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_file(&dir, "[pools.web]\nconect_attempts = 2\n");
+    let r = check(&path);
+    assert_refused(&r, "a misspelt key");
+    assert!(
+        r.stderr.contains("conect_attempts"),
+        "names the typo:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("connect_attempts"),
+        "and the keys it could have been:\n{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such.toml");
+    for r in [check(&path), run(&["--config".as_ref(), path.as_os_str()])] {
+        assert_refused(&r, "a missing file");
+        assert!(
+            r.stderr.contains(&path.display().to_string()),
+            "names the path:\n{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_bad_config_keeps_routerd_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("r.sock");
+    let path = config_file(
+        &dir,
+        &format!(
+            "[listen]\nuwsgi = [\"unix:{}\"]\n[pools.default]\nnodes = [\"nowhere\"]\n",
+            socket.display()
+        ),
+    );
+    let r = run(&["--config".as_ref(), path.as_os_str()]);
+    assert_refused(&r, "routerd --config with a bad node address");
+    assert!(r.stderr.contains("pools.default.nodes[0]"), "{}", r.stderr);
+    assert!(!socket.exists(), "routerd never listened");
+}
+
+#[test]
+fn the_embedded_defaults_are_a_working_config() {
+    let c = Config::default();
+    c.validate().expect("the defaults validate");
+    assert_eq!(c.listen.uwsgi, ["127.0.0.1:3031"]);
+    assert_eq!(c.default_pool, "default");
+    assert_eq!(c.pools.keys().collect::<Vec<_>>(), ["default"]);
+    let pool = &c.pools["default"];
+    assert_eq!(pool.algorithm, Algorithm::LeastLoad);
+    assert!(pool.nodes.is_empty());
+    assert!(c.routes.is_empty());
+    // An empty file means the same.
+    let empty = Config::parse("").expect("an empty file is a valid config");
+    assert_eq!(empty.listen.uwsgi, c.listen.uwsgi);
+    assert_eq!(empty.pools.keys().collect::<Vec<_>>(), ["default"]);
+}
+
+/// Without a config routerd listens on 127.0.0.1:3031 (and the default control port). Those ports
+/// may be taken on this machine: then routerd must refuse to start and say which one.
+#[tokio::test]
+async fn without_a_config_routerd_listens_on_127_0_0_1_3031() {
+    let defaults = Config::default();
+    let mut ports = vec![defaults.listen.uwsgi[0].clone()];
+    ports.extend(defaults.control.listen_addr().map(|a| a.to_string()));
+    let taken: Vec<&String> = ports
+        .iter()
+        .filter(|a| std::net::TcpListener::bind(a.as_str()).is_err())
+        .collect();
+    if !taken.is_empty() {
+        let r = run(&[]);
+        assert_refused(&r, "routerd with a default port taken");
+        assert!(
+            r.stderr.contains("cannot listen on")
+                && taken.iter().any(|a| r.stderr.contains(a.as_str())),
+            "names the taken address ({taken:?}):\n{}",
+            r.stderr
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("stderr");
+    let mut child = KillOnDrop(
+        Command::new(ROUTERD)
+            .env_remove("ROUTERD_CONFIG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn routerd"),
+    );
+    let log = || std::fs::read_to_string(&err).unwrap_or_default();
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("routerd exited ({status}):\n{}", log());
+        }
+        if tokio::net::TcpStream::connect("127.0.0.1:3031")
+            .await
+            .is_ok()
+            && signals_caught(child.0.id()).unwrap_or(true)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "routerd never listened on 127.0.0.1:3031:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The default pool has no nodes: routerd itself answers that it has nowhere to send this.
+    let r = send("127.0.0.1:3031", &get("h", "/"), b"").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("no usable node in pool \"default\""),
+        "{}",
+        r.text()
+    );
+
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.0.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + STARTUP;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "routerd did not stop on SIGTERM:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(status.success(), "exit status {status}:\n{}", log());
+}
+
+/// Kills the process if the test fails before it exits.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Nodes that come and go leave no series behind: after 1,000 nodes join a pool and leave again,
+//! `/metrics` has exactly the series it had before.
+
+mod support;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use support::scrape::*;
+use support::*;
+use uwsgi_router::clock::now_ms;
+use uwsgi_router::cluster::{Node, Source};
+
+const NODES: usize = 1000;
+
+fn id(i: usize) -> String {
+    format!("churn-{i}")
+}
+
+#[tokio::test]
+async fn a_thousand_nodes_joining_and_leaving_leave_no_series() {
+    let web = FakeNode::start("web", Behaviour::Echo).await;
+    let router = start_router(&format!(
+        "{}[pools.churn]\nmax_nodes = {NODES}\n",
+        pool_toml("round-robin", &[&web])
+    ))
+    .await;
+    // Some traffic first, so that the baseline has request series too.
+    let r = send(&router.local_addrs()[0], &get("h", "/"), b"").await;
+    assert_eq!(r.status, 200);
+    let baseline = scrape(&router).await;
+    let cluster = router.cluster();
+
+    for i in 0..NODES {
+        let addr = format!("10.1.{}.{}:3031", i / 250, i % 250 + 1);
+        let node = Node::new(id(i), addr.parse().unwrap(), Source::Registered, 1);
+        let node = cluster
+            .join("churn", node, Duration::from_secs(600))
+            .expect("the pool takes 1,000 nodes");
+        if i % 2 == 0 {
+            // Half of them report their load, as agents do.
+            node.load.capacity.store(4, SeqCst);
+            node.load.at_ms.store(now_ms().max(1), SeqCst);
+        }
+    }
+    let full = scrape(&router).await;
+    let per_node = |m: &Scrape| {
+        m.samples
+            .iter()
+            .filter(|s| {
+                s.labels
+                    .get("node")
+                    .is_some_and(|n| n.starts_with("churn-"))
+            })
+            .count()
+    };
+    let last = id(NODES - 1);
+    assert!(
+        full.get(
+            "uwsgi_router_node_in_flight_requests",
+            &[("pool", "churn"), ("node", &last)]
+        ) == Some(0.0),
+        "joined nodes are exported"
+    );
+    assert!(
+        per_node(&full) >= NODES * 10,
+        "{} series for {NODES} nodes",
+        per_node(&full)
+    );
+    assert_eq!(
+        full.get(
+            "uwsgi_router_nodes",
+            &[("pool", "churn"), ("state", "active")]
+        ),
+        Some(NODES as f64)
+    );
+
+    for i in 0..NODES {
+        assert!(cluster.leave(&id(i), "test over").is_some());
+    }
+    let after = scrape(&router).await;
+    assert_eq!(per_node(&after), 0, "no series of a removed node is left");
+    assert_eq!(
+        after.samples.len(),
+        baseline.samples.len(),
+        "the series count returns to its baseline"
+    );
+    assert_eq!(
+        after.get(
+            "uwsgi_router_nodes",
+            &[("pool", "churn"), ("state", "active")]
+        ),
+        Some(0.0)
+    );
+}

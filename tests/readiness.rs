@@ -1,0 +1,158 @@
+//! The probes: `/healthz` answers 200 while routerd runs; `/readyz` answers 200 while it serves
+//! and 503 as soon as shutdown begins, while routerd still accepts for `timeouts.shutdown_delay`
+//! so that load balancers stop sending before it stops listening.
+
+mod support;
+
+use std::time::Duration;
+
+use support::binary::Routerd;
+use support::scrape::*;
+use support::*;
+use tokio::time::Instant;
+
+#[tokio::test]
+async fn probes_and_metrics_answer_one_request_per_connection() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(&pool_toml("round-robin", &[&node])).await;
+    let addr = metrics_addr(&router);
+    assert!(addr.ip().is_loopback());
+
+    for path in ["/healthz", "/readyz", "/metrics", "/metrics?name=x"] {
+        let r = http_get(addr, path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.head);
+        assert!(r.head.contains("Connection: close"), "{path}: {}", r.head);
+    }
+    let metrics = http_get(addr, "/metrics").await;
+    assert!(
+        metrics
+            .head
+            .contains("Content-Type: text/plain; version=0.0.4"),
+        "{}",
+        metrics.head
+    );
+    assert!(metrics
+        .body
+        .contains("# TYPE uwsgi_router_requests_total counter"));
+    assert_eq!(http_get(addr, "/").await.status, 404);
+    let post = http_raw(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+    assert_eq!(post.status, 405);
+    assert!(post.head.contains("Allow: GET"), "{}", post.head);
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(20_000)
+    );
+    assert_eq!(http_raw(addr, huge.as_bytes()).await.status, 431);
+    assert_eq!(http_raw(addr, b"hello\r\n\r\n").await.status, 400);
+}
+
+#[tokio::test]
+async fn metrics_listen_empty_disables_the_listener() {
+    let router = start_router("[metrics]\nlisten = \"\"\n").await;
+    assert_eq!(router.metrics_addr(), None);
+}
+
+/// Polls `/readyz` until it answers `status`; returns when that was first seen.
+async fn wait_ready_status(addr: std::net::SocketAddr, status: u16) -> Instant {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if http_get(addr, "/readyz").await.status == status {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "/readyz never answered {status}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_fails_readiness_then_stops_accepting_after_the_delay() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let body = format!(
+        "{}[timeouts]\nshutdown_delay = \"1s\"\n",
+        pool_toml("round-robin", &[&node])
+    );
+    let router = start_router(&body).await;
+    let (ops, uwsgi) = (metrics_addr(&router), router.local_addrs()[0].clone());
+    assert_eq!(http_get(ops, "/readyz").await.status, 200);
+
+    let started = Instant::now();
+    let shutdown = tokio::spawn(router.shutdown());
+    let unready = wait_ready_status(ops, 503).await;
+    assert!(
+        unready - started < Duration::from_millis(500),
+        "readiness fails at once, not after the delay"
+    );
+    // Still serving during the delay, and still alive.
+    let r = send(&uwsgi, &get("h", "/during-delay"), b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(http_get(ops, "/healthz").await.status, 200);
+
+    // Then the listener closes.
+    let deadline = Instant::now() + STEP;
+    while tokio::net::TcpStream::connect(&uwsgi).await.is_ok() {
+        assert!(Instant::now() < deadline, "routerd kept accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let closed_after = started.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(900),
+        "stopped accepting {closed_after:?} after shutdown began, before the 1 s delay"
+    );
+    tokio::time::timeout(STEP, shutdown)
+        .await
+        .expect("shutdown completes")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(ops).await.is_err(),
+        "the metrics listener stops last"
+    );
+}
+
+#[tokio::test]
+async fn routerd_binary_fails_readiness_on_sigterm() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let body = format!(
+        "{}[timeouts]\nshutdown_delay = \"1s\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        pool_toml("round-robin", &[&node])
+    );
+    let mut routerd = Routerd::start(&body).await;
+    routerd
+        .wait_log("serving /metrics", 1, Duration::from_secs(10))
+        .await;
+    let ops = logged_metrics_addr(&routerd.stderr());
+    assert_eq!(http_get(ops, "/readyz").await.status, 200);
+    let metrics = http_get(ops, "/metrics").await;
+    assert!(
+        metrics.body.contains("uwsgi_router_build_info{"),
+        "{}",
+        metrics.body
+    );
+
+    routerd.signal("TERM");
+    wait_ready_status(ops, 503).await;
+    let r = send(&routerd.addr, &get("h", "/after-sigterm"), b"").await;
+    assert_eq!(r.status, 200, "still accepting during shutdown_delay");
+    let status = routerd
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("routerd exits after the delay");
+    assert!(status.success(), "{status}:\n{}", routerd.stderr());
+}
+
+/// The address in routerd's `serving /metrics, /healthz and /readyz` log line.
+fn logged_metrics_addr(log: &str) -> std::net::SocketAddr {
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .expect("the metrics listener is logged");
+    let at = line
+        .find("address=")
+        .expect("the line has an address field")
+        + "address=".len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}

@@ -1,0 +1,186 @@
+//! The real stack, as an operator deploys it: a browser's requests go through nginx, which passes
+//! them as uwsgi packets to routerd (over TCP and over a UNIX socket), which balances them over
+//! three uWSGI nodes running a Django site. Needs nginx, uWSGI and Django: `bash tests/run.sh`
+//! installs them.
+
+#[path = "real_stack/content.rs"]
+mod content;
+#[path = "real_stack/http.rs"]
+mod http;
+#[path = "real_stack/nginx.rs"]
+mod nginx;
+#[path = "real_stack/procs.rs"]
+mod procs;
+#[path = "real_stack/routerd.rs"]
+mod routerd;
+#[path = "real_stack/stack.rs"]
+mod stack;
+#[path = "real_stack/uwsgi.rs"]
+mod uwsgi;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use content::PatternCheck;
+use http::Response;
+use stack::Stack;
+
+/// The site's host name, as a browser would send it.
+const HOST: &str = "shop.example.test";
+
+#[test]
+fn nginx_serves_django_through_routerd_over_tcp_and_unix() {
+    let stack = Stack::start(3);
+    for (via, addr) in stack.entrances() {
+        get_echo_reports_the_request(via, addr);
+        post_of_10_mb_reaches_django_whole(via, addr);
+        stream_of_100_mb_arrives_whole(via, addr);
+        django_404_passes_through(via, addr);
+        requests_spread_over_every_node(via, addr, &["node1", "node2", "node3"]);
+    }
+}
+
+#[test]
+fn a_killed_node_costs_no_failed_request() {
+    let mut stack = Stack::start(3);
+    let (_, tcp) = stack.entrances()[0];
+    requests_spread_over_every_node("tcp", tcp, &["node1", "node2", "node3"]);
+
+    stack.node_mut("node2").kill();
+
+    // Every request must still succeed: a refused connect is retried on another node before
+    // any byte of the request was sent, and the dead node is then ejected.
+    let mut answered_by = BTreeMap::new();
+    for i in 0..20 {
+        let (via, addr) = stack.entrances()[i % 2];
+        let reply = get(addr, &format!("/echo/after-kill/{i}"));
+        assert_eq!(
+            reply.head.status,
+            200,
+            "request {i} via {via} after node2 died: {}",
+            reply.text()
+        );
+        *answered_by.entry(echo_field(&reply, "node")).or_insert(0) += 1;
+    }
+    assert!(
+        !answered_by.contains_key("node2"),
+        "a dead node answered: {answered_by:?}"
+    );
+    for survivor in ["node1", "node3"] {
+        assert!(
+            answered_by.contains_key(survivor),
+            "{survivor} got no request after node2 died: {answered_by:?}"
+        );
+    }
+}
+
+fn get_echo_reports_the_request(via: &str, addr: SocketAddr) {
+    let reply = get(addr, "/echo/x");
+    assert_eq!(
+        reply.head.status,
+        200,
+        "GET /echo/x via {via}: {}",
+        reply.text()
+    );
+    assert_eq!(
+        reply.head.header("content-type"),
+        Some("text/plain"),
+        "via {via}"
+    );
+    assert_eq!(echo_field(&reply, "method"), "GET", "via {via}");
+    assert_eq!(echo_field(&reply, "path"), "/echo/x", "via {via}");
+    assert_eq!(echo_field(&reply, "host"), HOST, "via {via}");
+    assert_eq!(echo_field(&reply, "body_length"), "0", "via {via}");
+}
+
+fn post_of_10_mb_reaches_django_whole(via: &str, addr: SocketAddr) {
+    let body = content::pattern(10 * 1024 * 1024);
+    let reply = http::request(addr, "POST", "/echo/upload", HOST, &body)
+        .unwrap_or_else(|e| panic!("POST 10 MB via {via}: {e}"));
+    assert_eq!(
+        reply.head.status,
+        200,
+        "POST 10 MB via {via}: {}",
+        reply.text()
+    );
+    assert_eq!(echo_field(&reply, "method"), "POST", "via {via}");
+    assert_eq!(echo_field(&reply, "body_length"), "10485760", "via {via}");
+    let crc = format!("{:08x}", content::crc32(&body));
+    assert_eq!(
+        echo_field(&reply, "body_crc32"),
+        crc,
+        "POST body altered on the way, via {via}"
+    );
+}
+
+fn stream_of_100_mb_arrives_whole(via: &str, addr: SocketAddr) {
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let mut check = PatternCheck::new();
+    let head = http::request_streamed(
+        addr,
+        "GET",
+        &format!("/stream/{SIZE}"),
+        HOST,
+        &[],
+        |piece| check.feed(piece),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "GET /stream/{SIZE} via {via} after {} bytes: {e}",
+            check.seen
+        )
+    });
+    assert_eq!(head.status, 200, "GET /stream/{SIZE} via {via}");
+    assert_eq!(check.seen, SIZE, "streamed body length via {via}");
+    assert_eq!(
+        check.first_mismatch, None,
+        "streamed body corrupted via {via}"
+    );
+}
+
+fn django_404_passes_through(via: &str, addr: SocketAddr) {
+    let reply = get(addr, "/no/such/page");
+    assert_eq!(reply.head.status, 404, "via {via}: {}", reply.text());
+    let text = reply.text();
+    assert!(
+        text.contains("<h1>Not Found</h1>")
+            && text.contains("The requested resource was not found on this server."),
+        "not Django's 404 page via {via}: {text}"
+    );
+}
+
+/// Sends 30 requests and checks that each of `nodes` answered at least one.
+fn requests_spread_over_every_node(via: &str, addr: SocketAddr, nodes: &[&str]) {
+    let mut answered_by = BTreeMap::new();
+    for i in 0..30 {
+        let reply = get(addr, &format!("/echo/spread/{i}"));
+        assert_eq!(
+            reply.head.status,
+            200,
+            "request {i} via {via}: {}",
+            reply.text()
+        );
+        *answered_by.entry(echo_field(&reply, "node")).or_insert(0) += 1;
+    }
+    for node in nodes {
+        assert!(
+            answered_by.contains_key(*node),
+            "{node} answered none of 30 requests via {via}: {answered_by:?}"
+        );
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> Response {
+    http::request(addr, "GET", path, HOST, &[])
+        .unwrap_or_else(|e| panic!("GET {path} via {addr}: {e}"))
+}
+
+/// A `key=value` line of the echo view's answer.
+fn echo_field(reply: &Response, key: &str) -> String {
+    let text = reply.text();
+    let prefix = format!("{key}=");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key}= in the echo reply: {text}"))
+        .to_owned()
+}

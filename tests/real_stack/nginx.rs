@@ -1,0 +1,103 @@
+//! A real nginx with its own prefix in a temp dir: one HTTP port per uwsgi upstream.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::procs::{self, Proc};
+
+/// The `uwsgi_params` Debian's nginx ships: the vars a real deployment sends.
+const UWSGI_PARAMS: &str = "/etc/nginx/uwsgi_params";
+
+/// A running nginx and the HTTP ports in front of each upstream.
+pub(crate) struct Nginx {
+    /// One HTTP address per upstream given to [`Nginx::start`], in the same order.
+    pub(crate) ports: Vec<SocketAddr>,
+    proc: Proc,
+}
+
+impl Nginx {
+    /// Starts nginx with one server per upstream (`uwsgi_pass` targets such as `127.0.0.1:3031`
+    /// or `unix:/path`), and waits until every port accepts connections.
+    pub(crate) fn start(upstreams: &[String], dir: &Path) -> Nginx {
+        let ports: Vec<SocketAddr> = upstreams
+            .iter()
+            .map(|_| SocketAddr::from(([127, 0, 0, 1], procs::free_port())))
+            .collect();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, config(dir, &ports, upstreams)).expect("write nginx.conf");
+        let mut cmd = Command::new(procs::find_program("nginx"));
+        cmd.arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&conf);
+        let mut proc = Proc::spawn("nginx", cmd, dir);
+        for &port in &ports {
+            let what = format!("nginx on {port}");
+            procs::poll_until(&mut proc, &what, Duration::from_secs(10), || {
+                procs::accepts(port).then_some(())
+            });
+        }
+        Nginx { ports, proc }
+    }
+
+    /// The end of nginx's own output, for failure messages.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        self.proc.log_tail(lines)
+    }
+}
+
+/// nginx.conf with every path inside `dir`, so nothing touches the system's nginx.
+fn config(dir: &Path, ports: &[SocketAddr], upstreams: &[String]) -> String {
+    let d = dir.display();
+    let mut conf = String::new();
+    // Workers run as the `user` directive's user; only root may switch, and then workers must
+    // stay root to reach the private temp dir and the router's UNIX socket.
+    if running_as_root() {
+        conf.push_str("user root;\n");
+    }
+    let _ = write!(
+        conf,
+        "daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log notice;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    client_max_body_size 50m;
+"
+    );
+    for (port, upstream) in ports.iter().zip(upstreams) {
+        let _ = write!(
+            conf,
+            "    server {{
+        listen {port};
+        location / {{
+            include {UWSGI_PARAMS};
+            uwsgi_pass {upstream};
+        }}
+    }}
+"
+        );
+    }
+    conf.push_str("}\n");
+    conf
+}
+
+/// Whether this test runs as root (the owner of our own /proc entry), without unsafe code.
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}

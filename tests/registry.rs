@@ -1,0 +1,351 @@
+//! Nodes join over the gRPC Registry: they take traffic, their reports steer it, their leases
+//! expire, they drain without losing requests, and bad registrations are refused while the router
+//! keeps serving.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use support::registry_client::{announce, NodeSession};
+use support::*;
+use tokio::time::Instant;
+use uwsgi_router::control::proto::{
+    node_message::Msg, router_message::Msg as R, Drain, Leave, RejectCode,
+};
+
+const POOL: &str = "[pools.default]\nslow_start = \"0s\"\n";
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_registered_node_joins_and_takes_traffic() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(POOL).await;
+    let addr = router.local_addrs()[0].clone();
+    assert_eq!(
+        send(&addr, &get("h", "/"), b"").await.status,
+        503,
+        "no node yet"
+    );
+
+    let (_s, first) = NodeSession::open(
+        router.control_addr().unwrap(),
+        None,
+        announce("a", "default", &node.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    let R::Accepted(acc) = first else {
+        panic!("expected Accepted, got {first:?}")
+    };
+    assert_eq!(
+        acc.lease_ms, 1000,
+        "three 200 ms intervals, bounded to at least 1 s"
+    );
+    for _ in 0..10 {
+        let r = send(&addr, &get("h", "/"), b"").await;
+        assert_eq!(node_of(&r), "a");
+    }
+}
+
+#[tokio::test]
+async fn reports_steer_traffic_away_from_busy_nodes() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let b = FakeNode::start("b", Behaviour::Echo).await;
+    let router = start_router(POOL).await;
+    let control = router.control_addr().unwrap();
+    let (sa, _) = NodeSession::open(control, None, announce("a", "default", &a.addr.to_string()))
+        .await
+        .unwrap();
+    let (sb, _) = NodeSession::open(control, None, announce("b", "default", &b.addr.to_string()))
+        .await
+        .unwrap();
+    let load_a = std::sync::Arc::new(std::sync::Mutex::new((0, 2, 0)));
+    let load_b = std::sync::Arc::new(std::sync::Mutex::new((2, 0, 40))); // every worker busy, 40 waiting
+    let _ra = sa.keep_reporting(load_a);
+    let _rb = sb.keep_reporting(load_b.clone());
+    let (_, b_node) = router.cluster().find("b").unwrap();
+    wait_until("b's report is applied", || {
+        b_node.load.queue.load(std::sync::atomic::Ordering::SeqCst) == 40
+    })
+    .await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for _ in 0..100 {
+        *seen
+            .entry(node_of(
+                &send(&router.local_addrs()[0], &get("h", "/"), b"").await,
+            ))
+            .or_default() += 1;
+    }
+    assert!(
+        seen.get("b").copied().unwrap_or(0) <= 5,
+        "the busy node gets far fewer requests: {seen:?}"
+    );
+
+    // b recovers: once its reports say so, it takes its share of concurrent load again.
+    *load_b.lock().unwrap() = (0, 2, 0);
+    wait_until("b's recovery is applied", || {
+        b_node.load.queue.load(std::sync::atomic::Ordering::SeqCst) == 0
+    })
+    .await;
+    a.set_behaviour(Behaviour::Slow(Duration::from_millis(20)));
+    b.set_behaviour(Behaviour::Slow(Duration::from_millis(20)));
+    let b_before = b.served();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = router.local_addrs()[0].clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert!(
+        b.served() - b_before >= 10,
+        "b takes traffic again: {} of 80",
+        b.served() - b_before
+    );
+}
+
+#[tokio::test]
+async fn a_silent_node_leaves_after_its_lease_and_can_rejoin() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(POOL).await;
+    let control = router.control_addr().unwrap();
+    let (mut s, _) = NodeSession::open(
+        control,
+        None,
+        announce("a", "default", &node.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    s.report(0, 2, 0).await;
+    // Reports stop (the stream stays open): the lease (1 s) runs out and the router says so.
+    let started = Instant::now();
+    let msg = s.next().await;
+    assert!(
+        matches!(&msg, Some(R::Removed(r)) if r.reason == "lease expired"),
+        "{msg:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "not before the lease ran out"
+    );
+    assert!(router.cluster().find("a").is_none());
+    assert_eq!(
+        send(&router.local_addrs()[0], &get("h", "/"), b"")
+            .await
+            .status,
+        503
+    );
+
+    // Stream broken, node re-announces on a new session: back in the pool.
+    drop(s);
+    let (_s, first) = NodeSession::open(
+        control,
+        None,
+        announce("a", "default", &node.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(first, R::Accepted(_)));
+    assert_eq!(
+        send(&router.local_addrs()[0], &get("h", "/"), b"")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_broken_stream_keeps_the_node_until_its_lease_runs_out() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(POOL).await;
+    let (s, _) = NodeSession::open(
+        router.control_addr().unwrap(),
+        None,
+        announce("a", "default", &node.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    s.report(0, 2, 0).await;
+    drop(s);
+    // A blip must not cost traffic: the node still serves right after the stream broke...
+    assert_eq!(
+        node_of(&send(&router.local_addrs()[0], &get("h", "/"), b"").await),
+        "a"
+    );
+    // ... and leaves once its lease runs out.
+    wait_until("the lease expires", || router.cluster().find("a").is_none()).await;
+}
+
+#[tokio::test]
+async fn drain_under_load_loses_no_request() {
+    let a = FakeNode::start("a", Behaviour::Slow(Duration::from_millis(300))).await;
+    let b = FakeNode::start("b", Behaviour::Echo).await;
+    let router = start_router(POOL).await;
+    let control = router.control_addr().unwrap();
+    let (mut sa, _) =
+        NodeSession::open(control, None, announce("a", "default", &a.addr.to_string()))
+            .await
+            .unwrap();
+    let (_sb, _) = NodeSession::open(control, None, announce("b", "default", &b.addr.to_string()))
+        .await
+        .unwrap();
+    let addr = router.local_addrs()[0].clone();
+    let load: Vec<_> = (0..40)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move { send(&addr, &get("h", "/"), b"").await.status })
+        })
+        .collect();
+    wait_until("a has requests in flight", || a.served() > 0).await;
+    sa.send(Msg::Drain(Drain {
+        reason: "deploy".into(),
+    }))
+    .await;
+    let msg = sa.next().await;
+    assert!(matches!(msg, Some(R::Drained(_))), "{msg:?}");
+    let served_when_drained = a.served();
+    for r in load {
+        assert_eq!(r.await.unwrap(), 200, "no request may fail during a drain");
+    }
+    for _ in 0..10 {
+        assert_eq!(node_of(&send(&addr, &get("h", "/"), b"").await), "b");
+    }
+    assert_eq!(
+        a.served(),
+        served_when_drained,
+        "a drained node gets no new request"
+    );
+    wait_until("the drained node leaves", || {
+        router.cluster().find("a").is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn leave_removes_the_node_at_once() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(POOL).await;
+    let (mut s, _) = NodeSession::open(
+        router.control_addr().unwrap(),
+        None,
+        announce("a", "default", &node.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    s.send(Msg::Leave(Leave {
+        reason: "shutdown".into(),
+    }))
+    .await;
+    assert_eq!(s.next().await, None, "the router ends the stream");
+    assert!(router.cluster().find("a").is_none());
+}
+
+#[tokio::test]
+async fn tokens_are_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("registry.token");
+    std::fs::write(&tokens, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(&format!(
+        "{POOL}[control]\nlisten = \"127.0.0.1:0\"\nregistry_token_files = [\"{}\"]\n",
+        tokens.display()
+    ))
+    .await;
+    let control = router.control_addr().unwrap();
+    let a = announce("a", "default", &node.addr.to_string());
+    for token in [None, Some("wrong-token-wrong-token-wrong")] {
+        let err = NodeSession::open(control, token, a.clone())
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    }
+    assert!(router.cluster().find("a").is_none());
+    let (_s, first) = NodeSession::open(control, Some("0123456789abcdef0123456789abcdef"), a)
+        .await
+        .unwrap();
+    assert!(matches!(first, R::Accepted(_)));
+}
+
+#[tokio::test]
+async fn bad_registrations_are_refused_and_traffic_goes_on() {
+    let node = FakeNode::start("ok", Behaviour::Echo).await;
+    let toml = format!(
+        "[pools.default]\nnodes = [\"{}\"]\nmax_nodes = 4\nallowed_networks = [\"127.0.0.0/8\"]\n",
+        node.addr
+    );
+    let router = start_router(&toml).await;
+    let control = router.control_addr().unwrap();
+    let addr = router.local_addrs()[0].clone();
+    let code = |m: &R| match m {
+        R::Rejected(r) => r.code,
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+
+    let (_, m) = NodeSession::open(control, None, announce("x", "default", "10.9.9.9:3031"))
+        .await
+        .unwrap();
+    assert_eq!(code(&m), RejectCode::AddressNotAllowed as i32);
+    let (_, m) = NodeSession::open(control, None, announce("x", "nope", "127.0.0.1:3031"))
+        .await
+        .unwrap();
+    assert_eq!(code(&m), RejectCode::UnknownPool as i32);
+    let (_, m) = NodeSession::open(
+        control,
+        None,
+        announce("bad id", "default", "127.0.0.1:3031"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code(&m), RejectCode::Invalid as i32);
+
+    // An oversized message is refused by the transport.
+    let mut big = announce("big", "default", "127.0.0.1:3031");
+    big.version = "v".repeat(64 * 1024);
+    assert!(NodeSession::open(control, None, big).await.is_err());
+
+    // A flood of announcements: the pool takes its max_nodes (1 static + 3), the rest are refused.
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            tokio::spawn(NodeSession::open(
+                control,
+                None,
+                announce(
+                    &format!("n{i}"),
+                    "default",
+                    &format!("127.0.0.{}:3031", i + 2),
+                ),
+            ))
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    let mut full = 0;
+    for f in flood {
+        match f.await.unwrap().unwrap() {
+            (s, R::Accepted(_)) => accepted.push(s),
+            (_, m) => {
+                assert_eq!(code(&m), RejectCode::PoolFull as i32);
+                full += 1;
+            }
+        }
+    }
+    assert_eq!((accepted.len(), full), (3, 37));
+    // Serving goes on (retries skip the registered nodes that listen nowhere).
+    for _ in 0..5 {
+        assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
+    }
+}

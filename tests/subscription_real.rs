@@ -1,0 +1,352 @@
+//! Real uWSGI 2.0 nodes running the demo Django site join routerd as they join uWSGI's
+//! FastRouter, unmodified: `--subscribe-to ROUTER:PORT:KEY`. Browser requests go through nginx to
+//! routerd, which sends each key's requests to its own nodes only; a node stopped with SIGINT
+//! unsubscribes, a SIGKILLed one is dropped after the tolerance, and with `key_dir` only nodes
+//! signing with the key's private key get in. Needs nginx, uWSGI and Django (`bash tests/run.sh`
+//! installs them) and openssl.
+
+#[allow(dead_code)]
+#[path = "real_stack/http.rs"]
+mod http;
+#[allow(dead_code)]
+#[path = "real_stack/nginx.rs"]
+mod nginx;
+#[allow(dead_code)]
+#[path = "real_stack/procs.rs"]
+mod procs;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nginx::Nginx;
+use procs::Proc;
+use tempfile::TempDir;
+
+/// How long nodes may take to load Django and be routed to.
+const READY: Duration = Duration::from_secs(40);
+/// Pause between two probes of a bounded poll.
+const POLL: Duration = Duration::from_millis(50);
+
+/// routerd with a UDP subscription socket, its uwsgi listener behind nginx.
+struct Router {
+    proc: Proc,
+    log: PathBuf,
+    /// Where nodes subscribe.
+    subscribe: SocketAddr,
+    /// nginx's HTTP port in front of routerd.
+    http: SocketAddr,
+    _nginx: Nginx,
+}
+
+impl Router {
+    /// Starts routerd with `[subscription]` plus `extra` lines in it, then nginx in front.
+    fn start(dir: &Path, extra: &str) -> Router {
+        let tcp = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
+        let subscribe = free_udp_port();
+        let conf = dir.join("routerd.toml");
+        let text = format!(
+            "default_pool = \"\"\n[listen]\nuwsgi = [\"{tcp}\"]\n[control]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n[subscription]\nlisten = [\"{subscribe}\"]\ntolerance = \"2s\"\n{extra}"
+        );
+        std::fs::write(&conf, text).expect("write routerd.toml");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_routerd"));
+        cmd.arg("--config")
+            .arg(&conf)
+            .env("RUST_LOG", "info,uwsgi_router=debug")
+            .env("NO_COLOR", "1");
+        let mut proc = Proc::spawn("routerd", cmd, dir);
+        let log = dir.join("routerd.log");
+        procs::poll_until(
+            &mut proc,
+            "routerd listening",
+            Duration::from_secs(10),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                (procs::accepts(tcp) && text.contains("listening for uWSGI subscriptions"))
+                    .then_some(())
+            },
+        );
+        let nginx = Nginx::start(&[tcp.to_string()], dir);
+        Router {
+            proc,
+            log,
+            subscribe,
+            http: nginx.ports[0],
+            _nginx: nginx,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until one line of routerd's log holds every piece of `needles`; returns it.
+    fn wait_log(&mut self, needles: &[&str], limit: Duration) -> String {
+        let log = self.log.clone();
+        let what = format!("a routerd log line with {needles:?}");
+        procs::poll_until(&mut self.proc, &what, limit, || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+                .map(str::to_owned)
+        })
+    }
+
+    /// `GET /echo/...` for `host` through nginx: status and the answering node's name.
+    fn get(&self, host: &str) -> (u16, String) {
+        let reply = http::request(self.http, "GET", "/echo/sub", host, &[])
+            .unwrap_or_else(|e| panic!("GET {host} via nginx: {e}"));
+        let text = reply.text();
+        let node = text
+            .lines()
+            .find_map(|l| l.strip_prefix("node="))
+            .unwrap_or_default()
+            .to_owned();
+        (reply.head.status, if node.is_empty() { text } else { node })
+    }
+
+    /// The nodes answering `count` requests for `host`; every request must succeed.
+    fn answered_by(&self, host: &str, count: usize) -> BTreeSet<String> {
+        (0..count)
+            .map(|i| {
+                let (status, node) = self.get(host);
+                assert_eq!(status, 200, "request {i} for {host}: {node}");
+                node
+            })
+            .collect()
+    }
+
+    /// Polls requests for `host` until every one of `nodes` has answered one.
+    fn wait_routed(&mut self, host: &str, nodes: &[&UwsgiNode]) {
+        let mut seen = BTreeSet::new();
+        let deadline = Instant::now() + READY;
+        while !nodes.iter().all(|n| seen.contains(&n.name)) {
+            let (status, node) = self.get(host);
+            if status == 200 {
+                seen.insert(node);
+            }
+            self.proc.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "{host} never reached {:?} (seen {seen:?}); routerd log:\n{}",
+                nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
+                self.proc.log_tail(40)
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// A uWSGI node of the demo Django site that announces itself with `--subscribe-to`.
+struct UwsgiNode {
+    name: String,
+    addr: SocketAddr,
+    pidfile: PathBuf,
+    log: PathBuf,
+    proc: Proc,
+}
+
+impl UwsgiNode {
+    /// Starts a node subscribing with `subscribe_to` (`ADDR:KEY[,MODIFIER1,ALGO:KEYFILE]`) every
+    /// second, plus `extra` flags.
+    fn spawn(name: &str, dir: &Path, subscribe_to: &str, extra: &[&str]) -> UwsgiNode {
+        let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
+        let pidfile = dir.join(format!("{name}.pid"));
+        let django = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/django_app");
+        let mut cmd = Command::new(procs::find_program("uwsgi"));
+        cmd.args(["--plugin", "python3", "--master", "--processes", "1"])
+            .args(["--buffer-size", "32768", "--die-on-term"])
+            .arg("--socket")
+            .arg(addr.to_string())
+            .args(["--module", "demo.wsgi", "--chdir"])
+            .arg(&django)
+            .arg("--env")
+            .arg(format!("NODE_NAME={name}"))
+            .arg("--pidfile")
+            .arg(&pidfile)
+            .args(["--subscribe-to", subscribe_to, "--subscribe-freq", "1"])
+            .args(extra);
+        let proc = Proc::spawn(&format!("uwsgi-{name}"), cmd, dir);
+        UwsgiNode {
+            name: name.to_owned(),
+            addr,
+            pidfile,
+            log: dir.join(format!("uwsgi-{name}.log")),
+            proc,
+        }
+    }
+
+    /// The node's id in routerd: its address and pool.
+    fn id(&self, pool: &str) -> String {
+        format!("{}@{pool}", self.addr)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A graceful stop as an operator (or systemd) does it: SIGINT to the master.
+    fn interrupt(&self) {
+        let pid = std::fs::read_to_string(&self.pidfile).expect("uWSGI wrote its pidfile");
+        let status = Command::new("kill")
+            .args(["-INT", pid.trim()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT {}", pid.trim());
+    }
+}
+
+fn free_udp_port() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    socket.local_addr().expect("local_addr")
+}
+
+fn temp_dir(prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create temp dir")
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn uwsgi_nodes_subscribe_get_their_key_and_leave_on_sigint_or_after_silence() {
+    let dir = temp_dir("subscription-real");
+    let mut router = Router::start(dir.path(), "");
+    let sub = router.subscribe;
+    let notify = dir.path().join("n1-notify.sock");
+    let notify = notify.to_str().unwrap();
+    let alpha = format!("{sub}:alpha.test");
+    let n1 = UwsgiNode::spawn("n1", dir.path(), &alpha, &["--notify-socket", notify]);
+    let n2 = UwsgiNode::spawn("n2", dir.path(), &alpha, &[]);
+    let mut n3 = UwsgiNode::spawn("n3", dir.path(), &format!("{sub}:beta.test"), &[]);
+    router.wait_routed("alpha.test", &[&n1, &n2]);
+    router.wait_routed("beta.test", &[&n3]);
+
+    let both: BTreeSet<String> = ["n1", "n2"].map(String::from).into();
+    assert_eq!(
+        router.answered_by("alpha.test", 20),
+        both,
+        "alpha.test goes to its two nodes only"
+    );
+    assert_eq!(
+        router.answered_by("beta.test", 10),
+        ["n3".to_owned()].into()
+    );
+    let (status, text) = router.get("gamma.test");
+    assert_eq!(status, 503, "a key nobody announced: {text}");
+    assert!(
+        router
+            .log()
+            .contains(&format!("node={} addr={}", n1.id("alpha.test"), n1.addr)),
+        "routerd logs the join with the node's id and address"
+    );
+    let ack = format!(
+        "[notify-socket] [subscription ack] alpha.test => new node: {}",
+        n1.addr
+    );
+    assert!(
+        n1.log().contains(&ack),
+        "n1 logged no acknowledgement:\n{}",
+        n1.log()
+    );
+
+    // SIGINT: uWSGI unsubscribes on its way out, and routerd takes the node out at once.
+    n1.interrupt();
+    router.wait_log(
+        &["node left", &n1.id("alpha.test"), "unsubscribed"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        router.answered_by("alpha.test", 20),
+        ["n2".to_owned()].into()
+    );
+
+    // SIGKILL: no goodbye; the node leaves once it has been silent for the tolerance (2 s).
+    let killed = Instant::now();
+    n3.proc.kill_group();
+    router.wait_log(
+        &["node left", &n3.id("beta.test"), "lease expired"],
+        Duration::from_secs(10),
+    );
+    let gone_after = killed.elapsed();
+    assert!(
+        gone_after <= Duration::from_secs(5),
+        "the dead node lingered {gone_after:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, text) = router.get("beta.test");
+        if status == 503 && text.contains("no pool for host") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "beta.test still routed: {status} {text}"
+        );
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(
+        router.answered_by("alpha.test", 5),
+        ["n2".to_owned()].into()
+    );
+}
+
+#[test]
+fn signed_uwsgi_subscriptions_are_accepted_and_forged_or_unsigned_ones_refused() {
+    let dir = temp_dir("subscription-signed");
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let node_key = dir.path().join("node.key");
+    let forger_key = dir.path().join("forger.key");
+    openssl(&["genrsa", "-out", node_key.to_str().unwrap(), "2048"]);
+    openssl(&["genrsa", "-out", forger_key.to_str().unwrap(), "2048"]);
+    let public = keys.join("secure.test.pem");
+    openssl(&[
+        "rsa",
+        "-in",
+        node_key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    let mut router = Router::start(dir.path(), &format!("key_dir = \"{}\"\n", keys.display()));
+    let sub = router.subscribe;
+    let signed_by = |key: &Path| format!("{sub}:secure.test,0,SHA1:{}", key.display());
+    let good = UwsgiNode::spawn("good", dir.path(), &signed_by(&node_key), &[]);
+    let forger = UwsgiNode::spawn("forger", dir.path(), &signed_by(&forger_key), &[]);
+    let unsigned = UwsgiNode::spawn("unsigned", dir.path(), &format!("{sub}:secure.test"), &[]);
+    router.wait_routed("secure.test", &[&good]);
+
+    let forged = forger.addr.to_string();
+    router.wait_log(&["subscription refused", &forged, "bad_signature"], READY);
+    let plain = unsigned.addr.to_string();
+    router.wait_log(&["subscription refused", &plain, "unsigned"], READY);
+    assert_eq!(
+        router.answered_by("secure.test", 20),
+        ["good".to_owned()].into()
+    );
+    for refused in [&forger, &unsigned] {
+        assert!(
+            !router
+                .log()
+                .contains(&format!("node={}", refused.id("secure.test"))),
+            "{} joined:\n{}",
+            refused.name,
+            router.log()
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! A minimal Registry client for tests: open a session, announce, send messages, read answers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Status, Streaming};
+use uwsgi_router::control::proto::registry_client::RegistryClient;
+use uwsgi_router::control::proto::{
+    node_message::Msg, router_message, Announce, LoadReport, NodeMessage, RouterMessage,
+};
+
+/// One node's open session.
+pub struct NodeSession {
+    tx: mpsc::Sender<NodeMessage>,
+    rx: Streaming<RouterMessage>,
+}
+
+/// An announce for `node_id` at `address` in `pool`, reporting every 200 ms.
+pub fn announce(node_id: &str, pool: &str, address: &str) -> Announce {
+    Announce {
+        node_id: node_id.into(),
+        pool: pool.into(),
+        address: address.into(),
+        capacity: 2,
+        weight: 1,
+        report_interval_ms: 200,
+        ..Default::default()
+    }
+}
+
+impl NodeSession {
+    /// Opens a session and sends `announce`; returns the session and the router's first answer.
+    pub async fn open(
+        control: SocketAddr,
+        token: Option<&str>,
+        announce: Announce,
+    ) -> Result<(Self, router_message::Msg), Status> {
+        let mut client = RegistryClient::connect(format!("http://{control}"))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(NodeMessage {
+            msg: Some(Msg::Announce(announce)),
+        })
+        .await
+        .unwrap();
+        let mut req = Request::new(ReceiverStream::new(rx));
+        if let Some(t) = token {
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let rx = client.session(req).await?.into_inner();
+        let mut s = Self { tx, rx };
+        let first = s
+            .next()
+            .await
+            .ok_or_else(|| Status::aborted("stream ended without an answer"))?;
+        Ok((s, first))
+    }
+
+    /// The router's next message, or `None` when the stream ended (bounded wait).
+    pub async fn next(&mut self) -> Option<router_message::Msg> {
+        match tokio::time::timeout(Duration::from_secs(10), self.rx.message()).await {
+            Ok(Ok(Some(m))) => m.msg,
+            Ok(_) => None,
+            Err(_) => panic!("no message from the router within 10 s"),
+        }
+    }
+
+    /// Sends a message.
+    pub async fn send(&self, m: Msg) {
+        self.tx
+            .send(NodeMessage { msg: Some(m) })
+            .await
+            .expect("session open");
+    }
+
+    /// Keeps sending the load in `load` (busy, idle, queue) every 200 ms, as an agent would, until
+    /// the returned task is aborted or the session ends.
+    pub fn keep_reporting(
+        &self,
+        load: std::sync::Arc<std::sync::Mutex<(u32, u32, u32)>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let (busy, idle, queue) = *load.lock().unwrap();
+                let report = LoadReport {
+                    busy_workers: busy,
+                    idle_workers: idle,
+                    listen_queue: queue,
+                    ..Default::default()
+                };
+                if tx
+                    .send(NodeMessage {
+                        msg: Some(Msg::Report(report)),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+
+    /// Sends a load report.
+    pub async fn report(&self, busy: u32, idle: u32, queue: u32) {
+        self.send(Msg::Report(LoadReport {
+            busy_workers: busy,
+            idle_workers: idle,
+            listen_queue: queue,
+            ..Default::default()
+        }))
+        .await;
+    }
+}
