@@ -467,11 +467,6 @@ pub const SUBSCRIPTION_PACKETS: Family = family(
          max_pools, overload...).",
 );
 
-/// Registers the help text of the subscription metrics with the recorder.
-pub fn describe_subscriptions() {
-    metrics::describe_counter!(SUBSCRIPTION_PACKETS.name, SUBSCRIPTION_PACKETS.help);
-}
-
 /// A subscription datagram was handled with `outcome`.
 pub fn subscription_packet(outcome: &'static str) {
     counter!(SUBSCRIPTION_PACKETS.name, "outcome" => outcome).increment(1);

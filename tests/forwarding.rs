@@ -168,3 +168,37 @@ async fn hash_pools_are_sticky_on_their_var() {
         "ten keys should not all land on one node: {homes:?}"
     );
 }
+
+#[tokio::test]
+async fn a_node_answering_while_the_body_still_streams_does_not_deadlock() {
+    // The node echoes the body as it arrives: both directions stay busy at once, well past what
+    // socket buffers hold, so a router that moved one direction at a time would stall.
+    let node = FakeNode::start("duplex", Behaviour::Duplex).await;
+    let router = start_router(&pool_toml("round-robin", &[&node])).await;
+    let len = 16 * 1024 * 1024;
+    let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut s = connect(&router.local_addrs()[0]).await;
+    s.write_all(&request("POST", "h", "/echo", len))
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = tokio::io::split(s);
+    let writer = tokio::spawn(async move {
+        wr.write_all(&body).await.unwrap();
+        wr
+    });
+    let mut raw = Vec::new();
+    tokio::time::timeout(STEP, rd.read_to_end(&mut raw))
+        .await
+        .expect("no deadlock")
+        .unwrap();
+    writer.await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(raw.len() - split, len);
+    assert!(
+        raw[split..]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8),
+        "the echo is intact"
+    );
+}

@@ -324,7 +324,7 @@ async fn two_routers_merge_by_node_and_writes_apply_to_both() {
     let only = FakeNode::start("only-b", Behaviour::Echo).await;
     let config = format!("{}slow_start = \"0s\"\n", pool_toml("round-robin", &[&s]));
     let (a, b) = (start_router(&config).await, start_router(&config).await);
-    let _regs = vec![
+    let _regs = [
         register(&a, "web-1", web.addr).await,
         register(&b, "web-1", web.addr).await,
         register(&b, "only-b", only.addr).await,
@@ -390,7 +390,9 @@ async fn two_routers_merge_by_node_and_writes_apply_to_both() {
         ));
     }
     // Resumed on one only: states are shown per router.
-    routerctl(&[ua.clone()], &["resume", &sid]).await.ok();
+    routerctl(std::slice::from_ref(&ua), &["resume", &sid])
+        .await
+        .ok();
     wait_until("b's drain completes", || {
         state(&b, &sid) == Some(NodeState::Drained)
     })
@@ -455,7 +457,7 @@ async fn a_wrong_or_missing_token_exits_3() {
 async fn a_router_that_is_down_exits_3_with_advice() {
     let down = closed_port().await;
     for args in [&["nodes"][..], &["drain", "web-1"], &["reload"]] {
-        let run = routerctl(&[down.clone()], args).await;
+        let run = routerctl(std::slice::from_ref(&down), args).await;
         let msg = run.fails(3);
         assert!(
             msg.contains(&format!("cannot reach router {down}: connection refused")),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command. Installs the system packages the real-stack test needs (nginx,
-# uWSGI with its python3 plugin, Django, and the benchmark tools) when any is missing, then
+# The project's test command. Installs the system packages the tests need (nginx, uWSGI with its
+# python3 plugin, Django, Prometheus, tmux for the terminal UI test, openssl for TLS certificates,
+# and the benchmark tools) when any is missing, then
 # checks formatting, lints, and runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +17,8 @@ have_uwsgi_plugin_python3() { [ -e /usr/lib/uwsgi/plugins/python3_plugin.so ]; }
 have_python3_django() { /usr/bin/python3 -c 'import django' 2>/dev/null; }
 have_prometheus() { command -v prometheus >/dev/null; }
 have_hey() { command -v hey >/dev/null; }
+have_tmux() { command -v tmux >/dev/null; }
+have_openssl() { command -v openssl >/dev/null; }
 
 missing_packages() {
   have_nginx || echo nginx-light
@@ -24,6 +27,8 @@ missing_packages() {
   have_python3_django || echo python3-django
   have_prometheus || echo prometheus
   have_hey || echo hey
+  have_tmux || echo tmux
+  have_openssl || echo openssl
 }
 
 as_root() {

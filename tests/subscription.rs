@@ -241,7 +241,15 @@ async fn a_node_leaves_on_unsubscribe_and_an_emptied_key_pool_goes() {
     while pool_nodes(&router, "alpha.test").len() < 2 {
         d.tick().await;
     }
-    wait_served_by(&router, "alpha.test", "a").await;
+    // Routed (least-load then picks whichever node is cheaper).
+    let d = Deadline::new("alpha.test routed");
+    while send(&router.local_addrs()[0], &get("alpha.test", "/"), b"")
+        .await
+        .status
+        != 200
+    {
+        d.tick().await;
+    }
 
     node.send(&packet(UNSUBSCRIBE, &va)).await;
     let d = Deadline::new("a out of alpha.test");

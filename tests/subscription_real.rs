@@ -1,9 +1,9 @@
 //! Real uWSGI 2.0 nodes running the demo Django site join routerd as they join uWSGI's
-//! FastRouter, unmodified: `--subscribe-to ROUTER:PORT:KEY`. Browser requests go through nginx to
-//! routerd, which sends each key's requests to its own nodes only; a node stopped with SIGINT
-//! unsubscribes, a SIGKILLed one is dropped after the tolerance, and with `key_dir` only nodes
-//! signing with the key's private key get in. Needs nginx, uWSGI and Django (`bash tests/run.sh`
-//! installs them) and openssl.
+//! FastRouter, unmodified: `--subscribe-to ROUTER:PORT:KEY` (UDP) or `/path:KEY` (UNIX datagram).
+//! Browser requests go through nginx to routerd, which sends each key's requests to its own nodes
+//! only; a node stopped with SIGINT unsubscribes, a SIGKILLed one is dropped after the tolerance,
+//! and with `key_dir` only nodes signing with the key's private key get in. Needs nginx, uWSGI and
+//! Django (`bash tests/run.sh` installs them) and openssl.
 
 #[allow(dead_code)]
 #[path = "real_stack/http.rs"]
@@ -34,8 +34,10 @@ const POLL: Duration = Duration::from_millis(50);
 struct Router {
     proc: Proc,
     log: PathBuf,
-    /// Where nodes subscribe.
+    /// Where nodes subscribe over UDP...
     subscribe: SocketAddr,
+    /// ... and over a UNIX datagram socket.
+    subscribe_unix: PathBuf,
     /// nginx's HTTP port in front of routerd.
     http: SocketAddr,
     _nginx: Nginx,
@@ -46,9 +48,11 @@ impl Router {
     fn start(dir: &Path, extra: &str) -> Router {
         let tcp = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
         let subscribe = free_udp_port();
+        let subscribe_unix = dir.join("subscribe.sock");
         let conf = dir.join("routerd.toml");
         let text = format!(
-            "default_pool = \"\"\n[listen]\nuwsgi = [\"{tcp}\"]\n[control]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n[subscription]\nlisten = [\"{subscribe}\"]\ntolerance = \"2s\"\n{extra}"
+            "default_pool = \"\"\n[listen]\nuwsgi = [\"{tcp}\"]\n[control]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n[subscription]\nlisten = [\"{subscribe}\", \"unix:{}\"]\ntolerance = \"2s\"\n{extra}",
+            subscribe_unix.display()
         );
         std::fs::write(&conf, text).expect("write routerd.toml");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_routerd"));
@@ -73,6 +77,7 @@ impl Router {
             proc,
             log,
             subscribe,
+            subscribe_unix,
             http: nginx.ports[0],
             _nginx: nginx,
         }
@@ -231,16 +236,19 @@ fn uwsgi_nodes_subscribe_get_their_key_and_leave_on_sigint_or_after_silence() {
     let notify = notify.to_str().unwrap();
     let alpha = format!("{sub}:alpha.test");
     let n1 = UwsgiNode::spawn("n1", dir.path(), &alpha, &["--notify-socket", notify]);
-    let n2 = UwsgiNode::spawn("n2", dir.path(), &alpha, &[]);
+    // n2 announces itself over the UNIX datagram socket: `--subscribe-to /path:KEY`.
+    let alpha_unix = format!("{}:alpha.test", router.subscribe_unix.display());
+    let n2 = UwsgiNode::spawn("n2", dir.path(), &alpha_unix, &[]);
     let mut n3 = UwsgiNode::spawn("n3", dir.path(), &format!("{sub}:beta.test"), &[]);
+    // Both alpha.test nodes answer (least-load may then favour the faster one).
     router.wait_routed("alpha.test", &[&n1, &n2]);
     router.wait_routed("beta.test", &[&n3]);
 
     let both: BTreeSet<String> = ["n1", "n2"].map(String::from).into();
-    assert_eq!(
-        router.answered_by("alpha.test", 20),
-        both,
-        "alpha.test goes to its two nodes only"
+    let alpha_nodes = router.answered_by("alpha.test", 20);
+    assert!(
+        alpha_nodes.is_subset(&both),
+        "alpha.test went to {alpha_nodes:?}, not only to its own nodes"
     );
     assert_eq!(
         router.answered_by("beta.test", 10),

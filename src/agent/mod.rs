@@ -2,7 +2,7 @@
 //! server, keeps one Registry session per router (announce, a load report each interval), and on
 //! SIGTERM drains the node on every router and leaves, so uWSGI can then stop with nothing in flight.
 //!
-//! Inside: [`probe`] reads the node each interval ([`stats`], [`health`]) and publishes its state
+//! Inside: `probe` reads the node each interval ([`stats`], [`health`]) and publishes its state
 //! on a watch channel; each router's `session` loop follows it, reporting while the node
 //! answers and ending its session while it does not (the node then leaves when its lease runs
 //! out, and is re-announced when it answers again).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep, sleep_until, timeout, Instant, MissedTickBehavior};
+use tokio::time::{sleep, timeout, Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -25,8 +25,8 @@ use super::probe::NodeState;
 use super::stats::NodeLoad;
 use crate::control::proto::registry_client::RegistryClient;
 use crate::control::proto::{
-    node_message, router_message, Announce, Drain, Leave, LoadReport, NodeMessage, RejectCode,
-    Rejected, RouterMessage,
+    node_message, router_message, Announce, LoadReport, NodeMessage, RejectCode, Rejected,
+    RouterMessage,
 };
 
 /// Time for the router to answer an Announce (routerd's own announce timeout is 10 s).
@@ -355,63 +355,9 @@ impl RouterLink {
         }
         None
     }
-
-    /// Shutdown: Drain, wait for Drained (bounded by the drain timeout, reporting meanwhile so
-    /// the lease holds), then Leave and let the router close the stream.
-    async fn drain(&mut self, mut s: Stream, deadline: Instant) -> End {
-        tracing::info!(router = %self.url, "draining");
-        if s.tx
-            .try_send(message(node_message::Msg::Drain(Drain {
-                reason: STOPPING.to_owned(),
-            })))
-            .is_err()
-        {
-            return End::Stopped;
-        }
-        let mut node_open = true;
-        let drained = loop {
-            tokio::select! {
-                () = sleep_until(deadline) => break false,
-                changed = self.node.changed(), if node_open => match changed {
-                    Err(_) => node_open = false,
-                    Ok(()) => {
-                        let state = *self.node.borrow_and_update();
-                        if let Some(load) = state {
-                            let _ = self.report(&s, load);
-                        }
-                    }
-                },
-                m = s.inbound.message() => match m {
-                    Ok(Some(RouterMessage { msg: Some(router_message::Msg::Drained(_)) })) => break true,
-                    Ok(Some(RouterMessage { msg: Some(router_message::Msg::Removed(r)) })) => {
-                        tracing::info!(router = %self.url, reason = r.reason, "node removed while draining");
-                        return End::Stopped;
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => {
-                        tracing::warn!(router = %self.url, "the router ended the session before the node drained");
-                        return End::Stopped;
-                    }
-                },
-            }
-        };
-        if drained {
-            tracing::info!(router = %self.url, "drained");
-        } else {
-            tracing::warn!(router = %self.url, timeout = ?self.drain_timeout, "not drained within the drain timeout; leaving anyway");
-        }
-        let _ = s.tx.try_send(message(node_message::Msg::Leave(Leave {
-            reason: STOPPING.to_owned(),
-        })));
-        drop(s.tx);
-        let _ = timeout(LEAVE_GRACE, async {
-            while let Ok(Some(_)) = s.inbound.message().await {}
-        })
-        .await;
-        tracing::info!(router = %self.url, "left");
-        End::Stopped
-    }
 }
+
+mod drain;
 
 fn message(msg: node_message::Msg) -> NodeMessage {
     NodeMessage { msg: Some(msg) }

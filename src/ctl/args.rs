@@ -75,8 +75,12 @@ pub struct Global {
 impl Global {
     /// Where to connect, and with what.
     pub fn connect(&self) -> Connect {
+        // The same router named twice is asked once.
+        let mut routers = self.routers.clone();
+        let mut seen = std::collections::HashSet::new();
+        routers.retain(|r| seen.insert(r.clone()));
         Connect {
-            routers: self.routers.clone(),
+            routers,
             token_file: self.token_file.clone(),
             tls_ca: self.tls_ca.clone(),
             tls_cert: self.tls_cert.clone(),

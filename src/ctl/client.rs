@@ -56,6 +56,7 @@ impl Interceptor for Bearer {
 pub struct Router {
     /// The URL as given.
     pub url: String,
+    endpoint: Endpoint,
     client: Result<Client, String>,
 }
 
@@ -64,6 +65,7 @@ pub struct Router {
 pub struct Routers {
     /// The routers.
     pub list: Vec<Router>,
+    bearer: Bearer,
 }
 
 impl Routers {
@@ -72,25 +74,33 @@ impl Routers {
     pub async fn connect(opts: &Connect) -> Result<Self, CtlError> {
         let bearer = Bearer(opts.token_file.as_deref().map(bearer).transpose()?);
         let tls = tls_config(opts)?;
-        let mut set = JoinSet::new();
-        for (i, url) in opts.routers.iter().enumerate() {
-            let endpoint = endpoint(url, tls.clone())?;
-            set.spawn(async move {
-                let channel = endpoint.connect().await.map_err(|e| cause_of(&e));
-                (i, channel)
+        let mut list = Vec::new();
+        for url in &opts.routers {
+            list.push(Router {
+                url: url.clone(),
+                endpoint: endpoint(url, tls.clone())?,
+                client: Err("not connected yet".to_owned()),
             });
         }
-        let mut channels: Vec<_> = set.join_all().await;
-        channels.sort_by_key(|(i, _)| *i);
-        let list = channels
-            .into_iter()
-            .zip(&opts.routers)
-            .map(|((_, channel), url)| Router {
-                url: url.clone(),
-                client: channel.map(|c| AdminClient::with_interceptor(c, bearer.clone())),
-            })
-            .collect();
-        Ok(Self { list })
+        let mut routers = Self { list, bearer };
+        routers.reconnect().await;
+        Ok(routers)
+    }
+
+    /// Tries again to connect to the routers that could not be reached (a connected client
+    /// reconnects by itself).
+    pub async fn reconnect(&mut self) {
+        let mut set = JoinSet::new();
+        for (i, r) in self.list.iter().enumerate() {
+            if r.client.is_err() {
+                let endpoint = r.endpoint.clone();
+                set.spawn(async move { (i, endpoint.connect().await.map_err(|e| cause_of(&e))) });
+            }
+        }
+        for (i, channel) in set.join_all().await {
+            let bearer = self.bearer.clone();
+            self.list[i].client = channel.map(|c| AdminClient::with_interceptor(c, bearer));
+        }
     }
 
     /// Calls `f` on every router at once; the answers come back in router order. `action` names

@@ -54,9 +54,15 @@ impl CtlError {
     pub fn from_status(action: &'static str, router: &str, status: &Status) -> Self {
         let router = router.to_owned();
         match status.code() {
+            // A status with a source was made on this side from a connection failure; the
+            // router's own answers carry none.
             Code::Unavailable => Self::Unreachable {
                 router,
-                cause: cause_of(status),
+                cause: status_cause(status),
+            },
+            _ if std::error::Error::source(status).is_some() => Self::Unreachable {
+                router,
+                cause: status_cause(status),
             },
             Code::Unimplemented => Self::Unreachable {
                 router,
@@ -115,7 +121,7 @@ fn reach_hint(router: &str) -> &'static str {
     if router.starts_with("https://") {
         "is routerd running with [control] listen and tls_cert? check --tls-ca (and --tls-cert/--tls-key for mTLS); set --router or ROUTERCTL_ROUTER"
     } else {
-        "is routerd running with [control] listen? set --router or ROUTERCTL_ROUTER"
+        "is routerd running with [control] listen (https:// if it has tls_cert)? set --router or ROUTERCTL_ROUTER"
     }
 }
 
@@ -133,19 +139,32 @@ fn refusal_hint(action: &str, code: Code) -> &'static str {
 /// refused"), else the innermost message. Looked up by type, never by message text.
 pub fn cause_of(e: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        innermost = s.to_string();
+        source = s.source();
+    }
+    io_cause(e).unwrap_or(innermost)
+}
+
+/// The cause of a failed call: the OS error under it if any, else the status message.
+fn status_cause(status: &Status) -> String {
+    io_cause(status).unwrap_or_else(|| status.message().to_owned())
+}
+
+fn io_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             // An OS error reads best as its kind; a wrapped one (TLS) as itself.
-            return match (io.raw_os_error(), io.get_ref()) {
+            return Some(match (io.raw_os_error(), io.get_ref()) {
                 (Some(_), _) | (None, None) => io.kind().to_string(),
                 (None, Some(inner)) => inner.to_string(),
-            };
+            });
         }
-        innermost = s.to_string();
         source = s.source();
     }
-    innermost
+    None
 }
 
 /// Of several errors, the one that decides the exit code (unreachable beats failed); the others

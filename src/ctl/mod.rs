@@ -27,7 +27,7 @@ use write::Action;
 /// Runs one command (all but `completions`, which needs no router: see [`completions`]).
 pub async fn run(cli: Cli) -> Result<(), CtlError> {
     let json = cli.global.json;
-    let routers = Routers::connect(&cli.global.connect()).await?;
+    let mut routers = Routers::connect(&cli.global.connect()).await?;
     let r = &routers;
     match cli.command {
         Command::Pools => read::pools(r, json).await,
@@ -45,7 +45,9 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Top { .. } if json => Err(CtlError::Failed(
             "top is for people; scripts can poll `routerctl nodes --json` or follow `routerctl watch --json`".to_owned(),
         )),
-        Command::Top { interval, pool } => top::top(r, pool.as_deref(), interval).await,
+        Command::Top { interval, pool } => {
+            top::top(&mut routers, pool.as_deref(), interval).await
+        }
         Command::Completions { shell } => completions(shell),
     }
 }

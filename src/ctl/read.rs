@@ -272,10 +272,8 @@ fn key_values(fields: &[(&str, String)]) -> String {
     fields
         .iter()
         .map(|(k, v)| {
-            format!("{:<w$}  {v}", format!("{k}:"))
-                .trim_end()
-                .to_owned()
-                + "\n"
+            let v = if v.is_empty() { "-" } else { v };
+            format!("{:<w$}  {v}\n", format!("{k}:"))
         })
         .collect()
 }

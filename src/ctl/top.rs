@@ -25,13 +25,14 @@ type Sample = (Instant, HashMap<String, u64>);
 
 /// `routerctl top`.
 pub async fn top(
-    routers: &Routers,
+    routers: &mut Routers,
     pool: Option<&str>,
     interval: Duration,
 ) -> Result<(), CtlError> {
     let (mut screen, mut quit) = Screen::open()?;
     let mut previous: Option<Sample> = None;
     loop {
+        routers.reconnect().await;
         let (ok, errors) = tokio::select! {
             r = list_nodes(routers, pool) => r,
             _ = quit.recv() => return Ok(()),
@@ -41,7 +42,8 @@ pub async fn top(
         let rates = rates(previous.as_ref(), now, &nodes);
         previous = Some((now, totals(&nodes)));
         let mut lines = vec![format!(
-            "routerctl top: {} node(s) on {} router(s), every {}; q quits",
+            "routerctl top  {}  {} node(s) on {} router(s), every {}; q quits",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
             nodes.len(),
             routers.list.len(),
             short_duration(interval)

@@ -70,13 +70,23 @@ where
         }
         Err(_) => return Err(ForwardError::Timeout(t.first_byte)),
     }
-    let (first, client_done) = await_response(client, node, t.first_byte).await?;
+    let (mut buf, mut body, client_done) = await_response(client, node, t.first_byte).await?;
     let ttfb = sent.elapsed();
     client
-        .write_all(&first)
+        .write_all(&buf)
         .await
         .map_err(ForwardError::ClientAbort)?;
-    stream_rest(client, node, client_done, t.idle).await?;
+    buf.clear();
+    match relay_response(client, node, buf, &mut body, client_done, t.idle).await? {
+        Relayed::Complete { client_done } => close_client(client, client_done).await,
+        Relayed::ClientSending => {
+            // The client still streams its body while the response flows: both ways at once.
+            node.write_all(&body)
+                .await
+                .map_err(ForwardError::NodeError)?;
+            stream_rest(client, node, t.idle).await?;
+        }
+    }
     Ok(ttfb)
 }
 
@@ -86,7 +96,7 @@ async fn await_response<C>(
     client: &mut C,
     node: &mut NodeStream,
     limit: Duration,
-) -> Result<(BytesMut, bool), ForwardError>
+) -> Result<(BytesMut, BytesMut, bool), ForwardError>
 where
     C: AsyncRead + Unpin,
 {
@@ -99,7 +109,7 @@ where
             biased;
             r = node.read_buf(&mut response) => return match r {
                 Ok(0) => Err(ForwardError::NoResponse("node closed the connection".into())),
-                Ok(_) => Ok((response, client_done)),
+                Ok(_) => Ok((response, body, client_done)),
                 Err(e) => Err(ForwardError::NoResponse(e.to_string())),
             },
             r = client.read_buf(&mut body), if !client_done => match r {
@@ -123,12 +133,106 @@ where
     }
 }
 
+/// How the fast relay of phase 2 ended.
+enum Relayed {
+    /// The node closed: the response is complete.
+    Complete {
+        /// The client had closed its sending side.
+        client_done: bool,
+    },
+    /// The client sent more bytes (now in the body buffer): switch to the two-way copy.
+    ClientSending,
+}
+
+/// Phase 2, the common case: the request is sent, so relay the response until the node closes,
+/// reusing phase 1's buffer. Should the client still send (a body streamed past the response's
+/// start), hand over to [`stream_rest`], which moves both ways at once.
+async fn relay_response<C>(
+    client: &mut C,
+    node: &mut NodeStream,
+    mut buf: BytesMut,
+    body: &mut BytesMut,
+    mut client_done: bool,
+    idle: Duration,
+) -> Result<Relayed, ForwardError>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let stall = tokio::time::sleep(idle);
+    tokio::pin!(stall);
+    loop {
+        tokio::select! {
+            biased;
+            r = node.read_buf(&mut buf) => match r {
+                Ok(0) => return Ok(Relayed::Complete { client_done }),
+                Ok(_) => {
+                    client.write_all(&buf).await.map_err(ForwardError::ClientAbort)?;
+                    buf.clear();
+                    stall.as_mut().reset(Instant::now() + idle);
+                }
+                Err(e) => return Err(ForwardError::NodeError(e)),
+            },
+            r = client.read_buf(body), if !client_done => match r {
+                Ok(0) => {
+                    client_done = true;
+                    let _ = node.shutdown().await;
+                }
+                Ok(_) => return Ok(Relayed::ClientSending),
+                Err(e) => return Err(ForwardError::ClientAbort(e)),
+            },
+            () = &mut stall => return Err(ForwardError::IdleTimeout(idle)),
+        }
+    }
+}
+
+/// The response is complete: end the client's connection. Usually the client has nothing more
+/// to say, and dropping the socket sends the FIN that ends the response. If it still has unread
+/// bytes, closing would send a reset that can destroy the response before the client reads it,
+/// so half-close first and drain what it sends for a short while.
+async fn close_client<C>(client: &mut C, client_done: bool)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    if client_done || !has_unread(client) {
+        return;
+    }
+    let _ = client.shutdown().await;
+    drain(client).await;
+}
+
+/// True if the client has bytes (or an error) waiting to be read, checked without waiting.
+fn has_unread<C: AsyncRead + Unpin>(client: &mut C) -> bool {
+    let mut probe = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut probe);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match Pin::new(client).poll_read(&mut cx, &mut buf) {
+        Poll::Pending => false,
+        Poll::Ready(Ok(())) => !buf.filled().is_empty(),
+        Poll::Ready(Err(_)) => true,
+    }
+}
+
+/// After the router has answered, how long it keeps reading (and discarding) what the client
+/// still sends, so that closing does not reset the connection under the answer.
+const LINGER: Duration = Duration::from_secs(2);
+/// ... and how much it reads at most.
+const LINGER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads and discards what the client sends, until it closes or the linger limits are reached.
+pub(super) async fn drain<C: AsyncRead + Unpin>(client: &mut C) {
+    let mut sink = tokio::io::sink();
+    let _ = timeout(
+        LINGER,
+        tokio::io::copy(&mut (&mut *client).take(LINGER_BYTES), &mut sink),
+    )
+    .await;
+}
+
 /// Phase 2: both directions at once, so a node streaming its response while still reading the
 /// body never deadlocks against us.
 async fn stream_rest<C>(
     client: &mut C,
     node: &mut NodeStream,
-    client_done: bool,
     idle: Duration,
 ) -> Result<(), ForwardError>
 where
@@ -140,13 +244,11 @@ where
             io: client,
             act: &act,
             side: Side::Client,
-            eof: client_done,
         };
         let mut n = Tracked {
             io: node,
             act: &act,
             side: Side::Node,
-            eof: false,
         };
         tokio::select! {
             r = tokio::io::copy_bidirectional_with_sizes(&mut c, &mut n, BUF_SIZE, BUF_SIZE) => r.map(drop),
@@ -211,8 +313,6 @@ struct Tracked<'a, S> {
     io: &'a mut S,
     act: &'a Activity,
     side: Side,
-    /// Already at EOF (phase 1 saw the client close): reads return EOF at once.
-    eof: bool,
 }
 
 impl<S> Tracked<'_, S> {
@@ -234,9 +334,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<'_, S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.eof {
-            return Poll::Ready(Ok(()));
-        }
         let before = buf.filled().len();
         let r = std::task::ready!(Pin::new(&mut *this.io).poll_read(cx, buf));
         let got = buf.filled().len() - before;

@@ -65,6 +65,8 @@ impl Listener {
                     TcpSocket::new_v6()?
                 };
                 socket.set_reuseaddr(true)?;
+                // Accepted sockets inherit it: one setsockopt per listener, not per client.
+                socket.set_nodelay(true)?;
                 socket.bind(*a)?;
                 Ok(Self::Tcp(socket.listen(backlog)?))
             }
@@ -115,7 +117,6 @@ impl Listener {
             };
             match accepted {
                 Ok(Accepted::Tcp(stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
                     let s = session::run(
                         stream,
                         Peer::Tcp(peer),

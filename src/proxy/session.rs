@@ -4,15 +4,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{connect_any, NoConnection};
-use super::forward::{forward, ForwardError};
+use super::forward::{drain, forward, ForwardError};
 use super::head::{read_head, Head, HeadError};
 use super::outcome::Outcome;
 use super::{Dispatch, SharedDispatch};
@@ -21,12 +20,6 @@ use crate::cluster::{Node, Pool};
 use crate::metrics;
 use crate::protocol::reply;
 use crate::routing::RequestKey;
-
-/// After answering a request itself, how long the router keeps reading (and discarding) what the
-/// client still sends, so that closing does not reset the connection under the reply.
-const LINGER: Duration = Duration::from_secs(2);
-/// ... and how much it reads at most.
-const LINGER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Who is on the other end of a client connection.
 #[derive(Debug, Clone, Copy)]
@@ -229,12 +222,7 @@ where
     if client.write_all(&reply).await.is_err() || client.shutdown().await.is_err() {
         return;
     }
-    let mut sink = tokio::io::sink();
-    let _ = timeout(
-        LINGER,
-        tokio::io::copy(&mut (&mut *client).take(LINGER_BYTES), &mut sink),
-    )
-    .await;
+    drain(client).await;
 }
 
 /// Counts open client connections.

@@ -117,6 +117,10 @@ impl Membership {
         let sub = &config.subscription;
         let pool = match self.pool_for(s.key, host) {
             Some(pool) => pool,
+            // No pool is made for a node that could not join it.
+            None if self.subscribed_nodes() >= sub.max_nodes => {
+                return Err(Refused::TooManyNodes(sub.max_nodes))
+            }
             None => self.create_pool(host, config)?,
         };
         sender_allowed_in(&pool, from)?;

@@ -28,7 +28,6 @@ use self::listener::DatagramSocket;
 use self::membership::Membership;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::metrics;
 use crate::proxy::SharedDispatch;
 
 /// Datagrams waiting for the handler; past this they are dropped and counted (`overload`).
@@ -90,7 +89,6 @@ impl SubscriptionServer {
         config: Arc<ArcSwap<Config>>,
         shutdown: CancellationToken,
     ) {
-        metrics::describe_subscriptions();
         let (queue, mut incoming) = mpsc::channel(QUEUE);
         for socket in self.sockets {
             tracing::info!(address = %socket.local_addr(), "listening for uWSGI subscriptions");

@@ -479,3 +479,40 @@ impl AgentSetup {
         AgentConfig::merge(FileConfig::default(), flags).expect("agent config")
     }
 }
+
+/// Runs `openssl` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes `ca.pem`, `router.pem`/`router.key` (for 127.0.0.1) and `agent.pem`/`agent.key` (a
+/// client certificate) into `dir`.
+pub fn make_certs(dir: &std::path::Path) {
+    let ca =
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem";
+    openssl(dir, &ca.split(' ').collect::<Vec<_>>());
+    for (name, ext) in [
+        ("router", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ("agent", "extendedKeyUsage=clientAuth"),
+    ] {
+        let req = format!(
+            "req -newkey rsa:2048 -nodes -subj /CN={name} -keyout {name}.key -out {name}.csr"
+        );
+        openssl(dir, &req.split(' ').collect::<Vec<_>>());
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let sign = format!(
+            "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+             -out {name}.pem -extfile {name}.ext"
+        );
+        openssl(dir, &sign.split(' ').collect::<Vec<_>>());
+    }
+}

@@ -146,6 +146,8 @@ pub enum Behaviour {
     Status(u16),
     /// Sends a response head, then stalls forever.
     StallAfterHead,
+    /// Answers at once and echoes the request body back while it is still arriving.
+    Duplex,
 }
 
 /// A fake uwsgi node on an ephemeral loopback port.
@@ -250,6 +252,21 @@ async fn handle(
             )
         })
         .collect();
+    if let Behaviour::Duplex = behaviour {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {content_length}\r\n\r\n");
+        conn.write_all(head.as_bytes()).await?;
+        let mut left = content_length;
+        let mut chunk = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let n = conn.read(&mut chunk[..(left.min(65536) as usize)]).await?;
+            if n == 0 {
+                break;
+            }
+            conn.write_all(&chunk[..n]).await?;
+            left -= n as u64;
+        }
+        return conn.shutdown().await;
+    }
     // Read the body in chunks, keeping at most 1 MiB of it for inspection.
     let mut body_len = 0u64;
     let mut chunk = vec![0u8; 64 * 1024];
@@ -295,6 +312,7 @@ async fn handle(
             }
         }
         Behaviour::CloseSilently => return Ok(()),
+        Behaviour::Duplex => unreachable!("answered while reading the body"),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }

@@ -226,3 +226,15 @@ fn unknown_toml_keys_and_bad_durations_are_refused() {
     assert!(err.contains("interval"), "{err}");
     assert!(Flags::try_parse_from(["router-agent", "--interval", "soon"]).is_err());
 }
+
+#[test]
+fn the_deploy_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/router-agent.toml");
+    let c = AgentConfig::merge(
+        FileConfig::load(std::path::Path::new(path)).unwrap(),
+        Flags::default(),
+    )
+    .expect("deploy/router-agent.toml is a valid config");
+    assert_eq!(c.interval, Duration::from_secs(1));
+    assert_eq!(c.drain_timeout, Duration::from_secs(30));
+}

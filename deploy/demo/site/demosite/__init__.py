@@ -1,0 +1,1 @@
+"""The demo's Django site: pages that show which uWSGI node answered."""

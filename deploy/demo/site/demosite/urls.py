@@ -1,0 +1,10 @@
+"""/ (an HTML page), /echo/ (plain text), /work/?ms=N (a slow page for load tests)."""
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.index),
+    path("echo/", views.echo),
+    path("work/", views.work),
+]
