@@ -349,3 +349,29 @@ async fn bad_registrations_are_refused_and_traffic_goes_on() {
         assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn sessions_end_when_the_router_stops() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(POOL).await;
+    let (mut s, _) = NodeSession::open(
+        router.control_addr().unwrap(),
+        None,
+        announce("a", "default", &node.addr.to_string()),
+    )
+    .await
+    .unwrap();
+    let _reports = s.keep_reporting(std::sync::Arc::new(std::sync::Mutex::new((0, 2, 0))));
+    let started = Instant::now();
+    router.shutdown().await;
+    assert_eq!(
+        s.next().await,
+        None,
+        "the agent learns at once that the router went away"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -18,8 +18,7 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Starts `command` in session `top`, 160x40, keeping the pane after it exits so that its
-    /// exit status can be read.
+    /// Starts the shell command `command` in session `top`, 160x40.
     async fn start(command: &str) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let t = Self {
@@ -32,7 +31,7 @@ impl Tmux {
         let size = ["-x", "160", "-y", "40"];
         let mut args = vec!["new-session", "-d", "-s", "top"];
         args.extend(size);
-        args.extend([command, ";", "set-option", "-g", "remain-on-exit", "on"]);
+        args.push(command);
         t.tmux(&args).await;
         t
     }
@@ -76,7 +75,8 @@ impl Tmux {
 
     /// Waits for routerctl to exit and returns its exit status, as the shell in the pane prints
     /// it on the normal screen: it shows only once the alternate screen is left. (tmux's own
-    /// `pane_dead_status` is sometimes empty when the pane's pty closes before the exit is reaped.)
+    /// `pane_dead_status` is sometimes empty when the pane's pty closes before the exit is
+    /// reaped, and a dead pane's text cannot be relied on.)
     async fn wait_exit(&self) -> String {
         let screen = self
             .wait_screen("routerctl's exit", |s| s.contains(EXITED))
@@ -95,7 +95,8 @@ const EXITED: &str = "routerctl exited with status";
 
 /// The pane's command: `routerctl ARGS`, then its exit status.
 fn top(args: &str) -> String {
-    format!("'{ROUTERCTL}' {args}; echo \"{EXITED} $?\"")
+    // `exec cat` keeps the pane open (reading a pty nobody types into) so it can be read.
+    format!("'{ROUTERCTL}' {args}; echo \"{EXITED} $?\"; exec cat")
 }
 
 impl Drop for Tmux {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::proto::admin_server::Admin;
@@ -31,6 +32,8 @@ pub trait RouterControl: Send + Sync + 'static {
 pub struct AdminService {
     cluster: Arc<Cluster>,
     router: Arc<dyn RouterControl>,
+    /// Ends Watch streams when the router stops.
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -41,8 +44,16 @@ impl std::fmt::Debug for AdminService {
 
 impl AdminService {
     /// An Admin service over `cluster`.
-    pub fn new(cluster: Arc<Cluster>, router: Arc<dyn RouterControl>) -> Self {
-        Self { cluster, router }
+    pub fn new(
+        cluster: Arc<Cluster>,
+        router: Arc<dyn RouterControl>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            cluster,
+            router,
+            shutdown,
+        }
     }
 
     fn found(&self, id: &str) -> Result<(Arc<Pool>, Arc<Node>), Status> {
@@ -278,9 +289,14 @@ impl Admin for AdminService {
 
     async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let mut events = self.cluster.events().subscribe();
+        let shutdown = self.shutdown.clone();
         let stream = async_stream(move |tx| async move {
             loop {
-                match events.recv().await {
+                let next = tokio::select! {
+                    e = events.recv() => e,
+                    () = shutdown.cancelled() => return,
+                };
+                match next {
                     Ok(e) => {
                         if tx.send(Ok(event(&e))).await.is_err() {
                             return;

@@ -13,7 +13,7 @@ pub use registry::RegistryService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -47,9 +47,20 @@ pub async fn bind(config: &ControlConfig) -> Result<Option<Bound>, ControlError>
     let Some(addr) = config.listen_addr() else {
         return Ok(None);
     };
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ControlError::Bind { addr, source })?;
+    let bind = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        // Accepted streams inherit it: gRPC messages are small, and Nagle would hold each for
+        // an ACK (tens of milliseconds on every Accepted, Drained, report...).
+        socket.set_nodelay(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    let listener = bind().map_err(|source| ControlError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| ControlError::Bind { addr, source })?;
@@ -102,9 +113,10 @@ impl Bound {
             cluster.clone(),
             config,
             &self.router_id(),
+            shutdown.clone(),
         ))
         .max_decoding_message_size(config.max_message_bytes);
-        let admin = AdminServer::new(AdminService::new(cluster, router))
+        let admin = AdminServer::new(AdminService::new(cluster, router, shutdown.clone()))
             .max_decoding_message_size(config.max_message_bytes);
         let router = builder
             .add_service(InterceptedService::new(

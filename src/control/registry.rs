@@ -9,6 +9,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::announce::{node_from_announce, reject_code, AnnounceError};
@@ -33,12 +34,20 @@ pub struct RegistryService {
     router_id: Arc<str>,
     announce_timeout: Duration,
     min_report_interval: Duration,
+    /// Ends every session when the router stops, so agents notice at once and reconnect.
+    shutdown: CancellationToken,
 }
 
 impl RegistryService {
-    /// A registry admitting nodes into `cluster`.
-    pub fn new(cluster: Arc<Cluster>, config: &ControlConfig, router_id: &str) -> Self {
+    /// A registry admitting nodes into `cluster`; its sessions end on `shutdown`.
+    pub fn new(
+        cluster: Arc<Cluster>,
+        config: &ControlConfig,
+        router_id: &str,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
+            shutdown,
             cluster,
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
             router_id: router_id.into(),
@@ -145,6 +154,7 @@ impl RegistryService {
                     Err(end) => break end,
                 },
                 () = tx.closed() => break "the agent went away; the node stays until its lease runs out",
+                () = self.shutdown.cancelled() => break "the router is stopping",
             }
         };
         tracing::info!(node = %s.node.id, %peer, end, "agent session ended");

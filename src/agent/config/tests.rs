@@ -229,12 +229,16 @@ fn unknown_toml_keys_and_bad_durations_are_refused() {
 
 #[test]
 fn the_deploy_example_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/router-agent.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agent/app.toml");
     let c = AgentConfig::merge(
         FileConfig::load(std::path::Path::new(path)).unwrap(),
         Flags::default(),
     )
-    .expect("deploy/router-agent.toml is a valid config");
-    assert_eq!(c.interval, Duration::from_secs(1));
+    .expect("deploy/agent/app.toml is a valid config");
+    assert_eq!(c.routers.len(), 2);
+    assert_eq!(
+        c.stats,
+        SocketTarget::Unix("/run/uwsgi/app/stats.sock".into())
+    );
     assert_eq!(c.drain_timeout, Duration::from_secs(30));
 }
