@@ -318,6 +318,41 @@ async fn drain_wait_under_load_loses_no_request() {
 }
 
 #[tokio::test]
+async fn drain_wait_gives_up_at_the_timeout_with_exit_1() {
+    let stuck = FakeNode::start("stuck", Behaviour::Hang).await;
+    let router = start_router(&format!(
+        "{}slow_start = \"0s\"\n",
+        pool_toml("round-robin", &[&stuck])
+    ))
+    .await;
+    let id = stuck.addr.to_string();
+    let addr = router.local_addrs()[0].clone();
+    let hanging = tokio::spawn(async move { send(&addr, &get("h", "/"), b"").await });
+    let (_, node) = router.cluster().find(&id).unwrap();
+    wait_until("a request is in flight", || node.in_flight.load(SeqCst) > 0).await;
+
+    let run = routerctl(
+        &[url(&router)],
+        &["drain", &id, "--wait", "--timeout", "300ms"],
+    )
+    .await;
+    let msg = run.fails(1);
+    assert!(
+        msg.contains(&format!(
+            "{id} is still draining after 0.3s on {} (1 in flight)",
+            url(&router)
+        )),
+        "{msg}"
+    );
+    assert!(
+        run.stdout.contains(&format!("ok  {id} draining")),
+        "{run:?}"
+    );
+    assert_eq!(state(&router, &id), Some(NodeState::Draining));
+    hanging.abort();
+}
+
+#[tokio::test]
 async fn two_routers_merge_by_node_and_writes_apply_to_both() {
     let s = FakeNode::start("static", Behaviour::Echo).await;
     let web = FakeNode::start("web-1", Behaviour::Echo).await;
@@ -544,13 +579,15 @@ async fn reload_with_a_broken_config_names_the_key_and_keeps_the_old_one() {
 }
 
 #[tokio::test]
-async fn watch_prints_each_event_as_one_line() {
+async fn watch_prints_each_event_as_one_line_until_the_router_stops() {
     let f = fleet("round-robin").await;
+    let mut watching = Vec::new();
     for json in [false, true] {
         let mut cmd = tokio::process::Command::new(ROUTERCTL);
         cmd.args(["--router", &f.url, "watch"])
             .env_remove("ROUTERCTL_ROUTER")
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         if json {
             cmd.arg("--json");
@@ -589,6 +626,26 @@ async fn watch_prints_each_event_as_one_line() {
             );
         }
         assert!(child.try_wait().unwrap().is_none(), "watch keeps running");
+        // Its stdout stays open: a closed pipe would end it quietly, as `| head` does.
+        watching.push((child, lines));
+    }
+
+    // The router stops: each watch says so and exits 3.
+    let Fleet { router, url, .. } = f;
+    router.shutdown().await;
+    for (child, _stdout) in watching {
+        let out = tokio::time::timeout(STEP, child.wait_with_output())
+            .await
+            .expect("watch exits when the router stops")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!(
+                "cannot reach router {url}: it closed the event stream"
+            )),
+            "{stderr}"
+        );
     }
 }
 

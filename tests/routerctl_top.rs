@@ -5,28 +5,22 @@
 mod routerctl_support;
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use routerctl_support::*;
 use support::*;
 use tokio::time::Instant;
 
-/// A private tmux server (its own socket), killed when dropped.
+/// A private tmux server (its own socket in a temp dir), killed when dropped.
 struct Tmux {
-    socket: String,
+    dir: tempfile::TempDir,
 }
 
 impl Tmux {
     /// Starts the shell command `command` in session `top`, 160x40.
     async fn start(command: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
         let t = Self {
-            socket: format!(
-                "routerctl-top-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, SeqCst)
-            ),
+            dir: tempfile::tempdir().unwrap(),
         };
         let size = ["-x", "160", "-y", "40"];
         let mut args = vec!["new-session", "-d", "-s", "top"];
@@ -36,9 +30,15 @@ impl Tmux {
         t
     }
 
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("tmux.sock")
+    }
+
     async fn tmux(&self, args: &[&str]) -> String {
         let out = tokio::process::Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .arg("-S")
+            .arg(self.socket())
+            .args(["-f", "/dev/null"])
             .args(args)
             .kill_on_drop(true)
             .output()
@@ -102,7 +102,9 @@ fn top(args: &str) -> String {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = std::process::Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .arg("-S")
+            .arg(self.socket())
+            .arg("kill-server")
             .output();
     }
 }

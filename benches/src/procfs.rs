@@ -116,8 +116,8 @@ pub fn tree_status_kib(pid: u32, key: &str) -> u64 {
         .sum()
 }
 
-/// The whole machine's CPU ticks so far: (busy, total), from the first line of `/proc/stat`.
-pub fn machine_ticks() -> io::Result<(u64, u64)> {
+/// The whole machine's CPU time so far, over all cores: (busy, total), from `/proc/stat`.
+pub fn machine_cpu() -> io::Result<(Duration, Duration)> {
     let text = fs::read_to_string("/proc/stat")?;
     let line = text.lines().next().unwrap_or_default();
     let f: Vec<u64> = line
@@ -128,7 +128,8 @@ pub fn machine_ticks() -> io::Result<(u64, u64)> {
     // Fields: user nice system idle iowait irq softirq steal (guest time is already in user).
     let total: u64 = f.iter().take(8).sum();
     let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-    Ok((total - idle, total))
+    let t = CpuTime::from_ticks(total - idle, idle);
+    Ok((t.user, t.user + t.system))
 }
 
 /// Open file descriptors of `pid` (sockets included).
@@ -147,7 +148,7 @@ mod tests {
         assert!(tree(me).contains(&me));
         assert!(fd_count(me).unwrap() > 0);
         let _ = tree_cpu(me);
-        let (busy, total) = machine_ticks().unwrap();
+        let (busy, total) = machine_cpu().unwrap();
         assert!(busy <= total);
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
+use tonic::Streaming;
 
 use super::client::Routers;
 use super::error::{worst, CtlError};
@@ -23,25 +24,9 @@ pub async fn watch(routers: &Routers, json: bool) -> Result<(), CtlError> {
     let mut errors = Vec::new();
     for (router, stream) in routers.urls().into_iter().zip(opened) {
         match stream {
-            Ok(mut stream) => {
+            Ok(stream) => {
                 open += 1;
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let item = match stream.message().await {
-                            Ok(Some(e)) => Ok(e),
-                            Ok(None) => Err(CtlError::Unreachable {
-                                router: router.clone(),
-                                cause: "it closed the event stream (did it stop?)".to_owned(),
-                            }),
-                            Err(s) => Err(CtlError::from_status("watch", &router, &s)),
-                        };
-                        let end = item.is_err();
-                        if tx.send((router.clone(), item)).await.is_err() || end {
-                            return;
-                        }
-                    }
-                });
+                tokio::spawn(forward(router, stream, tx.clone()));
             }
             Err(e) => errors.push(e),
         }
@@ -72,6 +57,28 @@ pub async fn watch(routers: &Routers, json: bool) -> Result<(), CtlError> {
         }
     }
     Ok(())
+}
+
+/// One event item as the merged stream carries it: the router, and an event or why it ended.
+type Item = (String, Result<Event, CtlError>);
+
+/// Passes one router's events on until its stream ends (the end is passed on too) or nobody
+/// listens any more.
+async fn forward(router: String, mut stream: Streaming<Event>, tx: mpsc::Sender<Item>) {
+    loop {
+        let item = match stream.message().await {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(CtlError::Unreachable {
+                router: router.clone(),
+                cause: "it closed the event stream (did it stop?)".to_owned(),
+            }),
+            Err(s) => Err(CtlError::from_status("watch", &router, &s)),
+        };
+        let end = item.is_err();
+        if tx.send((router.clone(), item)).await.is_err() || end {
+            return;
+        }
+    }
 }
 
 /// An event for people: time, (router,) kind, pool/node, detail.

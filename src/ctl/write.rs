@@ -132,18 +132,33 @@ pub async fn drain_and_wait(
     let answers = routers
         .all("drain", |c| Action::Drain.call(c, id.clone()))
         .await;
-    let mut pending: Vec<bool> = answers.iter().map(Result::is_ok).collect();
+    let pending: Vec<bool> = answers.iter().map(Result::is_ok).collect();
     let outcomes = answers
         .into_iter()
         .map(|a| a.map(|n| (Action::Drain.describe(&n), Outcome::node(n))))
         .collect();
     let reported = report(routers, outcomes, json);
+    match wait_drained(routers, &id, pending, timeout, json).await {
+        Ok(()) => reported,
+        // Both are told: what went wrong while waiting, and any router the drain failed on.
+        Err(e) => worst(std::iter::once(e).chain(reported.err()).collect()),
+    }
+}
+
+/// Polls the routers still `pending` until each has node `id` drained or gone.
+async fn wait_drained(
+    routers: &Routers,
+    id: &str,
+    mut pending: Vec<bool>,
+    timeout: Duration,
+    json: bool,
+) -> Result<(), CtlError> {
     let deadline = Instant::now() + timeout;
     let mut last: Vec<Option<NodeInfo>> = vec![None; pending.len()];
-    while pending.contains(&true) {
+    loop {
         let answers = routers
             .all("drain --wait", |mut c| {
-                let id = id.clone();
+                let id = id.to_owned();
                 async move { c.get_node(NodeRequest { id }).await.map(|r| r.into_inner()) }
             })
             .await;
@@ -166,14 +181,13 @@ pub async fn drain_and_wait(
             }
         }
         if !pending.contains(&true) {
-            break;
+            return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(still_draining(routers, &id, &pending, &last, timeout));
+            return Err(still_draining(routers, id, &pending, &last, timeout));
         }
         tokio::time::sleep(WAIT_POLL).await;
     }
-    reported
 }
 
 fn finished(pending: &mut bool, url: &str, what: &str, json: bool) -> Result<(), CtlError> {

@@ -46,20 +46,20 @@ pub(crate) fn print_throughput(bench: &Bench, rows: &[Row]) {
     if rows.is_empty() {
         return;
     }
-    let direct = rows
-        .iter()
-        .find(|r| r.name == "direct")
-        .and_then(|r| r.result.as_ref().ok())
-        .map(|m| m.load.rps());
+    let direct = rows.iter().find(|r| r.name == "direct");
     println!("### Throughput and CPU\n");
-    println!("| phase | req/s (median round) | vs direct | p50 ms | p99 ms | max ms | errors | router CPU s/10k req | router CPU us/req | router peak RSS MiB | machine CPU busy | nodes answering |");
+    println!("| phase | req/s (median round) | vs direct (median of rounds) | p50 ms | p99 ms | max ms | errors | router CPU s/10k req | router CPU us/req | router peak RSS MiB | machine CPU busy (others) | nodes answering |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         match &row.result {
             Ok(m) => println!(
                 "| {} | {} |",
                 row.name,
-                cells(m, direct, bench.node_addrs.len())
+                cells(
+                    m,
+                    direct.and_then(|d| row.ratio_to(d)),
+                    bench.node_addrs.len()
+                )
             ),
             Err(e) => println!("| {} | failed: {} |", row.name, one_line(e)),
         }
@@ -79,10 +79,10 @@ pub(crate) fn print_throughput(bench: &Bench, rows: &[Row]) {
     println!();
 }
 
-fn cells(m: &Measured, direct: Option<f64>, nodes: usize) -> String {
+fn cells(m: &Measured, ratio: Option<f64>, nodes: usize) -> String {
     let l = &m.load;
     let done = (l.ok + l.errors.total()).max(1) as f64;
-    let ratio = direct.map_or("-".to_owned(), |d| format!("{:.2}x", l.rps() / d));
+    let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}x"));
     let (per10k, per_req) = match m.router_cpu {
         Some(cpu) => {
             let us = |d: Duration| d.as_secs_f64() * 1e6 / done;
@@ -100,13 +100,14 @@ fn cells(m: &Measured, direct: Option<f64>, nodes: usize) -> String {
     };
     let rss = m.router_peak_rss_kib.map_or("-".to_owned(), mib);
     format!(
-        "{:.0} | {ratio} | {} | {} | {} | {} | {per10k} | {per_req} | {rss} | {:.0}% | {}/{nodes}",
+        "{:.0} | {ratio} | {} | {} | {} | {} | {per10k} | {per_req} | {rss} | {:.0}% ({:.0}%) | {}/{nodes}",
         l.rps(),
         ms(l.latency.p50),
         ms(l.latency.p99),
         ms(l.latency.max),
         l.errors.total(),
         m.machine_busy_pct,
+        m.foreign_pct,
         m.nodes_seen,
     )
 }
@@ -215,15 +216,10 @@ fn one_line(s: &str) -> String {
 
 /// The design's targets, each next to the number that answers it.
 pub(crate) fn print_targets(rows: &[Row], mem: Option<&Memory>) {
-    let ok = |name: &str| {
-        rows.iter()
-            .find(|r| r.name == name)
-            .and_then(|r| r.result.as_ref().ok())
-    };
-    let fastrouters: Vec<&Measured> = rows
+    let row = |name: &str| rows.iter().find(|r| r.name == name);
+    let fastrouters: Vec<&Row> = rows
         .iter()
         .filter(|r| r.name.starts_with("fastrouter"))
-        .filter_map(|r| r.result.as_ref().ok())
         .collect();
     let cpu_us = |m: &Measured| {
         let done = (m.load.ok + m.load.errors.total()).max(1) as f64;

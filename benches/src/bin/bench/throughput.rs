@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use uwsgi_router_bench::client::exchange;
 use uwsgi_router_bench::load::{self, LoadConfig, LoadReport};
-use uwsgi_router_bench::procfs::{machine_ticks, tree_cpu, tree_status_kib, CpuTime};
+use uwsgi_router_bench::procfs::{machine_cpu, tree_cpu, tree_status_kib, CpuTime};
 use uwsgi_router_bench::request::RequestSpec;
 use uwsgi_router_bench::target::Target;
 use uwsgi_router_bench::CHUNK;
@@ -28,6 +28,21 @@ pub(crate) struct Row {
     pub(crate) rounds: Vec<Result<f64, String>>,
 }
 
+impl Row {
+    /// This phase's req/s over `base`'s, round by round (interleaved rounds share conditions),
+    /// then the median (the lower middle for an even count). None without a common good round.
+    pub(crate) fn ratio_to(&self, base: &Row) -> Option<f64> {
+        let mut ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&base.rounds)
+            .filter_map(|(a, b)| Some(a.as_ref().ok()? / b.as_ref().ok()?))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len().checked_sub(1)? / 2).copied()
+    }
+}
+
 /// What one round of a phase measured.
 pub(crate) struct Measured {
     /// Load generator's view.
@@ -39,6 +54,9 @@ pub(crate) struct Measured {
     /// Share of the machine's CPU time that was busy during the measured window, in percent:
     /// near 100 means the result is bound by CPU, and every process's cost counts.
     pub(crate) machine_busy_pct: f64,
+    /// The part of it used by processes outside the benchmark (other builds on a shared machine):
+    /// more than a few percent means the round was disturbed.
+    pub(crate) foreign_pct: f64,
     /// Distinct nodes that answered the pre-check: shows the router really spreads requests.
     pub(crate) nodes_seen: usize,
 }
@@ -95,10 +113,14 @@ async fn measure(bench: &mut Bench, kind: &RouterKind) -> anyhow::Result<Measure
     }
     let pid = router.pid();
     let cpu_before = pid.map(tree_cpu);
-    let machine_before = machine_ticks()?;
+    // This process's tree holds everything the benchmark runs: driver, nodes, router.
+    let ours_before = tree_cpu(std::process::id());
+    let machine_before = machine_cpu()?;
     let load = run_load(bench, &router.targets, bench.args.duration()).await?;
-    let machine_after = machine_ticks()?;
+    let machine_after = machine_cpu()?;
+    let ours = tree_cpu(std::process::id()).since(ours_before).total();
     let router_cpu = pid.zip(cpu_before).map(|(p, b)| tree_cpu(p).since(b));
+    let window = machine_after.1 - machine_before.1;
     let router_peak_rss_kib = pid.map(|p| tree_status_kib(p, "VmHWM"));
     if let Some(child) = router.child.as_mut() {
         child.ensure_running()?;
@@ -108,13 +130,17 @@ async fn measure(bench: &mut Bench, kind: &RouterKind) -> anyhow::Result<Measure
         load,
         router_cpu,
         router_peak_rss_kib,
-        machine_busy_pct: busy_pct(machine_before, machine_after),
+        machine_busy_pct: pct(machine_after.0 - machine_before.0, window),
+        foreign_pct: pct(
+            (machine_after.0 - machine_before.0).saturating_sub(ours),
+            window,
+        ),
         nodes_seen,
     })
 }
 
-fn busy_pct((busy0, total0): (u64, u64), (busy1, total1): (u64, u64)) -> f64 {
-    100.0 * busy1.saturating_sub(busy0) as f64 / total1.saturating_sub(total0).max(1) as f64
+fn pct(part: Duration, whole: Duration) -> f64 {
+    100.0 * part.as_secs_f64() / whole.as_secs_f64().max(1e-9)
 }
 
 async fn run_load(

@@ -1,0 +1,248 @@
+//! A uWSGI node running the demo Django site and the `router-agent` that registers it, on fixed
+//! loopback ports so that the node can be stopped and started again at the same address.
+//!
+//! Each start of uWSGI is a new generation with its own `NODE_NAME` (`node2`, then `node2-gen2`,
+//! ...), so a reply shows which run of the node answered it; the node's id with the routers stays
+//! the same (`node2`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::child::Child;
+use crate::procs;
+
+/// How long a node may take to load Django and answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long uWSGI may take to exit on SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The agents' report interval: the lease is three of them, at least 1 s.
+pub(crate) const REPORT_INTERVAL: &str = "250ms";
+/// How long an agent waits for the routers to report its node drained before giving up.
+pub(crate) const DRAIN_TIMEOUT: &str = "10s";
+/// Bound on the agent's whole shutdown: the drain timeout plus its leave grace and some slack.
+const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One node: uWSGI (a master and two workers) and its agent.
+pub(crate) struct Node {
+    /// The node's id with the routers.
+    pub(crate) id: String,
+    /// Its uwsgi socket.
+    pub(crate) addr: SocketAddr,
+    /// Its uWSGI stats server.
+    pub(crate) stats: SocketAddr,
+    /// Starts of uWSGI so far.
+    generation: u32,
+    control: SocketAddr,
+    dir: PathBuf,
+    // Dropped in this order: the agent first, as a deploy stops it before uWSGI.
+    agent: Option<Child>,
+    uwsgi: Option<Child>,
+}
+
+impl Node {
+    /// A node on free loopback ports whose agent registers it with the router at `control`;
+    /// nothing runs yet.
+    pub(crate) fn new(id: &str, control: SocketAddr, dir: &Path) -> Node {
+        Node {
+            id: id.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], procs::free_port())),
+            stats: SocketAddr::from(([127, 0, 0, 1], procs::free_port())),
+            generation: 0,
+            control,
+            dir: dir.to_owned(),
+            agent: None,
+            uwsgi: None,
+        }
+    }
+
+    /// The `NODE_NAME` of the running (or last) uWSGI, which the echo view reports.
+    pub(crate) fn name(&self) -> String {
+        generation_name(&self.id, self.generation)
+    }
+
+    /// Starts a new generation of uWSGI; call [`Node::wait_ready`] before using it.
+    pub(crate) fn start_uwsgi(&mut self) {
+        assert!(self.uwsgi.is_none(), "{}: uWSGI already running", self.id);
+        self.generation += 1;
+        let name = self.name();
+        let mut cmd = Command::new(procs::find_program("uwsgi"));
+        cmd.args([
+            "--plugin",
+            "python3",
+            "--master",
+            "--processes",
+            "2",
+            "--die-on-term",
+        ])
+        // nginx forwards every header as a var; the default 4 KiB is too small for some.
+        .args(["--buffer-size", "32768"])
+        .arg("--socket")
+        .arg(self.addr.to_string())
+        .arg("--stats")
+        .arg(self.stats.to_string())
+        .args(["--module", "demo.wsgi", "--chdir"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/django_app"))
+        .arg("--env")
+        .arg(format!("NODE_NAME={name}"))
+        // Keep the source tree free of __pycache__ directories.
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+        self.uwsgi = Some(Child::spawn(&format!("uwsgi-{name}"), cmd, &self.dir));
+    }
+
+    /// Waits until uWSGI answers a real request with this generation's name: the socket is
+    /// bound, Django is loaded and a worker accepts.
+    pub(crate) fn wait_ready(&mut self) {
+        let name = self.name();
+        let (addr, marker) = (self.addr, format!("node={name}\n"));
+        let uwsgi = self.uwsgi.as_mut().expect("uWSGI started");
+        let deadline = Instant::now() + START_TIMEOUT;
+        for _ in 0..(START_TIMEOUT.as_millis() / 20) {
+            if direct_get(addr, "/echo/ready").is_ok_and(|reply| reply.contains(&marker)) {
+                return;
+            }
+            uwsgi.assert_running();
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "uWSGI {name} on {addr} not ready after {START_TIMEOUT:?}; log:\n{}",
+            uwsgi.log_tail(40)
+        );
+    }
+
+    /// Starts the node's agent: it registers the node with the router and reports its load.
+    pub(crate) fn start_agent(&mut self) {
+        assert!(self.agent.is_none(), "{}: agent already running", self.id);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_router-agent"));
+        cmd.arg("--router")
+            .arg(format!("http://{}", self.control))
+            .args(["--pool", "default", "--node-id", &self.id])
+            .arg("--node")
+            .arg(self.addr.to_string())
+            .arg("--stats")
+            .arg(self.stats.to_string())
+            .args(["--interval", REPORT_INTERVAL])
+            .args(["--drain-timeout", DRAIN_TIMEOUT])
+            .env("RUST_LOG", "info,uwsgi_router=debug")
+            .env("NO_COLOR", "1");
+        let name = format!("agent-{}", self.name());
+        self.agent = Some(Child::spawn(&name, cmd, &self.dir));
+    }
+
+    /// Fails with the agent's log if it has exited.
+    pub(crate) fn assert_agent_running(&mut self) {
+        if let Some(agent) = self.agent.as_mut() {
+            agent.assert_running();
+        }
+    }
+
+    /// SIGTERMs the agent (it drains the node on the router, then leaves) and waits for it to
+    /// exit; returns its exit status, how long it took, and its log.
+    pub(crate) fn stop_agent(&mut self) -> (ExitStatus, Duration, String) {
+        let mut agent = self.agent.take().expect("agent running");
+        let started = Instant::now();
+        agent.signal("TERM");
+        let status = agent.wait_exit(AGENT_STOP_TIMEOUT);
+        (status, started.elapsed(), agent.log_text())
+    }
+
+    /// SIGTERMs uWSGI (`--die-on-term`: it shuts down), waits for it to exit and for its port to
+    /// refuse connections.
+    pub(crate) fn stop_uwsgi(&mut self) {
+        let mut uwsgi = self.uwsgi.take().expect("uWSGI running");
+        uwsgi.signal("TERM");
+        let status = uwsgi.wait_exit(STOP_TIMEOUT);
+        // The master reaps its workers before it exits; none may keep the socket open.
+        self.wait_refused(&format!("after uWSGI exited with {status}"));
+    }
+
+    /// SIGKILLs the agent's and uWSGI's process groups (a crashed host: no drain, no goodbye)
+    /// and waits until the node's port refuses connections.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut agent) = self.agent.take() {
+            agent.kill_group();
+        }
+        if let Some(mut uwsgi) = self.uwsgi.take() {
+            uwsgi.kill_group();
+        }
+        self.wait_refused("after SIGKILL");
+    }
+
+    fn wait_refused(&self, when: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for _ in 0..500 {
+            if !procs::accepts(self.addr) || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !procs::accepts(self.addr),
+            "node {} still accepts on {} {when}",
+            self.id,
+            self.addr
+        );
+    }
+
+    /// The ends of the logs of uWSGI and the agent, for failure messages.
+    pub(crate) fn log_tails(&self, lines: usize) -> String {
+        [&self.uwsgi, &self.agent]
+            .into_iter()
+            .flatten()
+            .map(|c| c.log_tail(lines))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The `NODE_NAME` of generation `generation` of node `id`.
+pub(crate) fn generation_name(id: &str, generation: u32) -> String {
+    if generation <= 1 {
+        id.to_owned()
+    } else {
+        format!("{id}-gen{generation}")
+    }
+}
+
+/// Sends a GET straight to a node as a uwsgi packet and returns its raw HTTP reply.
+fn direct_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let vars = [
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", path),
+        ("PATH_INFO", path),
+        ("QUERY_STRING", ""),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("SERVER_NAME", "localhost"),
+        ("SERVER_PORT", "80"),
+        ("HTTP_HOST", "localhost"),
+    ];
+    stream.write_all(&uwsgi_packet(&vars))?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+/// A uwsgi request packet: modifier1 0, vars size (u16 LE), modifier2 0, then the vars.
+fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (key, value) in vars {
+        for part in [key, value] {
+            let len = u16::try_from(part.len()).expect("var fits a uwsgi packet");
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(part.as_bytes());
+        }
+    }
+    let size = u16::try_from(body.len()).expect("vars fit a uwsgi packet");
+    let mut packet = vec![0];
+    packet.extend_from_slice(&size.to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&body);
+    packet
+}
