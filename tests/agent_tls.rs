@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use agent_support::{make_certs, AgentSetup, FakeStats, STEP};
+use agent_support::{AgentSetup, FakeStats, STEP};
 use clap::Parser;
 use support::{get, node_of, send, start_router, Behaviour, FakeNode};
 use tokio::time::Instant;
@@ -17,7 +17,7 @@ use uwsgi_router::agent::{Agent, AgentConfig, Flags};
 async fn a_certified_agent_joins_an_mtls_router_without_a_token() {
     let setup = AgentSetup::new();
     let dir = setup.dir.path();
-    make_certs(dir);
+    support::tls::make_certs(dir, "agent");
     let p = |f: &str| dir.join(f).display().to_string();
     let router = start_router(&format!(
         "default_pool = \"web\"\n[pools.web]\nslow_start = \"0s\"\n[control]\n\

@@ -3,9 +3,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use support::registry_client::announce;
 use support::*;
 use tokio::sync::mpsc;
@@ -13,82 +10,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use uwsgi_router::control::proto::registry_client::RegistryClient;
 use uwsgi_router::control::proto::{node_message::Msg, router_message::Msg as R, NodeMessage};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed (run bash tests/run.sh)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as the README shows.
-fn make_certs(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    for (name, ext) in [
-        ("router", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-        ("agent", "extendedKeyUsage=clientAuth"),
-    ] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN={name}"),
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-            ],
-        );
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &format!("{name}.pem"),
-                "-extfile",
-                &format!("{name}.ext"),
-            ],
-        );
-    }
-}
 
 async fn open(channel: Channel, node: &FakeNode) -> Result<R, tonic::Status> {
     let mut client = RegistryClient::new(channel);
@@ -115,7 +36,7 @@ async fn open(channel: Channel, node: &FakeNode) -> Result<R, tonic::Status> {
 #[tokio::test]
 async fn mtls_admits_certified_agents_only() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
+    support::tls::make_certs(dir.path(), "agent");
     let p = |f: &str| dir.path().join(f).display().to_string();
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let toml = format!(

@@ -5,81 +5,13 @@
 mod routerctl_support;
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use routerctl_support::*;
 use support::*;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed (run bash tests/run.sh)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate for routerctl.
-fn make_certs(dir: &Path) {
-    let key = ["-newkey", "rsa:2048", "-nodes", "-days", "2"];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(key);
-    ca.extend([
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(dir, &ca);
-    for (name, ext) in [
-        ("router", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-        ("operator", "extendedKeyUsage=clientAuth"),
-    ] {
-        let (subj, keyout, csr) = (
-            format!("/CN={name}"),
-            format!("{name}.key"),
-            format!("{name}.csr"),
-        );
-        let mut req = vec!["req"];
-        req.extend(key);
-        req.extend(["-subj", &subj, "-keyout", &keyout, "-out", &csr]);
-        openssl(dir, &req);
-        let (extfile, pem) = (format!("{name}.ext"), format!("{name}.pem"));
-        std::fs::write(dir.join(&extfile), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &pem,
-                "-extfile",
-                &extfile,
-            ],
-        );
-    }
-}
 
 #[tokio::test]
 async fn mtls_admits_routerctl_with_a_certificate_only() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
+    support::tls::make_certs(dir.path(), "operator");
     let p = |f: &str| dir.path().join(f).display().to_string();
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let toml = format!(

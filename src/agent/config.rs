@@ -2,7 +2,6 @@
 //! into one [`AgentConfig`] with errors that name the key.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::addr::SocketTarget;
+use crate::config::{ConfigError, Problems};
 
 /// `router-agent`'s command line. Every flag but `--config` overrides the same key of the file.
 #[derive(Debug, Default, clap::Parser)]
@@ -175,50 +175,9 @@ pub struct AgentConfig {
     pub metrics: Option<SocketAddr>,
 }
 
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentConfigError {
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The path given.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, or an unknown key or a value of the wrong type.
-    #[error("invalid config: {0}")]
-    Syntax(String),
-    /// Values that do not make sense; one line per problem, each naming its key.
-    #[error("invalid config:\n{0}")]
-    Invalid(Problems),
-}
-
-/// Every problem found, one per line as `key: what is wrong`.
-#[derive(Debug, Default)]
-pub struct Problems(Vec<String>);
-
-impl Problems {
-    fn add(&mut self, key: &str, what: impl fmt::Display) {
-        self.0.push(format!("{key}: {what}"));
-    }
-
-    /// The problems, each as `key: what is wrong`.
-    pub fn lines(&self) -> &[String] {
-        &self.0
-    }
-}
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.0.iter().map(|p| format!("  - {p}")).collect();
-        f.write_str(&lines.join("\n"))
-    }
-}
-
 impl AgentConfig {
     /// Reads the file named by `--config` (if any) and merges the flags over it.
-    pub fn load(flags: Flags) -> Result<Self, AgentConfigError> {
+    pub fn load(flags: Flags) -> Result<Self, ConfigError> {
         let file = match &flags.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
@@ -227,7 +186,7 @@ impl AgentConfig {
     }
 
     /// Merges `flags` over `file` and validates the result.
-    pub fn merge(file: FileConfig, flags: Flags) -> Result<Self, AgentConfigError> {
+    pub fn merge(file: FileConfig, flags: Flags) -> Result<Self, ConfigError> {
         let mut p = Problems::default();
         let routers = if flags.routers.is_empty() {
             file.routers
@@ -288,18 +247,18 @@ impl AgentConfig {
         if tls_cert.is_some() != tls_key.is_some() {
             p.add("tls_cert", "tls_cert and tls_key go together");
         }
-        if p.0.is_empty() {
+        if p.is_empty() {
             Ok(config)
         } else {
-            Err(AgentConfigError::Invalid(p))
+            Err(ConfigError::Invalid(p))
         }
     }
 }
 
 impl FileConfig {
     /// Reads and parses a TOML file.
-    pub fn load(path: &Path) -> Result<Self, AgentConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AgentConfigError::Read {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
@@ -307,8 +266,8 @@ impl FileConfig {
     }
 
     /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<Self, AgentConfigError> {
-        toml::from_str(text).map_err(|e| AgentConfigError::Syntax(e.to_string()))
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))
     }
 }
 

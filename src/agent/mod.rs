@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
 pub use addr::SocketTarget;
-pub use config::{AgentConfig, AgentConfigError, Flags};
+pub use config::{AgentConfig, Flags};
 pub use counters::AgentCounters;
 pub use credentials::CredentialsError;
 

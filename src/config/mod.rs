@@ -13,7 +13,7 @@ pub use model::{
     RouteConfig, TimeoutsConfig,
 };
 pub use subscription::{SignDigest, SubscriptionConfig};
-pub use validate::ConfigError;
+pub use validate::{ConfigError, Problems};
 
 use std::path::Path;
 

@@ -43,8 +43,19 @@ impl fmt::Display for Problems {
 }
 
 impl Problems {
-    pub(super) fn add(&mut self, key: impl fmt::Display, what: impl fmt::Display) {
+    /// Records that `key` is wrong, and how.
+    pub fn add(&mut self, key: impl fmt::Display, what: impl fmt::Display) {
         self.0.push(format!("{key}: {what}"));
+    }
+
+    /// The problems, each as `key: what is wrong`.
+    pub fn lines(&self) -> &[String] {
+        &self.0
+    }
+
+    /// True when nothing is wrong.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -361,3 +361,6 @@ pub mod registry_client;
 
 /// Scraping `/metrics` and probing `/healthz` and `/readyz` over HTTP; parsing the text format.
 pub mod scrape;
+
+/// Test certificates for TLS and mTLS.
+pub mod tls;

@@ -23,9 +23,9 @@ const MINIMAL: &[&str] = &[
     "127.0.0.1:9191",
 ];
 
-fn problems(result: Result<AgentConfig, AgentConfigError>) -> Vec<String> {
+fn problems(result: Result<AgentConfig, ConfigError>) -> Vec<String> {
     match result {
-        Err(AgentConfigError::Invalid(p)) => p.lines().to_vec(),
+        Err(ConfigError::Invalid(p)) => p.lines().to_vec(),
         other => panic!("expected validation problems, got {other:?}"),
     }
 }

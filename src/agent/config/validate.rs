@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::{AgentConfig, Problems};
+use super::AgentConfig;
 use crate::agent::addr::SocketTarget;
+use crate::config::Problems;
 
 /// Longest accepted report interval: three intervals (the router's lease) must fit in the
 /// router's 60 s lease cap.
