@@ -219,3 +219,39 @@ fn control_addr(log: &str) -> String {
     let at = line.find("address=").expect("an address field") + "address=".len();
     line[at..].split_whitespace().next().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn one_agent_feeds_two_routers_and_drains_on_both() {
+    let setup = AgentSetup::new();
+    let (r1, r2) = (
+        router(&setup, "127.0.0.1:0").await,
+        router(&setup, "127.0.0.1:0").await,
+    );
+    let node = FakeNode::start("n1", Behaviour::Echo).await;
+    let stats = FakeStats::start("queued").await;
+    let config = setup.config(
+        &[url(&r1), url(&r2)],
+        stats.addr,
+        &node.addr.to_string(),
+        &["--node-id", "n1"],
+    );
+    let agent = Agent::start(config).unwrap();
+    // Each router has its own soft state, fed by the same agent.
+    for r in [&r1, &r2] {
+        wait_served_by(&r.local_addrs()[0], Some("n1")).await;
+        wait_until("each router to see the reported load", || {
+            r.cluster()
+                .find("n1")
+                .is_some_and(|(_, n)| n.load.queue.load(Relaxed) == 61)
+        })
+        .await;
+    }
+    agent.shutdown().await;
+    for r in [&r1, &r2] {
+        assert!(
+            r.cluster().find("n1").is_none(),
+            "drained and gone on every router"
+        );
+        wait_served_by(&r.local_addrs()[0], None).await;
+    }
+}
