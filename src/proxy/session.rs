@@ -21,6 +21,24 @@ use crate::metrics;
 use crate::protocol::reply;
 use crate::routing::RequestKey;
 
+/// A client connection: TCP or UNIX.
+pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Resolves once the client has sent something (or closed).
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+impl ClientStream for tokio::net::TcpStream {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        tokio::net::TcpStream::readable(self)
+    }
+}
+
+impl ClientStream for tokio::net::UnixStream {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        tokio::net::UnixStream::readable(self)
+    }
+}
+
 /// Who is on the other end of a client connection.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Peer {
@@ -45,12 +63,17 @@ pub(super) async fn run<S>(
     shutdown: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: ClientStream,
 {
     let _open = OpenConnection::new();
     let d = dispatch.load_full();
+    // Wait for the first byte before allocating the head buffer: idle clients cost no buffer.
+    let read = async {
+        client.readable().await?;
+        read_head(&mut client, d.max_vars_size).await
+    };
     let head = tokio::select! {
-        r = timeout(d.timeouts.header, read_head(&mut client, d.max_vars_size)) => r,
+        r = timeout(d.timeouts.header, read) => r,
         // No request yet: nothing in flight to protect, close at once.
         () = shutdown.cancelled() => return,
     };
@@ -89,8 +112,8 @@ pub(super) async fn run<S>(
         .await;
         return;
     };
-    let hash_var = pool.snapshot().settings.hash_var.clone();
-    let hash_key = hash_var.as_deref().and_then(|v| vars.get(v));
+    let settings = pool.settings();
+    let hash_key = settings.hash_var.as_deref().and_then(|v| vars.get(v));
     proxy(&mut client, peer, &pool, hash_key, &head, &d, started).await;
 }
 
@@ -197,9 +220,8 @@ async fn finish<S>(
     if let Some(status) = outcome.reply() {
         answer(client, reply(status, reason)).await;
     }
-    let empty: Arc<str> = Arc::from("");
-    let pool_name = pool.map_or(&empty, |p| &p.name);
-    let node_id = node.map_or(&empty, |n| &n.id);
+    let pool_name: &str = pool.map_or("", |p| &p.name);
+    let node_id: &str = node.map_or("", |n| &n.id);
     metrics::request_finished(pool.map(|p| &**p), node, outcome.label(), started.elapsed());
     match outcome {
         Outcome::Ok => {

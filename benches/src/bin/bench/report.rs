@@ -6,7 +6,7 @@ use uwsgi_router_bench::transfer::{RssTrace, Transfer};
 
 use crate::memory::{Idle, Memory};
 use crate::setup::Bench;
-use crate::throughput::{Measured, Row};
+use crate::throughput::{Measured, Round, Row};
 
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
@@ -23,7 +23,7 @@ pub(crate) fn print_header(bench: &Bench) {
     println!("## uwsgi-router benchmark\n");
     println!(
         "{cores} cores; {} fast nodes; {} concurrent clients (closed loop, one request per connection); \
-         {} interleaved rounds of {:.0} s measured per throughput phase, each after {:.0} s warm-up.\n",
+         {} interleaved rounds of {} s measured per throughput phase, each after {} s warm-up.\n",
         a.nodes, a.concurrency, a.rounds, a.duration, a.warmup
     );
 }
@@ -77,7 +77,20 @@ pub(crate) fn print_throughput(bench: &Bench, rows: &[Row]) {
         }
     }
     println!();
+    let disturbed = rows
+        .iter()
+        .flat_map(|r| r.rounds.iter().flatten())
+        .any(|r| r.foreign_pct > DISTURBED_PCT);
+    if disturbed {
+        println!(
+            "Some rounds were disturbed: processes outside the benchmark took over \
+             {DISTURBED_PCT:.0}% of the CPU. Rerun on an idle machine for clean numbers.\n"
+        );
+    }
 }
+
+/// Above this share of CPU taken by other processes, a round is called disturbed.
+const DISTURBED_PCT: f64 = 5.0;
 
 fn cells(m: &Measured, ratio: Option<f64>, nodes: usize) -> String {
     let l = &m.load;
@@ -112,11 +125,11 @@ fn cells(m: &Measured, ratio: Option<f64>, nodes: usize) -> String {
     )
 }
 
-fn by_round(rounds: &[Result<f64, String>]) -> String {
+fn by_round(rounds: &[Result<Round, String>]) -> String {
     let cells: Vec<String> = rounds
         .iter()
         .map(|r| match r {
-            Ok(rps) => format!("{rps:.0}"),
+            Ok(r) => format!("{:.0} (others {:.0}%)", r.rps, r.foreign_pct),
             Err(e) => format!("failed ({})", one_line(e)),
         })
         .collect();
@@ -216,51 +229,63 @@ fn one_line(s: &str) -> String {
 
 /// The design's targets, each next to the number that answers it.
 pub(crate) fn print_targets(rows: &[Row], mem: Option<&Memory>) {
+    println!("### Against the targets (routerd least-load)\n");
+    println!("| target | measured |");
+    println!("|---|---|");
     let row = |name: &str| rows.iter().find(|r| r.name == name);
+    match row("routerd least-load") {
+        Some(rd) => print_router_targets(rd, row("direct"), rows),
+        None => println!("| throughput and CPU | routerd least-load did not run |"),
+    }
+    if let Some(m) = mem {
+        print_memory_targets(m);
+    }
+    println!();
+}
+
+fn print_router_targets(rd: &Row, direct: Option<&Row>, rows: &[Row]) {
     let fastrouters: Vec<&Row> = rows
         .iter()
         .filter(|r| r.name.starts_with("fastrouter"))
         .collect();
-    let cpu_us = |m: &Measured| {
-        let done = (m.load.ok + m.load.errors.total()).max(1) as f64;
-        m.router_cpu.map(|c| c.total().as_secs_f64() * 1e6 / done)
-    };
-    println!("### Against the targets (routerd least-load)\n");
-    println!("| target | measured |");
-    println!("|---|---|");
-    let Some(rd) = ok("routerd least-load") else {
-        return println!("| all | routerd least-load did not run |\n");
-    };
-    if let Some(direct) = ok("direct") {
-        let ratio = rd.load.rps() / direct.load.rps();
+    if let Some(ratio) = direct.and_then(|d| rd.ratio_to(d)) {
         println!("| throughput >= 0.9x of direct | {ratio:.2}x |");
     }
-    let best_fr = fastrouters.iter().map(|m| m.load.rps()).fold(0.0, f64::max);
-    if best_fr > 0.0 {
-        let ratio = rd.load.rps() / best_fr;
-        println!("| throughput ahead of the best FastRouter | {ratio:.2}x of it |");
+    // Against the best FastRouter: the lowest of the ratios to each FastRouter phase.
+    let vs_fr = fastrouters
+        .iter()
+        .filter_map(|f| rd.ratio_to(f))
+        .fold(f64::INFINITY, f64::min);
+    if vs_fr.is_finite() {
+        println!("| throughput ahead of the best FastRouter | {vs_fr:.2}x of it |");
     }
     let least_fr = fastrouters
         .iter()
-        .filter_map(|m| cpu_us(m))
+        .filter_map(|r| cpu_us(r.result.as_ref().ok()?))
         .fold(f64::INFINITY, f64::min);
-    if let (Some(rd_cpu), true) = (cpu_us(rd), least_fr.is_finite()) {
+    let rd_cpu = rd.result.as_ref().ok().and_then(cpu_us);
+    if let (Some(rd_cpu), true) = (rd_cpu, least_fr.is_finite()) {
         println!("| CPU per request below FastRouter's | {rd_cpu:.1} us vs {least_fr:.1} us (its best) |");
     }
-    if let Some(m) = mem {
-        for (what, t) in [("upload", &m.upload), ("download", &m.download)] {
-            if let Ok((_, rss)) = t {
-                let growth = rss.max.saturating_sub(rss.before);
-                println!("| memory flat during a 1 GiB {what} | RSS grew {growth} KiB |");
-            }
-        }
-        if let Ok(i) = &m.idle {
-            println!(
-                "| RSS small with {} idle connections | {} MiB |",
-                i.opened,
-                mib(i.rss_with)
-            );
+}
+
+fn cpu_us(m: &Measured) -> Option<f64> {
+    let done = (m.load.ok + m.load.errors.total()).max(1) as f64;
+    m.router_cpu.map(|c| c.total().as_secs_f64() * 1e6 / done)
+}
+
+fn print_memory_targets(m: &Memory) {
+    for (what, t) in [("upload", &m.upload), ("download", &m.download)] {
+        if let Ok((_, rss)) = t {
+            let growth = rss.max.saturating_sub(rss.before);
+            println!("| memory flat during a 1 GiB {what} | RSS grew {growth} KiB |");
         }
     }
-    println!();
+    if let Ok(i) = &m.idle {
+        let n = i.opened;
+        println!(
+            "| RSS small with {n} idle connections | {} MiB |",
+            mib(i.rss_with)
+        );
+    }
 }

@@ -24,8 +24,17 @@ pub(crate) struct Row {
     pub(crate) name: String,
     /// The round with the median req/s, or why no round succeeded.
     pub(crate) result: Result<Measured, String>,
-    /// Every round's req/s, or its failure, in order.
-    pub(crate) rounds: Vec<Result<f64, String>>,
+    /// Every round's outcome, in order.
+    pub(crate) rounds: Vec<Result<Round, String>>,
+}
+
+/// One round in brief.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Round {
+    /// Successful requests per second.
+    pub(crate) rps: f64,
+    /// CPU share taken by processes outside the benchmark (see `Measured::foreign_pct`).
+    pub(crate) foreign_pct: f64,
 }
 
 impl Row {
@@ -36,7 +45,7 @@ impl Row {
             .rounds
             .iter()
             .zip(&base.rounds)
-            .filter_map(|(a, b)| Some(a.as_ref().ok()? / b.as_ref().ok()?))
+            .filter_map(|(a, b)| Some(a.as_ref().ok()?.rps / b.as_ref().ok()?.rps))
             .collect();
         ratios.sort_by(f64::total_cmp);
         ratios.get(ratios.len().checked_sub(1)? / 2).copied()
@@ -82,7 +91,12 @@ pub(crate) async fn run_rounds(bench: &mut Bench, kinds: &[RouterKind], rounds: 
 fn median_row(name: String, runs: Vec<Result<Measured, String>>) -> Row {
     let rounds = runs
         .iter()
-        .map(|r| r.as_ref().map(|m| m.load.rps()).map_err(Clone::clone))
+        .map(|r| {
+            r.as_ref().map_err(Clone::clone).map(|m| Round {
+                rps: m.load.rps(),
+                foreign_pct: m.foreign_pct,
+            })
+        })
         .collect();
     let mut ok: Vec<Measured> = Vec::new();
     let mut first_err = None;
