@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command. Installs the system packages the tests need (nginx, uWSGI with its
 # python3 plugin, Django, Prometheus, tmux for the terminal UI test, openssl for TLS certificates,
-# and the benchmark tools) when any is missing, then
+# the benchmark tools, and for the deploy/ tests systemd-analyze, iproute2 and kubernetes-validate)
+# when any is missing, then
 # checks formatting, lints, and runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,6 +20,12 @@ have_prometheus() { command -v prometheus >/dev/null; }
 have_hey() { command -v hey >/dev/null; }
 have_tmux() { command -v tmux >/dev/null; }
 have_openssl() { command -v openssl >/dev/null; }
+# deploy/ tests: systemd-analyze verify of the units (whose ExecStartPost uses curl), network
+# namespaces for the multi-host test, and a venv for kubernetes-validate (the manifests' schemas).
+have_systemd() { command -v systemd-analyze >/dev/null; }
+have_curl() { [ -x /usr/bin/curl ]; }
+have_iproute2() { command -v ip >/dev/null || [ -x /usr/sbin/ip ]; }
+have_python3_venv() { /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; }
 
 missing_packages() {
   have_nginx || echo nginx-light
@@ -29,6 +36,10 @@ missing_packages() {
   have_hey || echo hey
   have_tmux || echo tmux
   have_openssl || echo openssl
+  have_systemd || echo systemd
+  have_curl || echo curl
+  have_iproute2 || echo iproute2
+  have_python3_venv || echo python3-venv
 }
 
 as_root() {
@@ -65,6 +76,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   banner "installing ${missing[*]}"
   install_packages "${missing[@]}"
 fi
+
+# kubernetes-validate (PyPI) checks deploy/kubernetes/ against the Kubernetes schemas it bundles;
+# it lives in a venv under target/, made once. tests/deploy_kubernetes.rs finds it here.
+TEST_TOOLS="${CARGO_TARGET_DIR:-target}/test-tools"
+if [ ! -x "$TEST_TOOLS/bin/kubernetes-validate" ]; then
+  banner "installing kubernetes-validate into $TEST_TOOLS"
+  /usr/bin/python3 -m venv "$TEST_TOOLS"
+  "$TEST_TOOLS/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+fi
+export KUBERNETES_VALIDATE="$PWD/$TEST_TOOLS/bin/kubernetes-validate"
+[[ "$TEST_TOOLS" != /* ]] || export KUBERNETES_VALIDATE="$TEST_TOOLS/bin/kubernetes-validate"
 
 locked=()
 if [ -f Cargo.lock ]; then

@@ -85,6 +85,7 @@ stop_kind() {
   done
   local deadline=$((SECONDS + seconds))
   for name in "${names[@]}"; do
+    read -r pid _ <"$STATE/pids/$name"
     while alive "$name" && [ "$SECONDS" -lt "$deadline" ]; do
       sleep 0.1
     done
@@ -93,10 +94,10 @@ stop_kind() {
       say "  $name did not stop within ${seconds}s: killing it"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     fi
+    # Reaps it when it is a child of this shell (the foreground mode).
+    [ -z "${pid:-}" ] || wait "$pid" 2>/dev/null || true
     rm -f "$STATE/pids/$name"
   done
-  # Reap the children of this shell (foreground mode).
-  wait 2>/dev/null || true
 }
 
 stop_all() {
@@ -331,13 +332,14 @@ The uwsgi-router demo is up: nginx -> routerd -> ${#NODE_PORTS[@]} uWSGI + Djang
               http://127.0.0.1:$HTTP_PORT/static/demo.css   served by nginx, never reaches routerd
 
   routerctl   export PATH="$BIN:\$PATH" ${env:+; $env}
-              routerctl nodes                     the nodes, their state, load and latency
-              routerctl drain demo-node1 --wait   node1 takes no new requests
-              routerctl resume demo-node1
-              routerctl top                       live view (q quits)
+              routerctl nodes                       the nodes, their state, load and latency
+              routerctl eject demo-node1 --for 30s  node1 gets no requests for 30 s
+              routerctl weight demo-node2 5         node2 takes five times its share
+              routerctl top                         live view (q quits)
+              routerctl drain demo-node3 --wait     node3 drains and leaves (until its uWSGI restarts)
   Spread      for i in \$(seq 30); do curl -s http://127.0.0.1:$HTTP_PORT/echo/ | head -n 1; done | sort | uniq -c
               least-load keeps an idle fleet on its fastest nodes; under concurrent load (e.g.
-              hey -z 10s -c 8 http://127.0.0.1:$HTTP_PORT/work/?ms=50) every node takes a share.
+              hey -z 10s -c 8 http://127.0.0.1:$HTTP_PORT/slow/?ms=50) every node takes a share.
   Metrics     http://127.0.0.1:$METRICS_PORT/metrics
   Logs        $STATE/logs/
 EOF

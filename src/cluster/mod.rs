@@ -40,6 +40,7 @@ impl Cluster {
     /// keep their nodes' state (counters, ejections) where the node is still listed, and pools no
     /// longer configured are dropped once they hold no node from another source.
     pub fn apply_config(&self, config: &Config) {
+        let mut created = false;
         for (name, pool_cfg) in &config.pools {
             let settings = PoolSettings::from(pool_cfg);
             let statics: Vec<(NodeAddr, u32)> = pool_cfg
@@ -51,7 +52,7 @@ impl Cluster {
                 .pools
                 .entry(Arc::from(name.as_str()))
                 .or_insert_with(|| {
-                    self.events.emit(ClusterEvent::PoolsChanged);
+                    created = true;
                     Arc::new(Pool::new(name, settings.clone(), self.events.clone()))
                 })
                 .clone();
@@ -64,7 +65,8 @@ impl Cluster {
                 !pool.is_empty()
             }
         });
-        if self.pools.len() != before {
+        // Announced once every pool is in place, so a route rebuild sees them all.
+        if created || self.pools.len() != before {
             self.events.emit(ClusterEvent::PoolsChanged);
         }
     }

@@ -158,49 +158,24 @@ impl Pool {
     pub fn configure(&self, settings: PoolSettings, statics: &[(NodeAddr, u32)]) {
         let mut m = self.lock();
         m.settings = Arc::new(settings);
-        self.set_statics(&mut m, statics);
+        let (joined, left) = set_statics(&mut m, statics);
         self.snapshot.store(Arc::new(m.build()));
+        self.announce(&joined, &left);
     }
 
     /// Replaces the static node list, keeping settings.
     pub fn configure_statics(&self, statics: &[(NodeAddr, u32)]) {
         let mut m = self.lock();
-        self.set_statics(&mut m, statics);
+        let (joined, left) = set_statics(&mut m, statics);
         self.snapshot.store(Arc::new(m.build()));
+        self.announce(&joined, &left);
     }
 
-    /// Keeps static members still listed (updating weights), adds new ones, drops the rest.
-    fn set_statics(&self, m: &mut Members, statics: &[(NodeAddr, u32)]) {
-        let mut gone = Vec::new();
-        m.nodes.retain(|n| {
-            let keep = n.source != Source::Static || statics.iter().any(|(a, _)| *a == n.addr);
-            if !keep {
-                gone.push(n.clone());
-            }
-            keep
-        });
-        for n in gone {
-            self.emit_left(&n, "removed from config");
-        }
-        for (addr, weight) in statics {
-            match m
-                .nodes
-                .iter()
-                .find(|n| n.source == Source::Static && n.addr == *addr)
-            {
-                Some(n) => n.set_weight(*weight),
-                None => {
-                    let node = Arc::new(Node::new(
-                        addr.to_string(),
-                        addr.clone(),
-                        Source::Static,
-                        *weight,
-                    ));
-                    self.emit_joined(&node);
-                    m.nodes.push(node);
-                }
-            }
-        }
+    /// Announces static nodes added and removed by a config change (after the snapshot swap).
+    fn announce(&self, joined: &[Arc<Node>], left: &[Arc<Node>]) {
+        left.iter()
+            .for_each(|n| self.emit_left(n, "removed from config"));
+        joined.iter().for_each(|n| self.emit_joined(n));
     }
 
     fn emit_joined(&self, node: &Node) {
@@ -262,9 +237,10 @@ impl Pool {
             });
         }
         let old = at.map(|i| m.nodes.remove(i));
-        self.emit_joined(&node);
-        m.nodes.push(node);
+        m.nodes.push(node.clone());
+        // The snapshot first, then the event: whoever reacts to the event must see the change.
         self.snapshot.store(Arc::new(m.build()));
+        self.emit_joined(&node);
         Ok(old)
     }
 
@@ -273,8 +249,10 @@ impl Pool {
         let mut m = self.lock();
         let i = m.nodes.iter().position(|n| &*n.id == id)?;
         let node = m.nodes.remove(i);
-        self.emit_left(&node, reason);
+        // The snapshot first, then the event: a registry session checks on the event whether
+        // its node is still in the pool, and must not read the old snapshot.
         self.snapshot.store(Arc::new(m.build()));
+        self.emit_left(&node, reason);
         Some(node)
     }
 
@@ -313,6 +291,40 @@ impl Pool {
         });
         Some(time)
     }
+}
+
+/// Keeps static members still listed (updating weights), adds new ones, drops the rest.
+/// Returns the nodes added and removed.
+fn set_statics(m: &mut Members, statics: &[(NodeAddr, u32)]) -> (Vec<Arc<Node>>, Vec<Arc<Node>>) {
+    let mut left = Vec::new();
+    m.nodes.retain(|n| {
+        let keep = n.source != Source::Static || statics.iter().any(|(a, _)| *a == n.addr);
+        if !keep {
+            left.push(n.clone());
+        }
+        keep
+    });
+    let mut joined = Vec::new();
+    for (addr, weight) in statics {
+        match m
+            .nodes
+            .iter()
+            .find(|n| n.source == Source::Static && n.addr == *addr)
+        {
+            Some(n) => n.set_weight(*weight),
+            None => {
+                let node = Arc::new(Node::new(
+                    addr.to_string(),
+                    addr.clone(),
+                    Source::Static,
+                    *weight,
+                ));
+                m.nodes.push(node.clone());
+                joined.push(node);
+            }
+        }
+    }
+    (joined, left)
 }
 
 impl Members {

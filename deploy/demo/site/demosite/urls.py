@@ -1,4 +1,4 @@
-"""/ (an HTML page), /echo/ (plain text), /work/?ms=N (a slow page for load tests)."""
+"""/ (an HTML page), /echo/ (plain text), /slow/?ms=N (a slow page for load tests)."""
 from django.urls import path
 
 from . import views
@@ -6,5 +6,5 @@ from . import views
 urlpatterns = [
     path("", views.index),
     path("echo/", views.echo),
-    path("work/", views.work),
+    path("slow/", views.slow),
 ]

@@ -21,7 +21,7 @@ PAGE = """<!doctype html>
 the next one goes; <code>routerctl drain {node_id}</code> takes this node out of rotation.</p>
 <p class="small">The stylesheet of this page was served by nginx itself, from
 <code>deploy/demo/static/</code>. Plain text: <a href="/echo/">/echo/</a>.
-A slow page for load tests: <a href="/work/?ms=100">/work/?ms=100</a>.</p>
+A slow page for load tests: <a href="/slow/?ms=100">/slow/?ms=100</a>.</p>
 </main>
 </body>
 </html>
@@ -57,7 +57,7 @@ def echo(request):
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
 
 
-def work(request):
+def slow(request):
     """Takes ?ms=N milliseconds (at most 5000), as a page doing real work would."""
     try:
         ms = min(max(int(request.GET.get("ms", "100")), 0), 5000)
