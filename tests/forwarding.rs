@@ -127,7 +127,6 @@ async fn requests_spread_over_every_node() {
         FakeNode::start("c", Behaviour::Echo).await,
     ];
     for alg in [
-        "least-load",
         "round-robin",
         "weighted-round-robin",
         "least-connections",
@@ -142,6 +141,31 @@ async fn requests_spread_over_every_node() {
         }
         assert_eq!(seen.len(), 3, "{alg}: {seen:?}");
         router.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn least_load_tries_every_node_even_one_at_a_time() {
+    // Sub-millisecond nodes, one request at a time: least-load prefers the nodes it has measured,
+    // and a node it never tried starts at the 30 ms default. That default decays while the node
+    // is idle, so every node still gets requests within a few seconds.
+    let nodes = [
+        FakeNode::start("a", Behaviour::Echo).await,
+        FakeNode::start("b", Behaviour::Echo).await,
+        FakeNode::start("c", Behaviour::Echo).await,
+    ];
+    let router = start_router(&pool_toml("least-load", &nodes.iter().collect::<Vec<_>>())).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    while seen.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a node never got a request: {seen:?}"
+        );
+        let r = send(&router.local_addrs()[0], &get("h", "/"), b"").await;
+        assert_eq!(r.status, 200);
+        *seen.entry(node_of(&r)).or_default() += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 

@@ -57,6 +57,12 @@ impl Child {
         Ok(())
     }
 
+    /// SIGKILLs the whole process group now, as a crash would, without waiting for it.
+    pub fn kill_group(&self) -> anyhow::Result<()> {
+        killpg(Pid::from_raw(self.inner.id() as i32), Signal::SIGKILL)
+            .with_context(|| format!("killing {}", self.name))
+    }
+
     /// The last `n` lines of the process's log.
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -5,10 +5,12 @@
 //! does it, over a `target` stream) -> the router under test -> `node` (a fast uwsgi backend).
 //! `request` builds the packets, `latency` summarizes raw samples, `transfer` moves 1 GB bodies
 //! and holds idle connections, `procfs` reads a process's CPU time and memory, and `child` keeps
-//! every spawned process tied to the benchmark's lifetime.
+//! every spawned process tied to the benchmark's lifetime. `http_load` is the same closed loop
+//! over HTTP/1.1 keep-alive, for measuring routers behind nginx, and counts answers per node.
 
 pub mod child;
 pub mod client;
+pub mod http_load;
 pub mod latency;
 pub mod load;
 pub mod node;

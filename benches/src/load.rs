@@ -51,13 +51,13 @@ impl Errors {
         self.connect + self.io + self.status + self.timeout
     }
 
-    fn note(&mut self, message: impl FnOnce() -> String) {
+    pub(crate) fn note(&mut self, message: impl FnOnce() -> String) {
         if self.first.is_none() {
             self.first = Some(message());
         }
     }
 
-    fn merge(&mut self, other: Errors) {
+    pub(crate) fn merge(&mut self, other: Errors) {
         self.connect += other.connect;
         self.io += other.io;
         self.status += other.status;

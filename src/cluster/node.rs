@@ -72,15 +72,17 @@ pub struct ReportedLoad {
 pub const REPORT_STALE_MS: u64 = 3_000;
 
 impl ReportedLoad {
-    /// Load the node reported beyond the router's own `in_flight` requests (busy workers serving
-    /// others, plus its listen queue), or 0 when there is no fresh report.
+    /// Load the node reported (busy workers plus listen queue) beyond the router's own
+    /// `in_flight` requests, or 0 when there is no fresh report.
     pub fn extra_load(&self, now_ms: u64, in_flight: u32) -> f64 {
         let at = self.at_ms.load(Relaxed);
         if at == 0 || now_ms.saturating_sub(at) > REPORT_STALE_MS {
             return 0.0;
         }
-        let busy = self.busy.load(Relaxed).saturating_sub(in_flight);
-        f64::from(busy) + f64::from(self.queue.load(Relaxed))
+        // The router's own requests are in the node's busy workers and listen queue too, and
+        // already counted through `in_flight`: only what is beyond them is someone else's.
+        let reported = self.busy.load(Relaxed) + self.queue.load(Relaxed);
+        f64::from(reported.saturating_sub(in_flight))
     }
 }
 

@@ -1,8 +1,11 @@
 //! `bench`: the end-to-end benchmark. Starts fast nodes, then for each router under test (none,
 //! routerd, uWSGI's FastRouter) runs the same closed-loop load and measures throughput, latency
-//! and the router's CPU; then routerd's memory with 1 GiB bodies and 10,000 idle connections.
-//! Prints markdown tables. Every process it starts is killed when it ends, whatever happens.
+//! and the router's CPU; then routerd's memory with 1 GiB bodies and 10,000 idle connections;
+//! then the heterogeneous pool (real uWSGI nodes, one 10x slower, behind nginx and each contender)
+//! and a node SIGKILLed under load. Prints markdown tables. Every process it starts is killed when
+//! it ends, whatever happens.
 
+mod hetero;
 mod memory;
 mod report;
 mod routers;
@@ -55,9 +58,30 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     fastrouter_processes: Vec<u32>,
     /// Run only the phases whose name contains one of these, spaces written as dashes
-    /// (e.g. `direct,routerd-least-load,fastrouter-1,memory`).
+    /// (e.g. `direct,routerd-least-load,fastrouter-1,memory`). `hetero` is the heterogeneous-pool
+    /// group; `hetero-<contender>` one of it (`hetero-routerd-least-load-static`,
+    /// `hetero-routerd-least-load-agents`, `hetero-routerd-round-robin`, `hetero-nginx-least-conn`,
+    /// `hetero-fastrouter-lrc`) and `hetero-kill` its kill phase.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Heterogeneous pool: milliseconds each request sleeps on the two normal nodes.
+    #[arg(long, default_value_t = 2)]
+    hetero_fast_ms: u64,
+    /// Heterogeneous pool: milliseconds each request sleeps on the slow node.
+    #[arg(long, default_value_t = 20)]
+    hetero_slow_ms: u64,
+    /// Heterogeneous pool: uWSGI processes per node.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    hetero_processes: u32,
+    /// The nginx binary (heterogeneous pool).
+    #[arg(long, default_value = "nginx")]
+    nginx: PathBuf,
+    /// The router-agent binary (default: next to this one).
+    #[arg(long)]
+    router_agent: Option<PathBuf>,
+    /// uWSGI's Python plugin (Debian's uwsgi-plugin-python3).
+    #[arg(long, default_value = "python3")]
+    python_plugin: String,
 }
 
 impl Args {
@@ -69,6 +93,17 @@ impl Args {
                 .only
                 .iter()
                 .any(|o| phase.contains(&o.replace(' ', "-")))
+    }
+
+    /// For the heterogeneous group, which only an `--only` entry starting with `hetero` selects
+    /// (so that `--only routerd-least-load` does not start it): `part` is a contender's slug or `kill`.
+    fn wants_hetero(&self, part: &str) -> bool {
+        let name = format!("hetero-{part}");
+        self.only.is_empty()
+            || self.only.iter().any(|o| {
+                let o = o.replace(' ', "-");
+                o.starts_with("hetero") && name.contains(&o)
+            })
     }
 
     fn duration(&self) -> Duration {
@@ -124,7 +159,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    report::print_targets(&rows, mem.as_ref());
+    if !rows.is_empty() || mem.is_some() {
+        report::print_targets(&rows, mem.as_ref());
+    }
+    if hetero::wanted(&bench) {
+        let h = hetero::run(&mut bench).await;
+        hetero::report::print(&h, args.concurrency, args.rounds, args.duration);
+    }
     Ok(())
 }
 
