@@ -93,7 +93,11 @@ mod tests {
         let e = PeakEwma::default();
         assert_eq!(e.get(0, true), DEFAULT_RTT_MS);
         e.observe(2.0, 5);
-        assert_eq!(e.get(5, false), 2.0, "a fast node is known as fast from its first response");
+        assert_eq!(
+            e.get(5, false),
+            2.0,
+            "a fast node is known as fast from its first response"
+        );
         e.observe(1.0, 6);
         assert!(e.get(6, false) > 1.9, "later samples blend in");
     }
