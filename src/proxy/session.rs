@@ -114,7 +114,18 @@ pub(super) async fn run<S>(
     };
     let settings = pool.settings();
     let hash_key = settings.hash_var.as_deref().and_then(|v| vars.get(v));
-    proxy(&mut client, peer, &pool, hash_key, &head, &d, started).await;
+    // Boxed: the forwarding state is allocated once a request has arrived, so the many clients
+    // that hold a connection open without sending cost only the small waiting state.
+    Box::pin(proxy(
+        &mut client,
+        peer,
+        &pool,
+        hash_key,
+        &head,
+        &d,
+        started,
+    ))
+    .await;
 }
 
 async fn proxy<S>(
