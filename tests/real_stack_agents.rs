@@ -99,9 +99,12 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
     );
     let time_to_active = started.elapsed();
 
-    // A burst from a few browsers at once: every node takes a share.
-    const EACH: usize = 50;
-    let burst = Load::start(stack.http(), HOST, CLIENTS, EACH, Duration::from_secs(20)).finish();
+    // A few browsers at once for three seconds: every node takes a share. (least-load prefers
+    // the nodes it measured fastest; a node whose first, cold request was slow is tried again
+    // once its estimate has decayed, within a second or two.)
+    let burst = Load::start(stack.http(), HOST, CLIENTS, 20_000, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    let burst = burst.stop();
     let (sent, failures, answered_by) = (
         burst.outcomes.len(),
         burst.failures().len(),
@@ -112,7 +115,6 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
          after {time_to_active:?}; {sent} requests through nginx by {CLIENTS} clients, \
          {failures} failed, answered by {answered_by:?}"
     );
-    assert_eq!(sent, CLIENTS * EACH, "the burst ran out of time");
     assert_eq!(
         failures,
         0,
