@@ -103,6 +103,22 @@ async fn sigterm_drains_then_exits_zero() {
     }
     wait_until("signal handlers", || term_caught(child.id())).await;
 
+    // A stray SIGHUP (systemctl reload, a closed terminal) must not stop the agent undrained.
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_until("the SIGHUP to be logged", || {
+        log().contains("SIGHUP ignored")
+    })
+    .await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the agent:\n{}",
+        log()
+    );
+
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -130,7 +146,8 @@ async fn sigterm_drains_then_exits_zero() {
     }
 }
 
-/// Whether process `pid` has handlers for SIGINT and SIGTERM (bits 2 and 15 of /proc's `SigCgt`).
+/// Whether process `pid` has handlers for SIGHUP, SIGINT and SIGTERM (bits 1, 2 and 15 of /proc's
+/// `SigCgt`).
 fn term_caught(pid: u32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return true;
@@ -140,6 +157,6 @@ fn term_caught(pid: u32) -> bool {
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
         .unwrap_or(0);
-    let wanted = (1 << 1) | (1 << 14);
+    let wanted = (1 << 0) | (1 << 1) | (1 << 14);
     mask & wanted == wanted
 }

@@ -172,16 +172,23 @@ impl Agent {
     }
 }
 
-/// Starts the agent and runs it until SIGTERM or SIGINT, then drains, leaves and returns.
+/// Starts the agent and runs it until SIGTERM or SIGINT (SIGHUP is logged and ignored), then
+/// drains, leaves and returns.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     use tokio::signal::unix::{signal, SignalKind};
     // Handlers first: a signal that arrives while the agent starts must not kill it undrained.
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    // SIGHUP's default action would kill the agent without draining its node (a `systemctl
+    // reload`, a closed terminal): it has no config to reload, so it says so and carries on.
+    let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
     let agent = Agent::start(config)?;
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    let name = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => tracing::warn!("SIGHUP ignored: router-agent reads its config only at start; restart it to apply changes"),
+        }
     };
     tracing::info!(signal = name, "stopping: draining the node on every router");
     agent.shutdown().await;

@@ -109,12 +109,6 @@ impl Load {
         self.seen.failed.load(Relaxed)
     }
 
-    /// Waits for the clients to send all their requests (or run out of time) and collects every
-    /// outcome.
-    pub(crate) fn finish(self) -> Report {
-        self.collect().0
-    }
-
     /// Stops the clients and collects every outcome. Fails if a client ran out of requests or
     /// time before it was told to stop: the load must cover the whole phase it measures.
     pub(crate) fn stop(self) -> Report {
