@@ -4,6 +4,7 @@
 mod admin;
 mod announce;
 pub mod auth;
+mod holders;
 pub mod proto;
 mod registry;
 

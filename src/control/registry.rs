@@ -2,6 +2,7 @@
 //! admits the node into the cluster, turns its reports into node atomics and lease renewals, and
 //! tells the node about drains and removals that concern it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::announce::{node_from_announce, reject_code, AnnounceError};
+use super::holders::{Holders, Refused};
 use super::proto::registry_server::Registry;
 use super::proto::{
     node_message::Msg, router_message, Accepted, DrainRequested, Drained, LoadReport, NodeMessage,
@@ -34,6 +36,10 @@ pub struct RegistryService {
     router_id: Arc<str>,
     announce_timeout: Duration,
     min_report_interval: Duration,
+    /// `control.max_message_bytes`, named when a message is refused for its size.
+    max_message_bytes: usize,
+    /// Which live session holds which node id.
+    holders: Arc<Holders>,
     /// Ends every session when the router stops, so agents notice at once and reconnect.
     shutdown: CancellationToken,
 }
@@ -53,6 +59,8 @@ impl RegistryService {
             router_id: router_id.into(),
             announce_timeout: config.announce_timeout,
             min_report_interval: config.min_report_interval,
+            max_message_bytes: config.max_message_bytes,
+            holders: Arc::default(),
         }
     }
 }
@@ -73,9 +81,7 @@ impl Registry for RegistryService {
                 "too many registry sessions open; raise control.max_sessions",
             )
         })?;
-        let peer = req
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let peer = req.remote_addr();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(self.clone().run(req.into_inner(), tx, peer, permit));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -87,14 +93,16 @@ impl RegistryService {
         self,
         mut inbound: Streaming<NodeMessage>,
         tx: Outbound,
-        peer: String,
+        peer_addr: Option<SocketAddr>,
         _permit: OwnedSemaphorePermit,
     ) {
+        let peer = peer_addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         let announce = match timeout(self.announce_timeout, inbound.message()).await {
             Ok(Ok(Some(NodeMessage {
                 msg: Some(Msg::Announce(a)),
             }))) => a,
-            Ok(Ok(None)) | Ok(Err(_)) => return,
+            Ok(Ok(None)) => return,
+            Ok(Err(status)) => return self.end_unreadable(&tx, &peer, &status).await,
             Ok(Ok(Some(_))) => {
                 return reject(
                     &tx,
@@ -113,13 +121,21 @@ impl RegistryService {
             }
         };
         let mut events = self.cluster.events().subscribe();
-        let node = match self.cluster.join(&pool, node, lease) {
-            Ok(node) => node,
-            Err(e) => {
-                metrics::registration_rejected(e.kind());
-                return reject(&tx, &peer, reject_code(&e), &e.to_string()).await;
-            }
-        };
+        let (node, mut claim) =
+            match self
+                .holders
+                .join(&self.cluster, &pool, node, lease, peer_addr)
+            {
+                Ok(joined) => joined,
+                Err(Refused::Join(e)) => {
+                    metrics::registration_rejected(e.kind());
+                    return reject(&tx, &peer, reject_code(&e), &e.to_string()).await;
+                }
+                Err(Refused::Held(reason)) => {
+                    metrics::registration_rejected("id_taken");
+                    return reject(&tx, &peer, RejectCode::IdTaken, &reason).await;
+                }
+            };
         metrics::node_registered(&Arc::from(pool.as_str()), "registered");
         tracing::info!(node = %node.id, %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
         let accepted = router_message::Msg::Accepted(Accepted {
@@ -139,6 +155,7 @@ impl RegistryService {
             last_report: None,
             asked_drain: false,
         };
+        let mut held = true;
         let end = loop {
             tokio::select! {
                 m = inbound.message() => match m {
@@ -147,7 +164,18 @@ impl RegistryService {
                         Err(end) => break end,
                     },
                     Ok(Some(NodeMessage { msg: None })) => continue,
-                    Ok(None) | Err(_) => break "the stream ended; the node stays until its lease runs out",
+                    Ok(None) => break "the stream ended; the node stays until its lease runs out",
+                    Err(status) => {
+                        self.end_unreadable(&tx, &peer, &status).await;
+                        break "the stream could not be read; the node stays until its lease runs out";
+                    }
+                },
+                by = &mut claim.replaced, if held => match by {
+                    Ok(reason) => {
+                        reject(&tx, &peer, RejectCode::IdTaken, &reason).await;
+                        break "replaced by a new session of the same node";
+                    }
+                    Err(_) => held = false,
                 },
                 e = events.recv() => match s.on_event(e).await {
                     Ok(()) => continue,
@@ -158,6 +186,33 @@ impl RegistryService {
             }
         };
         tracing::info!(node = %s.node.id, %peer, end, "agent session ended");
+        drop(claim);
+    }
+
+    /// Ends a session whose inbound stream failed (a message over `control.max_message_bytes`,
+    /// one that does not decode) with a status saying why, rather than a silent OK.
+    async fn end_unreadable(&self, tx: &Outbound, peer: &str, status: &Status) {
+        let status = unreadable(status, self.max_message_bytes);
+        tracing::warn!(%peer, code = ?status.code(), reason = status.message(), "agent session ended: its stream could not be read");
+        if status.code() == Code::ResourceExhausted {
+            metrics::registration_rejected("message_too_large");
+        }
+        let _ = tx.send(Err(status)).await;
+    }
+}
+
+/// The status a session ends with when its inbound stream fails: an oversize message becomes
+/// `RESOURCE_EXHAUSTED` naming the limit; anything else keeps its code, with the reason.
+fn unreadable(status: &Status, limit: usize) -> Status {
+    match status.code() {
+        Code::OutOfRange | Code::ResourceExhausted => Status::resource_exhausted(format!(
+            "message too large: control.max_message_bytes is {limit} bytes on this router ({})",
+            status.message()
+        )),
+        code => Status::new(
+            code,
+            format!("the router could not read the stream: {}", status.message()),
+        ),
     }
 }
 

@@ -1,10 +1,11 @@
 //! A minimal Registry client for tests: open a session, announce, send messages, read answers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
 use tonic::{Request, Status, Streaming};
 use uwsgi_router::control::proto::registry_client::RegistryClient;
 use uwsgi_router::control::proto::{
@@ -37,9 +38,24 @@ impl NodeSession {
         token: Option<&str>,
         announce: Announce,
     ) -> Result<(Self, router_message::Msg), Status> {
-        let mut client = RegistryClient::connect(format!("http://{control}"))
+        Self::open_from(control, None, token, announce).await
+    }
+
+    /// Like [`NodeSession::open`], connecting from `local` (e.g. 127.0.0.2, another "host" on
+    /// loopback) when given.
+    pub async fn open_from(
+        control: SocketAddr,
+        local: Option<IpAddr>,
+        token: Option<&str>,
+        announce: Announce,
+    ) -> Result<(Self, router_message::Msg), Status> {
+        let channel = Endpoint::from_shared(format!("http://{control}"))
+            .unwrap()
+            .local_address(local)
+            .connect()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut client = RegistryClient::new(channel);
         let (tx, rx) = mpsc::channel(16);
         tx.send(NodeMessage {
             msg: Some(Msg::Announce(announce)),
@@ -54,8 +70,8 @@ impl NodeSession {
         let rx = client.session(req).await?.into_inner();
         let mut s = Self { tx, rx };
         let first = s
-            .next()
-            .await
+            .next_status()
+            .await?
             .ok_or_else(|| Status::aborted("stream ended without an answer"))?;
         Ok((s, first))
     }
@@ -67,6 +83,22 @@ impl NodeSession {
             Ok(_) => None,
             Err(_) => panic!("no message from the router within 10 s"),
         }
+    }
+
+    /// The router's next message, `Ok(None)` when the stream ended with status OK, or the status
+    /// it ended with (bounded wait).
+    pub async fn next_status(&mut self) -> Result<Option<router_message::Msg>, Status> {
+        match tokio::time::timeout(Duration::from_secs(10), self.rx.message()).await {
+            Ok(r) => r.map(|m| m.and_then(|m| m.msg)),
+            Err(_) => panic!("no message from the router within 10 s"),
+        }
+    }
+
+    /// Whether the router sends anything (or ends the stream) within `window`.
+    pub async fn quiet_for(&mut self, window: Duration) -> bool {
+        tokio::time::timeout(window, self.rx.message())
+            .await
+            .is_err()
     }
 
     /// Sends a message.
