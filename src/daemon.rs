@@ -58,6 +58,8 @@ impl Daemon {
     /// Builds the cluster from a validated `config`, binds every listener and starts serving.
     /// `config_path` is re-read on reload; without one, reload re-applies the embedded defaults.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+        // Before any listener: its limits are sized against the open file limit.
+        let nofile = crate::conn_limit::raise_nofile_limit();
         if config.metrics.listen_addr().is_some() {
             // Before the cluster: its pools register their series with the recorder.
             metrics::install();
@@ -105,11 +107,28 @@ impl Daemon {
             );
             tokio::spawn(serve);
         }
-        let control = crate::control::bind(&config.control).await?;
+        // Each operations listener gets its own share of the file descriptors: a flood of idle
+        // connections on one cannot starve the uwsgi listeners or the other.
+        let control_max = crate::conn_limit::share_of_fds(
+            "control.max_connections",
+            config.control.max_connections,
+            nofile,
+            4,
+        );
+        let control = crate::control::bind(&config.control)
+            .await?
+            .map(|b| b.with_max_connections(control_max));
         let control_addr = control.as_ref().map(crate::control::Bound::local_addr);
         let ready = Readiness::new(true);
         let ops_stop = CancellationToken::new();
-        let metrics_addr = serve_metrics(&config.metrics, &cluster, &ready, &ops_stop).await?;
+        let metrics_max = crate::conn_limit::share_of_fds(
+            "metrics.max_connections",
+            config.metrics.max_connections,
+            nofile,
+            16,
+        );
+        let metrics_addr =
+            serve_metrics(&config.metrics, metrics_max, &cluster, &ready, &ops_stop).await?;
         let config = Arc::new(ArcSwap::from_pointee(config));
         let live = Arc::new(LiveConfig::new(
             cluster.clone(),
@@ -296,6 +315,7 @@ impl Signals {
 /// The built-in default address is best effort: if it is taken, routerd runs without it.
 async fn serve_metrics(
     config: &MetricsConfig,
+    max_connections: usize,
     cluster: &Arc<Cluster>,
     ready: &Readiness,
     stop: &CancellationToken,
@@ -325,8 +345,14 @@ async fn serve_metrics(
         metrics: Arc::new(move || metrics::render(&cluster)),
         ready: ready.clone(),
     };
-    tracing::info!(address = %local, "serving /metrics, /healthz and /readyz");
-    tokio::spawn(http::serve(listener, endpoints, stop.clone()));
+    tracing::info!(address = %local, max_connections, "serving /metrics, /healthz and /readyz");
+    let limiter = crate::conn_limit::Limiter::new("metrics.max_connections", max_connections);
+    tokio::spawn(http::serve_limited(
+        listener,
+        endpoints,
+        limiter,
+        stop.clone(),
+    ));
     tokio::spawn(metrics::upkeep(stop.clone()));
     Ok(Some(local))
 }

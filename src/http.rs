@@ -1,8 +1,11 @@
 //! A small HTTP/1.1 server for operations endpoints: `GET /metrics` (Prometheus text format),
 //! `GET /healthz` (200 while the process runs) and `GET /readyz` (200 while it wants traffic, 503
 //! once it is shutting down). One request per connection, answered with `Connection: close`; the
-//! request head is bounded in size and time. routerd serves it from [`crate::daemon`]; any other
-//! binary (router-agent) serves its own metrics by passing its own render function to [`serve`].
+//! request head is bounded in size and time, the answer in time. At most `max_connections` are
+//! open at once; when full, the oldest connection still sending its head is closed for the new
+//! one ([`crate::conn_limit`]), so idle connections cannot keep probes out. routerd serves it from
+//! [`crate::daemon`]; any other binary (router-agent) serves its own metrics by passing its own
+//! render function to [`serve`].
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,15 +15,17 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::DEFAULT_METRICS_MAX_CONNECTIONS;
+use crate::conn_limit::{Limiter, Ticket};
 
 /// Largest request head read; bigger ones get 431.
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait in the kernel backlog.
-const MAX_CONNECTIONS: usize = 64;
+/// Time to write the answer to a client that stopped reading.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content type of the Prometheus text format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -70,24 +75,39 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `endpoints` on `listener` until `shutdown`.
+/// Serves `endpoints` on `listener` until `shutdown`, with the default connection limit.
 pub async fn serve(listener: TcpListener, endpoints: Endpoints, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    serve_limited(
+        listener,
+        endpoints,
+        Limiter::new("metrics.max_connections", DEFAULT_METRICS_MAX_CONNECTIONS),
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves `endpoints` on `listener` until `shutdown`, within `limiter`.
+pub async fn serve_limited(
+    listener: TcpListener,
+    endpoints: Endpoints,
+    limiter: Limiter,
+    shutdown: CancellationToken,
+) {
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        tokio::select! {
+            () = limiter.make_room() => {}
             () = shutdown.cancelled() => return,
-        };
+        }
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = shutdown.cancelled() => return,
         };
         match accepted {
             Ok((stream, _)) => {
+                let ticket = limiter.admit(None);
                 let endpoints = endpoints.clone();
                 tokio::spawn(async move {
-                    let _ = handle(stream, &endpoints).await;
-                    drop(permit);
+                    let _ = handle(stream, &endpoints, &ticket).await;
                 });
             }
             Err(e) => {
@@ -99,9 +119,14 @@ pub async fn serve(listener: TcpListener, endpoints: Endpoints, shutdown: Cancel
     }
 }
 
-/// Reads one request head and answers it.
-async fn handle(mut stream: TcpStream, endpoints: &Endpoints) -> io::Result<()> {
-    let reply = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+/// Reads one request head and answers it. Closed without an answer if evicted meanwhile.
+async fn handle(mut stream: TcpStream, endpoints: &Endpoints, ticket: &Ticket) -> io::Result<()> {
+    let head = tokio::select! {
+        h = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)) => h,
+        () = ticket.evicted().cancelled() => return Ok(()),
+    };
+    ticket.prove();
+    let reply = match head {
         Err(_) => Reply::text(408, "request head not received in time\n"),
         Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
             Reply::text(431, "request head too large\n")
@@ -109,8 +134,13 @@ async fn handle(mut stream: TcpStream, endpoints: &Endpoints) -> io::Result<()> 
         Ok(Err(e)) => return Err(e),
         Ok(Ok(head)) => route(&head, endpoints),
     };
-    stream.write_all(&reply.encode()).await?;
-    stream.shutdown().await
+    let write = async {
+        stream.write_all(&reply.encode()).await?;
+        stream.shutdown().await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// Reads up to the blank line ending the head: `InvalidData` past [`MAX_HEAD`].

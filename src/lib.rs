@@ -13,6 +13,7 @@ pub mod balance;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod conn_limit;
 pub mod control;
 pub mod ctl;
 pub mod daemon;

@@ -7,6 +7,9 @@ use serde::Deserialize;
 
 use super::validate::Problems;
 
+/// Upper bound of `control.max_connections`.
+pub(super) const MAX_CONNECTIONS: usize = 1_000_000;
+
 /// `[control]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +38,19 @@ pub struct ControlConfig {
     /// Time a new session has to send its Announce.
     #[serde(with = "humantime_serde")]
     pub announce_timeout: Duration,
+    /// Connections of the control listener open at once (agents hold one per session, routerctl
+    /// one per command); at most a quarter of the open file limit is used.
+    pub max_connections: usize,
+    /// Time a new connection has to complete TLS and HTTP/2 and send a call that passes the
+    /// credentials; an idle or unauthenticated connection is closed after it.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// HTTP/2 keepalive: a connection silent this long is pinged.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// HTTP/2 keepalive: a ping unanswered this long closes the connection.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for ControlConfig {
@@ -50,6 +66,10 @@ impl Default for ControlConfig {
             max_sessions: 10_000,
             min_report_interval: Duration::from_millis(100),
             announce_timeout: Duration::from_secs(10),
+            max_connections: 10_240,
+            handshake_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -109,6 +129,40 @@ impl ControlConfig {
         }
         if self.max_sessions == 0 {
             p.add("control.max_sessions", "must be at least 1");
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            p.add(
+                "control.max_connections",
+                format_args!("use 1 to {MAX_CONNECTIONS}"),
+            );
+        }
+        let bounded = [
+            (
+                "control.handshake_timeout",
+                self.handshake_timeout,
+                Duration::from_millis(100),
+                Duration::from_secs(60),
+                "use 100ms to 60s",
+            ),
+            (
+                "control.keepalive_interval",
+                self.keepalive_interval,
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+                "use 1s to 1h",
+            ),
+            (
+                "control.keepalive_timeout",
+                self.keepalive_timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(300),
+                "use 1s to 5m",
+            ),
+        ];
+        for (key, value, min, max, hint) in bounded {
+            if !(min..=max).contains(&value) {
+                p.add(key, hint);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ mod subscription;
 mod validate;
 
 pub use control::ControlConfig;
-pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN};
+pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN, DEFAULT_METRICS_MAX_CONNECTIONS};
 pub use model::{
     Algorithm, Config, EjectionConfig, LimitsConfig, ListenConfig, NodeEntry, PoolConfig,
     RouteConfig, TimeoutsConfig,

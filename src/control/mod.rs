@@ -5,6 +5,7 @@ mod admin;
 mod announce;
 pub mod auth;
 mod holders;
+mod listen;
 pub mod proto;
 mod registry;
 
@@ -15,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -25,6 +25,7 @@ use self::proto::admin_server::AdminServer;
 use self::proto::registry_server::RegistryServer;
 use crate::cluster::Cluster;
 use crate::config::ControlConfig;
+use crate::conn_limit::Limiter;
 
 /// Why the control listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,7 @@ pub async fn bind(config: &ControlConfig) -> Result<Option<Bound>, ControlError>
     Ok(Some(Bound {
         listener,
         local,
+        max_connections: config.max_connections,
         config: config.clone(),
     }))
 }
@@ -77,6 +79,8 @@ pub async fn bind(config: &ControlConfig) -> Result<Option<Bound>, ControlError>
 pub struct Bound {
     listener: TcpListener,
     local: SocketAddr,
+    /// `control.max_connections`, or less when the open file limit calls for it.
+    max_connections: usize,
     config: ControlConfig,
 }
 
@@ -84,6 +88,12 @@ impl Bound {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Serves at most `max` connections at once instead of `control.max_connections`.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
     }
 
     /// This router's id in the control plane: `hostname@control address`.
@@ -104,12 +114,16 @@ impl Bound {
             .map_err(ControlError::Credentials)?;
         let admin_creds = Credentials::load(&config.admin_token_files, mtls)
             .map_err(ControlError::Credentials)?;
-        let mut builder = Server::builder();
+        // Idle authenticated connections are pinged; a peer that stops answering is dropped.
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(config.keepalive_interval))
+            .http2_keepalive_timeout(Some(config.keepalive_timeout));
         if let Some(tls) = tls_config(config)? {
             builder = builder
                 .tls_config(tls)
                 .map_err(|e| ControlError::Credentials(e.to_string()))?;
         }
+        let limiter = Limiter::new("control.max_connections", self.max_connections);
         let registry = RegistryServer::new(RegistryService::new(
             cluster.clone(),
             config,
@@ -122,11 +136,20 @@ impl Bound {
         let router = builder
             .add_service(InterceptedService::new(
                 registry,
-                registry_creds.interceptor(),
+                proving(registry_creds, limiter.clone()),
             ))
-            .add_service(InterceptedService::new(admin, admin_creds.interceptor()));
-        tracing::info!(address = %self.local, tls = config.tls_cert.is_some(), mtls, "control plane listening");
-        let incoming = TcpListenerStream::new(self.listener);
+            .add_service(InterceptedService::new(
+                admin,
+                proving(admin_creds, limiter.clone()),
+            ));
+        tracing::info!(
+            address = %self.local,
+            tls = config.tls_cert.is_some(),
+            mtls,
+            max_connections = self.max_connections,
+            "control plane listening"
+        );
+        let incoming = listen::incoming(self.listener, limiter, config.handshake_timeout);
         tokio::spawn(async move {
             if let Err(e) = router
                 .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
@@ -136,6 +159,20 @@ impl Bound {
             }
         });
         Ok(())
+    }
+}
+
+/// `creds`' interceptor, which also marks the connection of a call that passes as proven: it
+/// then keeps its slot and is no longer subject to `control.handshake_timeout`.
+fn proving(
+    creds: Credentials,
+    limiter: Limiter,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    let mut check = creds.interceptor();
+    move |req| {
+        let req = check(req)?;
+        limiter.prove_peer(req.local_addr(), req.remote_addr());
+        Ok(req)
     }
 }
 

@@ -47,8 +47,22 @@ impl Routerd {
         r
     }
 
+    /// Starts routerd as [`Routerd::start`] does, under a shell's `ulimit` arguments (e.g.
+    /// `["-n", "256"]` for soft and hard open file limits of 256, `["-Sn", "256"]` for the soft
+    /// one), and waits until it accepts.
+    pub async fn start_with_ulimit(body: &str, ulimit: &[&str]) -> Self {
+        let mut r = Self::spawn_with(body, Some(ulimit));
+        r.wait_accepting().await;
+        r.wait_signals_caught().await;
+        r
+    }
+
     /// Starts routerd as [`Routerd::start`] does, without waiting for anything.
     pub fn spawn(body: &str) -> Self {
+        Self::spawn_with(body, None)
+    }
+
+    fn spawn_with(body: &str, ulimit: Option<&[&str]>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("routerd.sock");
         let addr = format!("unix:{}", socket.display());
@@ -56,7 +70,7 @@ impl Routerd {
         let stderr_path = dir.path().join("stderr.log");
         write_atomically(dir.path(), &config_path, &listen_last(body, &addr));
         Self {
-            child: spawn(&config_path, &stderr_path),
+            child: spawn(&config_path, &stderr_path, ulimit),
             dir,
             config_path,
             addr,
@@ -205,9 +219,20 @@ fn write_atomically(dir: &Path, path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename config into place");
 }
 
-fn spawn(config: &Path, stderr: &Path) -> Child {
+fn spawn(config: &Path, stderr: &Path, ulimit: Option<&[&str]>) -> Child {
     let log = std::fs::File::create(stderr).expect("create stderr log");
-    Command::new(ROUTERD)
+    let mut command = match ulimit {
+        None => Command::new(ROUTERD),
+        Some(args) => {
+            // `exec` keeps the pid: signals and /proc reach routerd itself.
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit {} && exec \"$0\" \"$@\"", args.join(" ")))
+                .arg(ROUTERD);
+            c
+        }
+    };
+    command
         .arg("--config")
         .arg(config)
         .env_remove("ROUTERD_CONFIG")
