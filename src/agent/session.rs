@@ -134,7 +134,7 @@ impl RouterLink {
             tracing::error!(router = %self.url, reason = r.reason, code = code.as_str_name(), "announce rejected as invalid; not retrying this router until the agent restarts");
             return false;
         }
-        tracing::warn!(router = %self.url, reason = r.reason, code = code.as_str_name(), "announce rejected; retrying later");
+        tracing::warn!(router = %self.url, reason = r.reason, code = code.as_str_name(), "refused by the router; retrying later");
         true
     }
 
@@ -370,6 +370,9 @@ fn describe(status: &tonic::Status) -> String {
             " (check token_file or the client certificate)"
         }
         Code::Unimplemented => " (no Registry there: is it routerd's control listener?)",
+        Code::ResourceExhausted => {
+            " (a message was over a router limit: control.max_message_bytes or control.max_sessions)"
+        }
         _ => "",
     };
     format!("{:?}: {}{hint}", status.code(), status.message())
