@@ -171,6 +171,27 @@ async fn wait_served_by(router: &Daemon, host: &str, node: &str) {
     }
 }
 
+/// Returns once `router` has handled every datagram `from` sent before: it handles them one at a
+/// time in arrival order, so once a node announced after them has joined, they are done with.
+/// (The outcome counters cannot tell: they are the process's, shared with the other tests.)
+/// Signed, for a router with a key directory: `key_dir` puts `sync.test.pem` in it.
+async fn sync(router: &Daemon, from: &Node, signed_with_key: bool) {
+    static NEXT_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(30000);
+    let port = NEXT_PORT.fetch_add(1, SeqCst);
+    let vars = announce("sync.test", &format!("127.0.0.1:{port}"));
+    let datagram = if signed_with_key {
+        signed(SUBSCRIBE, vars, &test_key(), unix_now())
+    } else {
+        packet(SUBSCRIBE, &vars)
+    };
+    from.send(&datagram).await;
+    let id = format!("127.0.0.1:{port}@sync.test");
+    let d = Deadline::new(format!("{id} to join"));
+    while router.cluster().find(&id).is_none() {
+        d.tick().await;
+    }
+}
+
 async fn start(subscription: &str) -> Daemon {
     start_router(&format!(
         "default_pool = \"\"\n[subscription]\nlisten = [\"127.0.0.1:0\"]\n{subscription}"
@@ -537,9 +558,9 @@ async fn ack(notify: &UnixDatagram) -> String {
 async fn a_new_node_is_acknowledged_on_its_notify_socket() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let router = start("").await;
-    let node = Node::new(&router).await;
     let dir = tempfile::tempdir().unwrap();
+    let router = start(&format!("notify_dir = \"{}\"\n", dir.path().display())).await;
+    let node = Node::new(&router).await;
     let path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&path).unwrap();
     let on = |addr: String| {
@@ -751,4 +772,234 @@ async fn senders_and_addresses_outside_the_allowed_networks_are_refused() {
         .await;
     wait_counted(&closed, "sender_not_allowed", before).await;
     assert!(closed.cluster().pool("alpha.test").is_none());
+}
+
+// Addresses and notify paths as an attacker writes them.
+
+#[tokio::test]
+async fn junk_addresses_are_refused_counted_and_never_join() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start("").await;
+    let node = Node::new(&router).await;
+    let long_label = "a".repeat(64);
+    let long_name = format!("{}.test:80", ["abcdefghij"; 25].join("."));
+    let long_path = format!("/tmp/{}", "p".repeat(200));
+    let junk: Vec<Vec<u8>> = vec![
+        b"/tmp/node.sock\nrouted=evil".to_vec(),
+        format!("{}\r\n", a.addr).into_bytes(),
+        format!("{}\n", a.addr).into_bytes(),
+        b"unix:/tmp/a\x1b[31m.sock".to_vec(),
+        b"/tmp/a\x00.sock".to_vec(),
+        b"/tmp/\xff\xfe.sock".to_vec(),
+        b"/tmp/\xc2\x85next-line".to_vec(),
+        long_path.into_bytes(),
+        b"relative/node.sock".to_vec(),
+        b"bad_host!:80".to_vec(),
+        b"-leading.test:80".to_vec(),
+        b"trailing-.test:80".to_vec(),
+        b"a..b.test:80".to_vec(),
+        format!("{long_label}.test:80").into_bytes(),
+        long_name.into_bytes(),
+        b"10.0.0.999:80".to_vec(),
+        b"app.test:0".to_vec(),
+        b"app.test:3031 ".to_vec(),
+        b" app.test:3031".to_vec(),
+        b"[::1]:80\t".to_vec(),
+        b"[fe80::1%eth0\n]:80".to_vec(),
+    ];
+    let rejections = scrape(&router)
+        .await
+        .get(
+            "uwsgi_router_registration_rejections_total",
+            &[("reason", "bad_address")],
+        )
+        .unwrap_or(0.0);
+    for address in &junk {
+        let mut vars = announce("alpha.test", "x");
+        vars[1].1.clone_from(address);
+        let before = counted(&router, "bad_address").await;
+        node.send(&packet(SUBSCRIBE, &vars)).await;
+        let d = Deadline::new(format!(
+            "{:?} refused as bad_address",
+            String::from_utf8_lossy(address)
+        ));
+        while counted(&router, "bad_address").await <= before {
+            d.tick().await;
+        }
+    }
+    sync(&router, &node, false).await;
+    assert!(
+        router.cluster().pool("alpha.test").is_none(),
+        "a junk address joined: {:?}",
+        pool_nodes(&router, "alpha.test")
+    );
+    // Counted as rejected registrations too, right after the packet counter (the counters are
+    // the process's: other tests may add to them).
+    let expected = rejections + junk.len() as f64;
+    let d = Deadline::new("every junk address counted as a rejected registration");
+    loop {
+        let after = scrape(&router)
+            .await
+            .get(
+                "uwsgi_router_registration_rejections_total",
+                &[("reason", "bad_address")],
+            )
+            .unwrap_or(0.0);
+        if after >= expected {
+            break;
+        }
+        d.tick().await;
+    }
+    // Every well-formed kind still joins.
+    for (key, address) in [
+        ("alpha.test", a.addr.to_string()),
+        ("name.test", "app-1.internal.test:3031".to_owned()),
+        ("six.test", "[::1]:3031".to_owned()),
+        ("path.test", "/run/uwsgi/app-1.sock".to_owned()),
+    ] {
+        let joined = counted(&router, "joined").await;
+        node.send(&packet(SUBSCRIBE, &announce(key, &address)))
+            .await;
+        wait_counted(&router, "joined", joined).await;
+    }
+    wait_served_by(&router, "alpha.test", "a").await;
+}
+
+/// A UNIX datagram socket a node would name in `notify`, and whether anything reached it.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    socket: UnixDatagram,
+}
+
+impl NotifySocket {
+    fn bind(path: std::path::PathBuf) -> Self {
+        let socket = UnixDatagram::bind(&path).unwrap();
+        Self { path, socket }
+    }
+
+    fn name(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    fn received_nothing(&self) -> bool {
+        let mut buf = [0u8; 512];
+        matches!(self.socket.try_recv(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+/// Announces a new node for `key` that names `notify`, and waits until it has joined (so every
+/// datagram sent before it has been handled, acknowledgements included).
+async fn join_naming(router: &Daemon, node: &Node, key: &str, address: &str, notify: &str) {
+    node.send(&packet(
+        SUBSCRIBE,
+        &with(announce(key, address), "notify", notify),
+    ))
+    .await;
+    let id = format!("{address}@{key}");
+    let d = Deadline::new(format!("{id} to join"));
+    while router.cluster().find(&id).is_none() {
+        d.tick().await;
+    }
+}
+
+#[tokio::test]
+async fn without_notify_dir_no_socket_a_packet_names_gets_an_acknowledgement() {
+    let router = start("").await;
+    let node = Node::new(&router).await;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = NotifySocket::bind(dir.path().join("some-service.sock"));
+    join_naming(
+        &router,
+        &node,
+        "alpha.test",
+        "127.0.0.1:20001",
+        victim.name(),
+    )
+    .await;
+    // Datagrams are handled in order: once a later one is counted, an ack would be there.
+    join_naming(
+        &router,
+        &node,
+        "beta.test",
+        "127.0.0.1:20002",
+        victim.name(),
+    )
+    .await;
+    assert!(
+        victim.received_nothing(),
+        "an ack was written to a socket nobody allowed"
+    );
+    assert_eq!(pool_nodes(&router, "alpha.test"), ["127.0.0.1:20001"]);
+}
+
+#[tokio::test]
+async fn acknowledgements_go_only_to_sockets_under_notify_dir() {
+    let notify_dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let router = start(&format!(
+        "notify_dir = \"{}\"\n",
+        notify_dir.path().display()
+    ))
+    .await;
+    let node = Node::new(&router).await;
+    let victim = NotifySocket::bind(elsewhere.path().join("victim.sock"));
+    let inside = NotifySocket::bind(notify_dir.path().join("node.sock"));
+    let link = notify_dir.path().join("link.sock");
+    std::os::unix::fs::symlink(&victim.path, &link).unwrap();
+    let escape = format!(
+        "{}/../{}/victim.sock",
+        notify_dir.path().display(),
+        elsewhere.path().file_name().unwrap().to_str().unwrap()
+    );
+    for (i, target) in [victim.name(), &escape, link.to_str().unwrap()]
+        .into_iter()
+        .enumerate()
+    {
+        join_naming(
+            &router,
+            &node,
+            "alpha.test",
+            &format!("127.0.0.1:{}", 20001 + i),
+            target,
+        )
+        .await;
+    }
+    join_naming(
+        &router,
+        &node,
+        "alpha.test",
+        "127.0.0.1:20009",
+        inside.name(),
+    )
+    .await;
+    assert_eq!(
+        ack(&inside.socket).await,
+        "[subscription ack] alpha.test => new node: 127.0.0.1:20009"
+    );
+    assert!(
+        victim.received_nothing(),
+        "an ack left notify_dir (direct, through .. or a symlink)"
+    );
+    assert_eq!(
+        pool_nodes(&router, "alpha.test").len(),
+        4,
+        "all four joined"
+    );
+
+    // A notify var no uWSGI would write is refused with its packet.
+    for junk in [
+        format!("{}\n", inside.name()),
+        format!("{}/\x1b]0;x", notify_dir.path().display()),
+        format!("{}/{}", notify_dir.path().display(), "n".repeat(200)),
+    ] {
+        let before = counted(&router, "bad_notify").await;
+        node.send(&packet(
+            SUBSCRIBE,
+            &with(announce("beta.test", "127.0.0.1:20010"), "notify", &junk),
+        ))
+        .await;
+        wait_counted(&router, "bad_notify", before).await;
+    }
+    assert!(router.cluster().pool("beta.test").is_none());
+    assert!(inside.received_nothing());
 }

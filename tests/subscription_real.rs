@@ -230,7 +230,8 @@ fn openssl(args: &[&str]) {
 #[test]
 fn uwsgi_nodes_subscribe_get_their_key_and_leave_on_sigint_or_after_silence() {
     let dir = temp_dir("subscription-real");
-    let mut router = Router::start(dir.path(), "");
+    let notify_dir = format!("notify_dir = \"{}\"\n", dir.path().display());
+    let mut router = Router::start(dir.path(), &notify_dir);
     let sub = router.subscribe;
     let notify = dir.path().join("n1-notify.sock");
     let notify = notify.to_str().unwrap();

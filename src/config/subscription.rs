@@ -40,6 +40,9 @@ pub struct SubscriptionConfig {
     /// packets must not go back in time, so a captured packet cannot be replayed.
     #[serde(with = "humantime_serde")]
     pub replay_window: Duration,
+    /// Directory the acknowledgements of new nodes (`notify`) may be sent to: only to a socket
+    /// in it (symlinks resolved). Unset: no acknowledgement is sent.
+    pub notify_dir: Option<PathBuf>,
 }
 
 impl Default for SubscriptionConfig {
@@ -54,9 +57,13 @@ impl Default for SubscriptionConfig {
             key_dir: None,
             digest: SignDigest::Sha1,
             replay_window: Duration::from_secs(60),
+            notify_dir: None,
         }
     }
 }
+
+/// Longest `notify_dir`: a notify path (102 bytes at most) must fit a name in it.
+const MAX_NOTIFY_DIR: usize = 100;
 
 /// The digest signed subscriptions use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -141,6 +148,35 @@ impl SubscriptionConfig {
                 p.add("subscription.replay_window", "must be longer than 0s");
             }
         }
+        self.check_notify_dir(p);
+    }
+
+    fn check_notify_dir(&self, p: &mut Problems) {
+        let Some(dir) = &self.notify_dir else {
+            return;
+        };
+        let key = "subscription.notify_dir";
+        if !dir.is_absolute() {
+            p.add(
+                key,
+                format_args!("{} is not an absolute path", dir.display()),
+            );
+        } else if !dir.is_dir() {
+            p.add(key, format_args!("{} is not a directory", dir.display()));
+        } else if dir.as_os_str().len() >= MAX_NOTIFY_DIR {
+            p.add(
+                key,
+                format_args!(
+                    "{} is too long: a socket path in it must fit in 102 bytes",
+                    dir.display()
+                ),
+            );
+        } else if dir.to_str().is_none_or(|d| d.chars().any(char::is_control)) {
+            p.add(
+                key,
+                format_args!("{} holds characters a notify path may not", dir.display()),
+            );
+        }
     }
 }
 
@@ -203,5 +239,44 @@ key_dir = "/nonexistent/keys"
             .unwrap_err()
             .to_string();
         assert!(unknown.contains("md5"), "{unknown}");
+    }
+
+    #[test]
+    fn notify_dir_is_checked_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Config::parse(&format!(
+            "[subscription]\nnotify_dir = \"{}\"\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        assert_eq!(ok.subscription.notify_dir.as_deref(), Some(dir.path()));
+        for (toml, expected) in [
+            (
+                "notify_dir = \"relative/dir\"\n",
+                "subscription.notify_dir: relative/dir is not an absolute path",
+            ),
+            (
+                "notify_dir = \"/nonexistent/notify\"\n",
+                "subscription.notify_dir: /nonexistent/notify is not a directory",
+            ),
+        ] {
+            let err = Config::parse(&format!("[subscription]\n{toml}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+        }
+        // Too long for a socket path in it to fit in `notify`.
+        let long = dir.path().join("d".repeat(100));
+        std::fs::create_dir(&long).unwrap();
+        let err = Config::parse(&format!(
+            "[subscription]\nnotify_dir = \"{}\"\n",
+            long.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("subscription.notify_dir:") && err.contains("is too long"),
+            "{err}"
+        );
     }
 }

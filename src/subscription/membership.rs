@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
+use super::address;
 use super::listener::DatagramSource;
 use super::notify;
 use super::outcome::{LogLimiter, Outcome, Refused};
@@ -79,12 +80,19 @@ impl Membership {
             self.check_signature(&s, dir, sub)?;
         }
         let host = host_key(s.key)?;
-        let addr = node_addr(s.address, from)?;
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let announced = address::parse_address(s.address)
+            .ok_or_else(|| Refused::BadAddress(lossy(s.address)))?;
+        let notify = match s.notify {
+            Some(n) => Some(address::parse_notify(n).ok_or_else(|| Refused::BadNotify(lossy(n)))?),
+            None => None,
+        };
+        let addr = address::resolve(announced, from.ip());
         if !address_allowed(&addr, &networks) {
             return Err(Refused::AddressNotAllowed(addr.to_string()));
         }
         match s.action {
-            Action::Subscribe => self.subscribe(&s, &host, addr, from, &config),
+            Action::Subscribe => self.subscribe(&s, &host, addr, notify, from, &config),
             Action::Unsubscribe => self.unsubscribe(&s, &host, &addr, from),
         }
     }
@@ -111,6 +119,7 @@ impl Membership {
         s: &Subscription<'_>,
         host: &str,
         addr: NodeAddr,
+        notify: Option<&Path>,
         from: DatagramSource,
         config: &Config,
     ) -> Result<Outcome, Refused> {
@@ -143,8 +152,11 @@ impl Membership {
         let node = self.cluster.join(&pool.name, node, sub.tolerance)?;
         report_load(&node, s, now);
         metrics::node_registered(&pool.name, Source::Subscribed.as_str());
-        if let Some(socket) = s.notify {
-            notify::acknowledge(socket, s.key, s.address);
+        if let Some(path) = notify {
+            match address::notify_target(path, sub.notify_dir.as_deref()) {
+                Ok(socket) => notify::acknowledge(&socket, s.key, s.address),
+                Err(why) => self.log.not_acknowledged(&why, from, s.key),
+            }
         }
         Ok(Outcome::Joined)
     }
@@ -256,40 +268,20 @@ fn sender_allowed_in(pool: &Pool, from: DatagramSource) -> Result<(), Refused> {
     }
 }
 
-/// The key as a route host: lowercase `name` or `name:port`, as a created pool and its route are
-/// named.
-fn host_key(key: &[u8]) -> Result<String, Refused> {
-    let bad = || Refused::BadKey(String::from_utf8_lossy(key).into_owned());
-    let text = std::str::from_utf8(key).map_err(|_| bad())?;
+/// A subscription key as a route host: lowercase `name` or `name:port`, as a created pool and
+/// its route are named; `None` when it cannot be one (a wildcard, blanks, not UTF-8).
+fn key_host(key: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(key).ok()?;
     let text = text.strip_suffix('.').unwrap_or(text);
     match HostPattern::parse(text) {
-        Ok(HostPattern::Exact(name, None)) => Ok(name),
-        Ok(HostPattern::Exact(name, Some(port))) => Ok(format!("{name}:{port}")),
-        _ => Err(bad()),
+        Ok(HostPattern::Exact(name, None)) => Some(name),
+        Ok(HostPattern::Exact(name, Some(port))) => Some(format!("{name}:{port}")),
+        _ => None,
     }
 }
 
-/// The node's address. uWSGI announces the name of its socket, which is `:3031` or
-/// `0.0.0.0:3031` when it listens on every interface: then the node is where the datagram came
-/// from.
-fn node_addr(address: &[u8], from: DatagramSource) -> Result<NodeAddr, Refused> {
-    let text = String::from_utf8_lossy(address);
-    let bad = || Refused::BadAddress(text.clone().into_owned());
-    let text_ref: &str = &text;
-    let addr: NodeAddr = match text_ref.strip_prefix(':') {
-        Some(port) => {
-            let port: u16 = port.parse().map_err(|_| bad())?;
-            NodeAddr::Ip(std::net::SocketAddr::new(from.ip(), port))
-        }
-        None => text_ref.parse().map_err(|_| bad())?,
-    };
-    match addr {
-        NodeAddr::Ip(a) if a.ip().is_unspecified() => {
-            Ok(NodeAddr::Ip(std::net::SocketAddr::new(from.ip(), a.port())))
-        }
-        NodeAddr::Ip(a) if a.port() == 0 => Err(bad()),
-        addr => Ok(addr),
-    }
+fn host_key(key: &[u8]) -> Result<String, Refused> {
+    key_host(key).ok_or_else(|| Refused::BadKey(String::from_utf8_lossy(key).into_owned()))
 }
 
 fn unix_now() -> u64 {
@@ -309,27 +301,6 @@ mod tests {
         assert_eq!(host_key(b"example.com:8080").unwrap(), "example.com:8080");
         for bad in [&b"*.example.com"[..], b"a b", b"", b"\xff"] {
             assert_eq!(host_key(bad).unwrap_err().kind(), "bad_key", "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn an_address_on_every_interface_is_where_the_datagram_came_from() {
-        let udp = DatagramSource::Udp("10.1.2.3:40000".parse().unwrap());
-        let addr = |a: &[u8], from| node_addr(a, from).map(|a| a.to_string());
-        assert_eq!(addr(b"127.0.0.1:3031", udp).unwrap(), "127.0.0.1:3031");
-        assert_eq!(addr(b":3031", udp).unwrap(), "10.1.2.3:3031");
-        assert_eq!(addr(b"0.0.0.0:3031", udp).unwrap(), "10.1.2.3:3031");
-        assert_eq!(
-            addr(b":3031", DatagramSource::Unix).unwrap(),
-            "127.0.0.1:3031"
-        );
-        assert_eq!(addr(b"/run/app.sock", udp).unwrap(), "unix:/run/app.sock");
-        for bad in [&b"@abstract"[..], b":x", b"127.0.0.1:0", b"nowhere"] {
-            assert_eq!(
-                node_addr(bad, udp).unwrap_err().kind(),
-                "bad_address",
-                "{bad:?}"
-            );
         }
     }
 }

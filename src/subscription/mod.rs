@@ -1,8 +1,10 @@
 //! uWSGI subscriptions: nodes started with `--subscribe-to` announce themselves in datagrams, as
-//! to uWSGI's FastRouter. `listener` receives them, `packet` parses them, `signature` checks
-//! signed ones, `membership` applies them to the cluster, `notify` acknowledges new nodes and
-//! `outcome` counts and logs what each datagram did.
+//! to uWSGI's FastRouter. `listener` receives them, `packet` parses them, `address` checks the
+//! address and notify path they name, `signature` checks signed ones, `membership` applies them
+//! to the cluster, `notify` acknowledges new nodes and `outcome` counts and logs what each
+//! datagram did.
 
+mod address;
 mod listener;
 mod membership;
 mod notify;

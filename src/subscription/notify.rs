@@ -1,12 +1,11 @@
 //! The acknowledgement uWSGI's subscription server sends when it adds a node: one text datagram
 //! to the UNIX socket the node named in `notify` (its `--notify-socket`, which logs it as
-//! `[notify-socket] [subscription ack] KEY => new node: ADDRESS`).
+//! `[notify-socket] [subscription ack] KEY => new node: ADDRESS`). routerd sends it only to a
+//! socket under `subscription.notify_dir` (see [`super::address::notify_target`]): the packet
+//! names the path, and anyone can send a packet.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-
-/// Longest socket path uWSGI accepts in `notify` (it copies at most 102 bytes).
-const MAX_PATH: usize = 102;
 
 /// The acknowledgement text, as uWSGI words it.
 pub fn ack_message(key: &[u8], address: &[u8]) -> Vec<u8> {
@@ -17,22 +16,15 @@ pub fn ack_message(key: &[u8], address: &[u8]) -> Vec<u8> {
     msg
 }
 
-/// Sends the acknowledgement to `socket` without blocking. Best effort, as in uWSGI: a node that
-/// does not listen simply misses it.
-pub(super) fn acknowledge(socket: &[u8], key: &[u8], address: &[u8]) {
-    let Some(path) = std::str::from_utf8(socket)
-        .ok()
-        .filter(|p| p.starts_with('/') && p.len() <= MAX_PATH)
-    else {
-        tracing::debug!(socket = %String::from_utf8_lossy(socket), "notify is not an absolute UNIX socket path; no acknowledgement sent");
-        return;
-    };
+/// Sends the acknowledgement to `socket`, a path already confined to the notify directory,
+/// without blocking. Best effort, as in uWSGI: a node that does not listen simply misses it.
+pub(super) fn acknowledge(socket: &Path, key: &[u8], address: &[u8]) {
     let sent = UnixDatagram::unbound().and_then(|s| {
         s.set_nonblocking(true)?;
-        s.send_to(&ack_message(key, address), Path::new(path))
+        s.send_to(&ack_message(key, address), socket)
     });
     if let Err(e) = sent {
-        tracing::debug!(socket = path, error = %e, "subscription acknowledgement not delivered");
+        tracing::debug!(socket = %socket.display(), error = %e, "subscription acknowledgement not delivered");
     }
 }
 
@@ -45,19 +37,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
         let node = UnixDatagram::bind(&path).unwrap();
-        acknowledge(
-            path.to_str().unwrap().as_bytes(),
-            b"example.com",
-            b"127.0.0.1:3031",
-        );
+        acknowledge(&path, b"example.com", b"127.0.0.1:3031");
         let mut buf = [0u8; 256];
         let n = node.recv(&mut buf).unwrap();
         assert_eq!(
             &buf[..n],
             b"[subscription ack] example.com => new node: 127.0.0.1:3031"
         );
-        // Nobody listening, or not a path: nothing happens, nothing blocks.
-        acknowledge(b"/nonexistent/notify.sock", b"k", b"a");
-        acknowledge(b"127.0.0.1:9", b"k", b"a");
+        // Nobody listening: nothing happens, nothing blocks.
+        acknowledge(Path::new("/nonexistent/notify.sock"), b"k", b"a");
     }
 }

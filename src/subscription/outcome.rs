@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::address::NotifyRefused;
 use super::listener::DatagramSource;
 use super::packet::{BadPacket, Subscription};
 use super::signature::SignatureError;
@@ -52,9 +53,14 @@ pub enum Refused {
     /// The key cannot be a host name.
     #[error("key {0:?} is not a host name (or name:port)")]
     BadKey(String),
-    /// The announced address is not a node address.
+    /// The announced address is not a node address (ip:port, [v6]:port, host:port by DNS
+    /// label rules, an absolute UNIX path without control characters; bounded length).
     #[error("address {0:?} is not a node address")]
     BadAddress(String),
+    /// The `notify` var is not a socket path a node would name (control characters, invalid
+    /// UTF-8, over 102 bytes).
+    #[error("notify {0:?} is not a socket path")]
+    BadNotify(String),
     /// No route for the key, and `create_pools` is off.
     #[error("no route for key {0:?}, and subscription.create_pools is off")]
     NoRoute(String),
@@ -82,6 +88,7 @@ impl Refused {
             Self::AddressNotAllowed(_) => "address_not_allowed",
             Self::BadKey(_) => "bad_key",
             Self::BadAddress(_) => "bad_address",
+            Self::BadNotify(_) => "bad_notify",
             Self::NoRoute(_) => "no_route",
             Self::PoolNameTaken(_) => "pool_name_taken",
             Self::TooManyPools(_) => "max_pools",
@@ -118,15 +125,42 @@ impl LogLimiter {
             let text = |b: &[u8]| Some(String::from_utf8_lossy(b).into_owned());
             (text(s.key), text(s.address))
         });
+        let Some(skipped) = self.due(kind) else {
+            tracing::debug!(%from, key = key.as_deref(), address = address.as_deref(), reason = kind, error = %refused, "subscription refused");
+            return;
+        };
+        tracing::warn!(%from, key = key.as_deref(), address = address.as_deref(), reason = kind, error = %refused, similar_since_last = skipped, "subscription refused");
+    }
+
+    /// A node joined, but its `notify` path may not be written to: logged (within the same
+    /// limits) when `notify_dir` is set, since the path is then a misconfiguration or an attempt
+    /// at another socket; without `notify_dir` nothing is ever acknowledged, so only at `debug`.
+    pub(super) fn not_acknowledged(
+        &mut self,
+        why: &NotifyRefused,
+        from: DatagramSource,
+        key: &[u8],
+    ) {
+        let key = String::from_utf8_lossy(key);
+        const KIND: &str = "notify_outside_dir";
+        if matches!(why, NotifyRefused::Outside { .. }) {
+            if let Some(skipped) = self.due(KIND) {
+                tracing::warn!(%from, key = &*key, reason = KIND, error = %why, similar_since_last = skipped, "subscription acknowledgement not sent");
+                return;
+            }
+        }
+        tracing::debug!(%from, key = &*key, error = %why, "subscription acknowledgement not sent");
+    }
+
+    /// `Some(number left out since)` when a line of `kind` may be logged at `warn` now.
+    fn due(&mut self, kind: &'static str) -> Option<u64> {
         let now = Instant::now();
         let (last, skipped) = self.kinds.entry(kind).or_default();
         if last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
             *skipped += 1;
-            tracing::debug!(%from, key = key.as_deref(), address = address.as_deref(), reason = kind, error = %refused, "subscription refused");
-            return;
+            return None;
         }
         *last = Some(now);
-        let skipped = std::mem::take(skipped);
-        tracing::warn!(%from, key = key.as_deref(), address = address.as_deref(), reason = kind, error = %refused, similar_since_last = skipped, "subscription refused");
+        Some(std::mem::take(skipped))
     }
 }
