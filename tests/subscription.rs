@@ -103,8 +103,13 @@ struct Node {
 
 impl Node {
     async fn new(router: &Daemon) -> Self {
+        Self::from_host(router, "127.0.0.1").await
+    }
+
+    /// A sender on another loopback address: on this machine, another host.
+    async fn from_host(router: &Daemon, ip: &str) -> Self {
         Self {
-            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            socket: UdpSocket::bind((ip, 0)).await.unwrap(),
             router: router.subscription_addrs()[0].clone(),
         }
     }
@@ -772,6 +777,144 @@ async fn senders_and_addresses_outside_the_allowed_networks_are_refused() {
         .await;
     wait_counted(&closed, "sender_not_allowed", before).await;
     assert!(closed.cluster().pool("alpha.test").is_none());
+}
+
+// Signed subscriptions against an attacker who captures genuine datagrams and sends them again,
+// altered where the signature does not reach, or from another host.
+
+const UWSGI_SIGNED_SUBSCRIBE: &[u8] = include_bytes!("fixtures/uwsgi-subscribe-signed.bin");
+const UWSGI_SIGNED_UNSUBSCRIBE: &[u8] = include_bytes!("fixtures/uwsgi-unsubscribe-signed.bin");
+
+/// A key directory trusting the test key for each of `keys`, and for `sync.test` ([`sync`]).
+fn key_dir(keys: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for key in keys.iter().chain(&["sync.test"]) {
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/subscription-test-key.pub.pem"
+            ),
+            dir.path().join(format!("{key}.pem")),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// What the uWSGI node of a captured fixture sends now for `address`: the fixture's vars, in
+/// uWSGI's order and with its command, the address and time replaced, signed again with the
+/// node's key (the fixture's own time is long out of any replay window).
+fn as_uwsgi_sends(fixture: &[u8], address: &str, unix: u64) -> Vec<u8> {
+    let (header, vars, _) = uwsgi_router::protocol::parse_packet(fixture, 65535).unwrap();
+    let vars: Vec<(&'static str, Vec<u8>)> = vars
+        .iter()
+        .filter_map(|(name, value)| {
+            let name: &'static str = match name {
+                b"key" => "key",
+                b"address" => "address",
+                b"modifier1" => "modifier1",
+                b"modifier2" => "modifier2",
+                b"cores" => "cores",
+                b"load" => "load",
+                b"weight" => "weight",
+                b"unix" => "unix",
+                // `sign` is made again; `notify` names a socket of the capturing host.
+                _ => return None,
+            };
+            Some((name, value.to_vec()))
+        })
+        .collect();
+    signed(
+        header.modifier2,
+        with(vars, "address", address),
+        &test_key(),
+        unix,
+    )
+}
+
+/// The datagram with its command (modifier2, outside the signature) set to `action`.
+fn with_command(datagram: &[u8], action: u8) -> Vec<u8> {
+    let mut altered = datagram.to_vec();
+    altered[3] = action;
+    altered
+}
+
+async fn wait_gone(router: &Daemon, id: &str) {
+    let d = Deadline::new(format!("{id} to leave"));
+    while router.cluster().find(id).is_some() {
+        d.tick().await;
+    }
+}
+
+#[tokio::test]
+async fn flipping_the_command_of_a_captured_signed_packet_neither_removes_nor_restores_a_node() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let keys = key_dir(&["signed.example.com"]);
+    let router = start(&format!("key_dir = \"{}\"\n", keys.path().display())).await;
+    let node = Node::new(&router).await;
+    let attacker = Node::from_host(&router, "127.0.0.9").await;
+    let id = format!("{}@signed.example.com", a.addr);
+    let now = unix_now();
+    let subscribe = as_uwsgi_sends(UWSGI_SIGNED_SUBSCRIBE, &a.addr.to_string(), now);
+    node.send(&subscribe).await;
+    wait_served_by(&router, "signed.example.com", "a").await;
+
+    // The same datagram again in the same second is a duplicate, and renews.
+    let renewed = counted(&router, "renewed").await;
+    attacker.send(&subscribe).await;
+    wait_counted(&router, "renewed", renewed).await;
+
+    // The captured subscribe turned into an unsubscribe (modifier2 1, or any other non-zero
+    // value, as uWSGI reads it): refused, the node keeps its traffic.
+    for command in [UNSUBSCRIBE, 7] {
+        let replayed = counted(&router, "replayed").await;
+        attacker.send(&with_command(&subscribe, command)).await;
+        wait_counted(&router, "replayed", replayed).await;
+    }
+    sync(&router, &attacker, true).await;
+    assert_eq!(
+        pool_nodes(&router, "signed.example.com"),
+        [a.addr.to_string()]
+    );
+    let addr = &router.local_addrs()[0];
+    for _ in 0..10 {
+        let r = send(addr, &get("signed.example.com", "/"), b"").await;
+        assert_eq!(
+            (r.status, node_of(&r)),
+            (200, "a".to_owned()),
+            "{}",
+            r.text()
+        );
+    }
+
+    // The node stops: uWSGI dates its unsubscribe a second ahead, and it takes the node out.
+    let unsubscribe = as_uwsgi_sends(UWSGI_SIGNED_UNSUBSCRIBE, &a.addr.to_string(), now + 1);
+    node.send(&unsubscribe).await;
+    wait_gone(&router, &id).await;
+
+    // The captured unsubscribe turned into a subscribe does not put the stopped node back,
+    // nor does the older subscribe.
+    for replay in [with_command(&unsubscribe, SUBSCRIBE), subscribe.clone()] {
+        let replayed = counted(&router, "replayed").await;
+        attacker.send(&replay).await;
+        wait_counted(&router, "replayed", replayed).await;
+        sync(&router, &attacker, true).await;
+        assert!(
+            router.cluster().find(&id).is_none(),
+            "the stopped node is back"
+        );
+    }
+    let r = send(addr, &get("signed.example.com", "/"), b"").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+
+    // The node itself comes back with a newer time.
+    node.send(&as_uwsgi_sends(
+        UWSGI_SIGNED_SUBSCRIBE,
+        &a.addr.to_string(),
+        now + 2,
+    ))
+    .await;
+    wait_served_by(&router, "signed.example.com", "a").await;
 }
 
 // Addresses and notify paths as an attacker writes them.

@@ -37,7 +37,8 @@ pub struct SubscriptionConfig {
     /// Digest of the signatures (uWSGI's `--subscriptions-sign-check` algorithm).
     pub digest: SignDigest,
     /// How far a signed packet's `unix` time may be from the router's clock. Within it, a node's
-    /// packets must not go back in time, so a captured packet cannot be replayed.
+    /// packets must go forward in time (or repeat the last one byte for byte), so a captured
+    /// packet cannot be replayed, nor its command changed.
     #[serde(with = "humantime_serde")]
     pub replay_window: Duration,
     /// Directory the acknowledgements of new nodes (`notify`) may be sent to: only to a socket

@@ -68,6 +68,9 @@ impl Membership {
         }
     }
 
+    /// Checks a datagram in this order: the packet, the sender, the signature, what the packet
+    /// names (key, address, notify path), the address as resolved, and last the replay state,
+    /// so that only a packet about to be applied is remembered as the node's last one.
     fn apply(&mut self, datagram: &[u8], from: DatagramSource) -> Result<Outcome, Refused> {
         let config = self.config.load_full();
         let sub = &config.subscription;
@@ -76,9 +79,10 @@ impl Membership {
         if !ip_allowed(from.ip(), &networks) {
             return Err(Refused::SenderNotAllowed(from.ip()));
         }
-        if let Some(dir) = &sub.key_dir {
-            self.check_signature(&s, dir, sub)?;
-        }
+        let signed_at = match &sub.key_dir {
+            Some(dir) => Some(check_signature(&s, dir, sub)?),
+            None => None,
+        };
         let host = host_key(s.key)?;
         let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let announced = address::parse_address(s.address)
@@ -91,27 +95,15 @@ impl Membership {
         if !address_allowed(&addr, &networks) {
             return Err(Refused::AddressNotAllowed(addr.to_string()));
         }
+        if let Some(unix) = signed_at {
+            let window = sub.replay_window.as_secs().max(1);
+            self.replay
+                .check(&host, &addr, datagram, unix, unix_now(), window)?;
+        }
         match s.action {
             Action::Subscribe => self.subscribe(&s, &host, addr, notify, from, &config),
             Action::Unsubscribe => self.unsubscribe(&s, &host, &addr, from),
         }
-    }
-
-    /// The signature first (so unsigned packets cannot touch the replay state), then the time.
-    fn check_signature(
-        &mut self,
-        s: &Subscription<'_>,
-        dir: &Path,
-        sub: &SubscriptionConfig,
-    ) -> Result<(), SignatureError> {
-        let signed = s.signed.ok_or(SignatureError::Unsigned("sign"))?;
-        let unix = s.unix.ok_or(SignatureError::Unsigned("unix"))?;
-        let path = signature::key_file(dir, s.key);
-        let key = signature::read_public_key(&path)?;
-        signature::verify(key, sub.digest, signed.message, signed.signature, &path)?;
-        let window = sub.replay_window.as_secs().max(1);
-        self.replay
-            .check(s.key, s.address, unix, unix_now(), window)
     }
 
     fn subscribe(
@@ -247,6 +239,21 @@ impl Membership {
         let window = config.subscription.replay_window.as_secs();
         self.replay.forget_before(unix_now().saturating_sub(window));
     }
+}
+
+/// Verifies the signature and returns the packet's `unix` time (checked against the replay
+/// state once the node's address is known).
+fn check_signature(
+    s: &Subscription<'_>,
+    dir: &Path,
+    sub: &SubscriptionConfig,
+) -> Result<u64, SignatureError> {
+    let signed = s.signed.ok_or(SignatureError::Unsigned("sign"))?;
+    let unix = s.unix.ok_or(SignatureError::Unsigned("unix"))?;
+    let path = signature::key_file(dir, s.key);
+    let key = signature::read_public_key(&path)?;
+    signature::verify(key, sub.digest, signed.message, signed.signature, &path)?;
+    Ok(unix)
 }
 
 fn report_load(node: &Node, s: &Subscription<'_>, now: u64) {

@@ -2,8 +2,17 @@
 //! the header up to the `sign` var with its RSA private key (PKCS#1 v1.5 over the configured
 //! digest); the router checks it against `DIR/<key>.pem` and checks the packet's `unix` time, so
 //! a captured packet cannot be replayed.
+//!
+//! The signature does not cover the 4-byte header, where the command is (modifier2: subscribe or
+//! unsubscribe), nor the sender's address. So the replay check is per node as resolved (key and
+//! the address the node is reached at), and it binds the whole datagram to its time: a packet
+//! with the time of the last one accepted from the node must be that packet byte for byte, and
+//! anything else, a flipped command included, needs a strictly newer time. uWSGI dates an
+//! unsubscribe one second ahead (`unix` = now + command), so a node's own unsubscribe passes.
 
 use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs1::DecodeRsaPublicKey;
@@ -12,6 +21,7 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 
+use crate::cluster::NodeAddr;
 use crate::config::SignDigest;
 
 /// Why a packet's signature was not accepted.
@@ -49,6 +59,13 @@ pub enum SignatureError {
         /// The newest time accepted from the node.
         last: u64,
     },
+    /// `unix` is the time of the last packet accepted from the node, but the datagram differs
+    /// from it (its command, outside the signature, included).
+    #[error("packet time {unix} is that of another packet already accepted from this node; a changed packet (or command) needs a newer time (replayed and altered?)")]
+    Altered {
+        /// The packet's time.
+        unix: u64,
+    },
 }
 
 impl SignatureError {
@@ -59,7 +76,7 @@ impl SignatureError {
             Self::NoKey { .. } => "no_public_key",
             Self::Mismatch(_) => "bad_signature",
             Self::Stale { .. } => "stale",
-            Self::Replayed { .. } => "replayed",
+            Self::Replayed { .. } | Self::Altered { .. } => "replayed",
         }
     }
 }
@@ -110,27 +127,38 @@ pub fn verify(
     checked.map_err(|_| mismatch())
 }
 
-/// A node as the replay check knows it: the key and the address it announced.
-type NodeKey = (Box<[u8]>, Box<[u8]>);
+/// A node as the replay check knows it: its key as a route host, and the address it is reached
+/// at once resolved (a relative address is two nodes when two hosts send it).
+type NodeKey = (Box<str>, Box<str>);
 
-/// The newest `unix` time accepted from each node (key and address), for the replay check.
-/// Entries older than the window are forgotten: the window check refuses those packets anyway.
+/// The last packet accepted from a node.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    unix: u64,
+    /// SHA-256 of the whole datagram, header included.
+    digest: [u8; 32],
+}
+
+/// The last packet accepted from each node, for the replay check. Entries older than the window
+/// are forgotten: the window check refuses those packets anyway.
 #[derive(Debug, Default)]
 pub(super) struct ReplayGuard {
-    last: HashMap<NodeKey, u64>,
+    last: HashMap<NodeKey, Seen>,
 }
 
 /// Most nodes remembered; past it, the oldest half is dropped (only signed packets get here).
 const REPLAY_MEMORY: usize = 100_000;
 
 impl ReplayGuard {
-    /// Accepts `unix` from node (`key`, `address`) if it is within `window` seconds of `now` and
-    /// not older than what the node sent before. The same second twice is allowed: a node may
-    /// announce itself twice in one second, and that replay can only renew a fresh lease.
+    /// Accepts `datagram`, signed at `unix`, from the node (`host`, `node`) if `unix` is within
+    /// `window` seconds of `now` and either newer than the last packet accepted from the node,
+    /// or that same packet again (a node may announce itself twice in one second, and a
+    /// duplicate can only renew a fresh lease or repeat an unsubscribe).
     pub(super) fn check(
         &mut self,
-        key: &[u8],
-        address: &[u8],
+        host: &str,
+        node: &NodeAddr,
+        datagram: &[u8],
         unix: u64,
         now: u64,
         window: u64,
@@ -138,27 +166,38 @@ impl ReplayGuard {
         if unix.abs_diff(now) > window {
             return Err(SignatureError::Stale { unix, now, window });
         }
-        let id = (Box::from(key), Box::from(address));
-        if let Some(&last) = self.last.get(&id) {
-            if unix < last {
-                return Err(SignatureError::Replayed { unix, last });
+        let digest: [u8; 32] = Sha256::digest(datagram).into();
+        let id: NodeKey = (host.into(), node.to_string().into());
+        if let Some(last) = self.last.get(&id) {
+            if unix < last.unix {
+                return Err(SignatureError::Replayed {
+                    unix,
+                    last: last.unix,
+                });
+            }
+            if unix == last.unix {
+                return if digest == last.digest {
+                    Ok(())
+                } else {
+                    Err(SignatureError::Altered { unix })
+                };
             }
         }
         if self.last.len() >= REPLAY_MEMORY {
             self.forget_before(now.saturating_sub(window));
             if self.last.len() >= REPLAY_MEMORY {
-                let mut times: Vec<u64> = self.last.values().copied().collect();
+                let mut times: Vec<u64> = self.last.values().map(|s| s.unix).collect();
                 times.sort_unstable();
                 self.forget_before(times[times.len() / 2]);
             }
         }
-        self.last.insert(id, unix);
+        self.last.insert(id, Seen { unix, digest });
         Ok(())
     }
 
     /// Forgets nodes whose newest packet is older than `oldest`.
     pub(super) fn forget_before(&mut self, oldest: u64) {
-        self.last.retain(|_, &mut t| t >= oldest);
+        self.last.retain(|_, s| s.unix >= oldest);
     }
 }
 
@@ -260,23 +299,41 @@ mod tests {
     fn replays_and_stale_packets_are_refused() {
         let mut g = ReplayGuard::default();
         let now = 1_000_000;
-        g.check(b"k", b"a", now, now, 60).unwrap();
-        g.check(b"k", b"a", now, now, 60).unwrap();
-        g.check(b"k", b"a", now + 1, now, 60).unwrap();
-        assert_eq!(
-            g.check(b"k", b"a", now, now, 60).unwrap_err().kind(),
-            "replayed"
-        );
-        g.check(b"k", b"other", now, now, 60).unwrap();
-        assert_eq!(
-            g.check(b"k", b"b", now - 61, now, 60).unwrap_err().kind(),
-            "stale"
-        );
-        assert_eq!(
-            g.check(b"k", b"b", now + 61, now, 60).unwrap_err().kind(),
-            "stale"
-        );
+        let a: NodeAddr = "127.0.0.1:3031".parse().unwrap();
+        let other: NodeAddr = "127.0.0.2:3031".parse().unwrap();
+        let b: NodeAddr = "127.0.0.3:3031".parse().unwrap();
+        let kind = |r: Result<(), SignatureError>| r.unwrap_err().kind();
+        g.check("k", &a, b"p1", now, now, 60).unwrap();
+        g.check("k", &a, b"p1", now, now, 60).unwrap();
+        g.check("k", &a, b"p2", now + 1, now, 60).unwrap();
+        assert_eq!(kind(g.check("k", &a, b"p1", now, now, 60)), "replayed");
+        g.check("k", &other, b"p1", now, now, 60).unwrap();
+        g.check("other", &a, b"p1", now, now, 60).unwrap();
+        assert_eq!(kind(g.check("k", &b, b"p", now - 61, now, 60)), "stale");
+        assert_eq!(kind(g.check("k", &b, b"p", now + 61, now, 60)), "stale");
         g.forget_before(now + 1);
-        g.check(b"k", b"other", now - 1, now, 60).unwrap();
+        g.check("k", &other, b"p0", now - 1, now, 60).unwrap();
+    }
+
+    #[test]
+    fn a_packet_changed_outside_the_signature_needs_a_newer_time() {
+        let mut g = ReplayGuard::default();
+        let now = 1_000_000;
+        let node: NodeAddr = "127.0.0.1:3031".parse().unwrap();
+        let subscribe = [224, 10, 0, 0, 1, 2, 3];
+        let mut unsubscribe = subscribe;
+        unsubscribe[3] = 1;
+        g.check("k", &node, &subscribe, now, now, 60).unwrap();
+        let err = g.check("k", &node, &unsubscribe, now, now, 60).unwrap_err();
+        assert_eq!(err.kind(), "replayed");
+        assert!(matches!(err, SignatureError::Altered { unix } if unix == now));
+        // The refusal changed nothing: the genuine packet is still the one remembered.
+        g.check("k", &node, &subscribe, now, now, 60).unwrap();
+        // uWSGI's own unsubscribe is dated a second ahead; the subscribe turned back from it is
+        // refused, as is the older subscribe.
+        g.check("k", &node, &unsubscribe, now + 1, now, 60).unwrap();
+        assert!(g.check("k", &node, &subscribe, now + 1, now, 60).is_err());
+        assert!(g.check("k", &node, &subscribe, now, now, 60).is_err());
+        g.check("k", &node, &subscribe, now + 2, now, 60).unwrap();
     }
 }
