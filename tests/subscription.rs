@@ -917,6 +917,124 @@ async fn flipping_the_command_of_a_captured_signed_packet_neither_removes_nor_re
     wait_served_by(&router, "signed.example.com", "a").await;
 }
 
+#[tokio::test]
+async fn a_captured_signed_relative_address_replayed_from_another_host_adds_nothing() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    // The attacker's host listens on the same port as the node, on its own address.
+    let thief_addr = std::net::SocketAddr::from(([127, 0, 0, 2], a.addr.port()));
+    let thief = FakeNode::start_at("thief", thief_addr, Behaviour::Echo).await;
+    let keys = key_dir(&["signed.example.com"]);
+    let router = start(&format!("key_dir = \"{}\"\n", keys.path().display())).await;
+    let node = Node::new(&router).await;
+    let elsewhere = Node::from_host(&router, "127.0.0.2").await;
+    let now = unix_now();
+    let port = a.addr.port();
+    // What uWSGI announces when it listens on every interface (`--socket :PORT`, `0.0.0.0:PORT`,
+    // `[::]:PORT`).
+    let relative = [
+        format!(":{port}"),
+        format!("0.0.0.0:{port}"),
+        format!("[::]:{port}"),
+    ];
+    let before = counted(&router, "relative_address").await;
+    for address in &relative {
+        let captured = as_uwsgi_sends(UWSGI_SIGNED_SUBSCRIBE, address, now);
+        node.send(&captured).await;
+        elsewhere.send(&captured).await;
+    }
+    // The node's own address is what a signature can vouch for.
+    node.send(&as_uwsgi_sends(
+        UWSGI_SIGNED_SUBSCRIBE,
+        &a.addr.to_string(),
+        now + 1,
+    ))
+    .await;
+    wait_served_by(&router, "signed.example.com", "a").await;
+    assert_eq!(
+        pool_nodes(&router, "signed.example.com"),
+        [a.addr.to_string()],
+        "a replayed relative address added the sender's host"
+    );
+    assert!(counted(&router, "relative_address").await >= before + 6.0);
+    let addr = &router.local_addrs()[0];
+    for _ in 0..20 {
+        let r = send(addr, &get("signed.example.com", "/"), b"").await;
+        assert_eq!(node_of(&r), "a");
+    }
+    assert_eq!(thief.served(), 0, "the thief's host never gets a request");
+}
+
+#[tokio::test]
+async fn relative_addresses_resolve_only_from_the_hosts_allowed_for_their_key() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let port = a.addr.port();
+    let thief = FakeNode::start_at(
+        "thief",
+        std::net::SocketAddr::from(([127, 0, 0, 2], port)),
+        Behaviour::Echo,
+    )
+    .await;
+    let b = FakeNode::start_at(
+        "b",
+        std::net::SocketAddr::from(([127, 0, 0, 3], port)),
+        Behaviour::Echo,
+    )
+    .await;
+    let keys = key_dir(&["signed.example.com"]);
+    let router = start(&format!(
+        "key_dir = \"{}\"\n[subscription.relative_address_networks]\n\"signed.example.com\" = [\"127.0.0.1/32\", \"127.0.0.3/32\"]\n",
+        keys.path().display()
+    ))
+    .await;
+    let host_a = Node::new(&router).await;
+    let host_b = Node::from_host(&router, "127.0.0.3").await;
+    let thief_host = Node::from_host(&router, "127.0.0.2").await;
+    let now = unix_now();
+    let relative = format!(":{port}");
+    // Host a announces first, with the newer time; host b's announcement, made a second
+    // earlier, is not a replay of a's: each node has its own replay state.
+    let from_a = as_uwsgi_sends(UWSGI_SIGNED_SUBSCRIBE, &relative, now + 1);
+    host_a.send(&from_a).await;
+    host_b
+        .send(&as_uwsgi_sends(UWSGI_SIGNED_SUBSCRIBE, &relative, now))
+        .await;
+    let d = Deadline::new("both allowed hosts in the pool");
+    while pool_nodes(&router, "signed.example.com").len() < 2 {
+        d.tick().await;
+    }
+    let before = counted(&router, "relative_address").await;
+    thief_host.send(&from_a).await;
+    wait_counted(&router, "relative_address", before).await;
+    sync(&router, &thief_host, true).await;
+    let mut nodes = pool_nodes(&router, "signed.example.com");
+    nodes.sort();
+    assert_eq!(nodes, [a.addr.to_string(), b.addr.to_string()]);
+    let addr = &router.local_addrs()[0];
+    for _ in 0..20 {
+        let r = send(addr, &get("signed.example.com", "/"), b"").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(thief.served(), 0);
+
+    // Host b's unsubscribe replayed from host a's address removes nothing of a's: it resolves to
+    // a's node, whose last packet is newer.
+    let unsubscribe_b = as_uwsgi_sends(UWSGI_SIGNED_UNSUBSCRIBE, &relative, now + 1);
+    let replayed = counted(&router, "replayed").await;
+    host_a.send(&unsubscribe_b).await;
+    wait_counted(&router, "replayed", replayed).await;
+    sync(&router, &host_a, true).await;
+    assert!(router
+        .cluster()
+        .find(&format!("{}@signed.example.com", a.addr))
+        .is_some());
+    host_b.send(&unsubscribe_b).await;
+    wait_gone(&router, &format!("{}@signed.example.com", b.addr)).await;
+    assert_eq!(
+        pool_nodes(&router, "signed.example.com"),
+        [a.addr.to_string()]
+    );
+}
+
 // Addresses and notify paths as an attacker writes them.
 
 #[tokio::test]

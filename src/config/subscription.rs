@@ -1,12 +1,13 @@
 //! `[subscription]`: the datagram listener for uWSGI nodes started with `--subscribe-to`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::validate::Problems;
-use crate::subscription::DatagramAddr;
+use crate::subscription::{key_host, DatagramAddr};
 
 /// `[subscription]`. Off unless `listen` names at least one address.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -41,6 +42,11 @@ pub struct SubscriptionConfig {
     /// packet cannot be replayed, nor its command changed.
     #[serde(with = "humantime_serde")]
     pub replay_window: Duration,
+    /// Signed subscriptions only: per key (as a route host: `shop.example.com`), the networks
+    /// (CIDR) whose hosts may announce a relative address (`:3031`, `0.0.0.0:3031`, `[::]:3031`),
+    /// which names the sender's IP and so is not covered by the signature. Keys not listed may
+    /// not announce one.
+    pub relative_address_networks: BTreeMap<String, Vec<String>>,
     /// Directory the acknowledgements of new nodes (`notify`) may be sent to: only to a socket
     /// in it (symlinks resolved). Unset: no acknowledgement is sent.
     pub notify_dir: Option<PathBuf>,
@@ -58,6 +64,7 @@ impl Default for SubscriptionConfig {
             key_dir: None,
             digest: SignDigest::Sha1,
             replay_window: Duration::from_secs(60),
+            relative_address_networks: BTreeMap::new(),
             notify_dir: None,
         }
     }
@@ -96,6 +103,16 @@ impl SubscriptionConfig {
         self.allowed_networks
             .iter()
             .filter_map(|n| n.parse().ok())
+            .collect()
+    }
+
+    /// The networks whose hosts may announce a relative address for `host` (a key as
+    /// [`key_host`] writes it); empty when none may.
+    pub fn relative_networks(&self, host: &str) -> Vec<ipnet::IpNet> {
+        self.relative_address_networks
+            .iter()
+            .filter(|(key, _)| key_host(key.as_bytes()).as_deref() == Some(host))
+            .flat_map(|(_, nets)| nets.iter().filter_map(|n| n.parse().ok()))
             .collect()
     }
 
@@ -149,7 +166,34 @@ impl SubscriptionConfig {
                 p.add("subscription.replay_window", "must be longer than 0s");
             }
         }
+        self.check_relative_networks(p);
         self.check_notify_dir(p);
+    }
+
+    fn check_relative_networks(&self, p: &mut Problems) {
+        if !self.relative_address_networks.is_empty() && self.key_dir.is_none() {
+            p.add(
+                "subscription.relative_address_networks",
+                "applies to signed subscriptions only: set subscription.key_dir, or remove it",
+            );
+        }
+        for (key, nets) in &self.relative_address_networks {
+            let name = format!("subscription.relative_address_networks.{key:?}");
+            if key_host(key.as_bytes()).is_none() {
+                p.add(
+                    &name,
+                    format_args!("{key:?} is not a subscription key: use a host name such as \"shop.example.com\" (or name:port), no wildcard"),
+                );
+            }
+            for (i, net) in nets.iter().enumerate() {
+                if net.parse::<ipnet::IpNet>().is_err() {
+                    p.add(
+                        format_args!("{name}[{i}]"),
+                        format_args!("{net:?} is not a network: use CIDR such as \"10.0.0.11/32\""),
+                    );
+                }
+            }
+        }
     }
 
     fn check_notify_dir(&self, p: &mut Problems) {
@@ -243,22 +287,42 @@ key_dir = "/nonexistent/keys"
     }
 
     #[test]
-    fn notify_dir_is_checked_by_key() {
+    fn notify_dir_and_relative_address_networks_are_checked_by_key() {
         let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().display();
         let ok = Config::parse(&format!(
-            "[subscription]\nnotify_dir = \"{}\"\n",
-            dir.path().display()
+            "[subscription]\nkey_dir = \"{keys}\"\nnotify_dir = \"{keys}\"\n[subscription.relative_address_networks]\n\"Shop.Example.com\" = [\"10.0.0.11/32\", \"10.0.1.0/24\"]\n"
         ))
         .unwrap();
-        assert_eq!(ok.subscription.notify_dir.as_deref(), Some(dir.path()));
+        let s = &ok.subscription;
+        assert_eq!(s.notify_dir.as_deref(), Some(dir.path()));
+        assert_eq!(
+            s.relative_networks("shop.example.com").len(),
+            2,
+            "keys match as hosts do"
+        );
+        assert!(s.relative_networks("other.example.com").is_empty());
+
         for (toml, expected) in [
             (
-                "notify_dir = \"relative/dir\"\n",
+                "notify_dir = \"relative/dir\"\n".to_owned(),
                 "subscription.notify_dir: relative/dir is not an absolute path",
             ),
             (
-                "notify_dir = \"/nonexistent/notify\"\n",
+                "notify_dir = \"/nonexistent/notify\"\n".to_owned(),
                 "subscription.notify_dir: /nonexistent/notify is not a directory",
+            ),
+            (
+                format!("key_dir = \"{keys}\"\n[subscription.relative_address_networks]\n\"shop.test\" = [\"10.0.0.0/33\"]\n"),
+                "subscription.relative_address_networks.\"shop.test\"[0]: \"10.0.0.0/33\" is not a network",
+            ),
+            (
+                format!("key_dir = \"{keys}\"\n[subscription.relative_address_networks]\n\"*.shop.test\" = []\n"),
+                "subscription.relative_address_networks.\"*.shop.test\": \"*.shop.test\" is not a subscription key",
+            ),
+            (
+                "[subscription.relative_address_networks]\n\"shop.test\" = [\"10.0.0.0/8\"]\n".to_owned(),
+                "subscription.relative_address_networks: applies to signed subscriptions only",
             ),
         ] {
             let err = Config::parse(&format!("[subscription]\n{toml}"))

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use super::address;
+use super::address::{self, Announced};
 use super::listener::DatagramSource;
 use super::notify;
 use super::outcome::{LogLimiter, Outcome, Refused};
@@ -91,6 +91,16 @@ impl Membership {
             Some(n) => Some(address::parse_notify(n).ok_or_else(|| Refused::BadNotify(lossy(n)))?),
             None => None,
         };
+        if signed_at.is_some() && matches!(announced, Announced::Relative(_)) {
+            let allowed = sub.relative_networks(&host);
+            if !allowed.iter().any(|n| n.contains(&from.ip())) {
+                return Err(Refused::RelativeAddress {
+                    address: lossy(s.address),
+                    sender: from.ip(),
+                    key: host,
+                });
+            }
+        }
         let addr = address::resolve(announced, from.ip());
         if !address_allowed(&addr, &networks) {
             return Err(Refused::AddressNotAllowed(addr.to_string()));
@@ -277,7 +287,7 @@ fn sender_allowed_in(pool: &Pool, from: DatagramSource) -> Result<(), Refused> {
 
 /// A subscription key as a route host: lowercase `name` or `name:port`, as a created pool and
 /// its route are named; `None` when it cannot be one (a wildcard, blanks, not UTF-8).
-fn key_host(key: &[u8]) -> Option<String> {
+pub fn key_host(key: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(key).ok()?;
     let text = text.strip_suffix('.').unwrap_or(text);
     match HostPattern::parse(text) {

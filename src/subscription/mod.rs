@@ -13,6 +13,7 @@ mod packet;
 mod signature;
 
 pub use listener::{BadDatagramAddr, DatagramAddr, DatagramSource};
+pub use membership::key_host;
 pub use notify::ack_message;
 pub use outcome::Refused;
 pub use packet::{Action, BadPacket, Signed, Subscription, MAX_DATAGRAM};

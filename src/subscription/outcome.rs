@@ -57,6 +57,18 @@ pub enum Refused {
     /// label rules, an absolute UNIX path without control characters; bounded length).
     #[error("address {0:?} is not a node address")]
     BadAddress(String),
+    /// A signed packet announces a relative address (`:port`, `0.0.0.0:port`), which names the
+    /// sender's IP, from a host `subscription.relative_address_networks` does not allow for the
+    /// key.
+    #[error("address {address:?} means the sender's IP {sender}, which the signature does not cover, and subscription.relative_address_networks does not allow {sender} for key {key:?}: announce the node's own address")]
+    RelativeAddress {
+        /// The address as announced.
+        address: String,
+        /// The sender's IP.
+        sender: IpAddr,
+        /// The key, as a route host.
+        key: String,
+    },
     /// The `notify` var is not a socket path a node would name (control characters, invalid
     /// UTF-8, over 102 bytes).
     #[error("notify {0:?} is not a socket path")]
@@ -88,6 +100,7 @@ impl Refused {
             Self::AddressNotAllowed(_) => "address_not_allowed",
             Self::BadKey(_) => "bad_key",
             Self::BadAddress(_) => "bad_address",
+            Self::RelativeAddress { .. } => "relative_address",
             Self::BadNotify(_) => "bad_notify",
             Self::NoRoute(_) => "no_route",
             Self::PoolNameTaken(_) => "pool_name_taken",
