@@ -306,3 +306,61 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+#[test]
+fn durations_past_their_bound_are_refused_by_key_not_panicked_on_later() {
+    let dir = tempfile::tempdir().unwrap();
+    // Past the ceiling any duration may have: refused while parsing, naming the key.
+    let path = config_file(&dir, "[timeouts]\nfirst_byte = \"500000000000y\"\n");
+    let r = check(&path);
+    assert_refused(&r, "a duration of 500000000000 years");
+    assert!(r.stderr.contains("first_byte"), "{}", r.stderr);
+    assert!(r.stderr.contains("7days"), "says the ceiling: {}", r.stderr);
+    // Under the ceiling but past each key's own bound: every one named at once, with its range.
+    let path = config_file(
+        &dir,
+        r#"
+[timeouts]
+idle = "2d"
+connect = "1h"
+header = "0s"
+[control]
+announce_timeout = "6d"
+[pools.default]
+slow_start = "3h"
+[pools.default.ejection]
+max_time = "5d"
+"#,
+    );
+    let r = check(&path);
+    assert_refused(&r, "durations past their bounds");
+    for (key, range) in [
+        ("timeouts.idle", "1ms to 1day"),
+        ("timeouts.connect", "1ms to 5m"),
+        ("timeouts.header", "1ms to 1h"),
+        ("control.announce_timeout", "1ms to 5m"),
+        ("pools.default.slow_start", "0s to 1h"),
+        ("pools.default.ejection.max_time", "1ms to 1day"),
+    ] {
+        assert!(
+            r.stderr.contains(key) && r.stderr.contains(range),
+            "names {key} and its range {range}:\n{}",
+            r.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_longest_accepted_timeouts_serve_requests() {
+    // Deadlines are computed from these on every request: at their bounds nothing overflows.
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let router = start_router(&format!(
+        "[timeouts]\nheader = \"1h\"\nconnect = \"5m\"\nfirst_byte = \"1day\"\nidle = \"1day\"\n\
+         [pools.default.ejection]\nbase_time = \"1h\"\nmax_time = \"1day\"\n{}",
+        pool_toml("round-robin", &[&node])
+    ))
+    .await;
+    let r = send(&router.local_addrs()[0], &get("h", "/"), b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(node_of(&r), "a");
+}

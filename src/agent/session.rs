@@ -183,7 +183,7 @@ impl RouterLink {
         let end = loop {
             tokio::select! {
                 () = self.stop.cancelled() => {
-                    let deadline = Instant::now() + self.drain_timeout;
+                    let deadline = crate::clock::deadline(self.drain_timeout);
                     return self.drain(s, deadline).await;
                 }
                 changed = self.node.changed() => {
@@ -235,7 +235,7 @@ impl RouterLink {
                 Err(end) => Opened::Failed(end),
             },
             () = stop.cancelled() => {
-                let deadline = Instant::now() + limit;
+                let deadline = crate::clock::deadline(limit);
                 match tokio::time::timeout_at(deadline, open).await {
                     Ok(Ok((s, _))) => Opened::Stopping(s, deadline),
                     _ => Opened::Failed(End::Stopped),

@@ -69,6 +69,12 @@ impl Health {
         }
     }
 
+    /// The probe request's outcome says nothing about the node (the request was at fault):
+    /// let the next request probe instead of waiting for the probe to time out.
+    pub fn release_probe(&self) {
+        self.probe_at.store(0, Relaxed);
+    }
+
     /// Counts a failure and says whether the node should be ejected.
     pub fn record_failure(&self, cfg: &EjectionConfig) -> FailureVerdict {
         let probe_failed = self.probe_at.swap(0, Relaxed) != 0;
@@ -87,7 +93,7 @@ impl Health {
         self.streak.fetch_add(1, Relaxed);
         self.probe_at.store(0, Relaxed);
         self.ejected_until
-            .store(now_ms + time.as_millis() as u64, Relaxed);
+            .store(now_ms.saturating_add(crate::clock::ms(time)), Relaxed);
     }
 
     /// Ends an ejection at once (operator `resume`, or a re-join).

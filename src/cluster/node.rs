@@ -173,7 +173,7 @@ impl Node {
     /// Extends the node's lease to `now_ms + lease`.
     pub fn renew_lease(&self, now_ms: u64, lease: Duration) {
         self.lease_until
-            .store(now_ms + lease.as_millis() as u64, Relaxed);
+            .store(now_ms.saturating_add(crate::clock::ms(lease)), Relaxed);
     }
 
     /// True when the node has a lease and it ran out.
@@ -231,7 +231,7 @@ impl Node {
     /// Weight scaled by slow start: from 10% at join to 100% after `slow_start`.
     pub fn effective_weight(&self, now_ms: u64, slow_start: Duration) -> f64 {
         let w = f64::from(self.weight());
-        let ramp = slow_start.as_millis() as u64;
+        let ramp = crate::clock::ms(slow_start);
         let age = now_ms.saturating_sub(self.joined_ms);
         if ramp == 0 || age >= ramp {
             return w;

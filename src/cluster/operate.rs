@@ -41,7 +41,7 @@ impl Cluster {
         self.events.emit(ClusterEvent::NodeEjected {
             pool: pool.name.clone(),
             node: node.id.clone(),
-            for_ms: time.as_millis() as u64,
+            for_ms: crate::clock::ms(time),
         });
         Some((pool, node))
     }

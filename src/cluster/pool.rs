@@ -287,7 +287,7 @@ impl Pool {
         self.events.emit(ClusterEvent::NodeEjected {
             pool: self.name.clone(),
             node: node.id.clone(),
-            for_ms: time.as_millis() as u64,
+            for_ms: crate::clock::ms(time),
         });
         Some(time)
     }

@@ -33,23 +33,23 @@ pub struct ControlConfig {
     /// Registry sessions open at once (one per node and router).
     pub max_sessions: usize,
     /// Shortest accepted interval between two load reports of a node; faster ones are dropped.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub min_report_interval: Duration,
     /// Time a new session has to send its Announce.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub announce_timeout: Duration,
     /// Connections of the control listener open at once (agents hold one per session, routerctl
     /// one per command); at most a quarter of the open file limit is used.
     pub max_connections: usize,
     /// Time a new connection has to complete TLS and HTTP/2 and send a call that passes the
     /// credentials; an idle or unauthenticated connection is closed after it.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub handshake_timeout: Duration,
     /// HTTP/2 keepalive: a connection silent this long is pinged.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub keepalive_interval: Duration,
     /// HTTP/2 keepalive: a ping unanswered this long closes the connection.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub keepalive_timeout: Duration,
 }
 

@@ -1,6 +1,7 @@
 //! The TOML configuration: its model with embedded defaults, loading, and validation that names keys.
 
 mod control;
+pub mod duration;
 mod metrics;
 mod model;
 mod subscription;

@@ -93,23 +93,23 @@ impl Default for LimitsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsConfig {
     /// To receive the request header and vars from the client.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub header: Duration,
     /// For one connect attempt to a node.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub connect: Duration,
     /// For the node's first response byte, counted from the last request byte sent to it.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub first_byte: Duration,
     /// With no byte moving either way, once the response has started.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub idle: Duration,
     /// On SIGTERM/SIGINT, how long in-flight sessions may take to finish.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub shutdown_grace: Duration,
     /// On SIGTERM/SIGINT, how long routerd keeps accepting after `/readyz` starts failing, so
     /// that load balancers and Kubernetes stop sending first.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub shutdown_delay: Duration,
 }
 
@@ -170,7 +170,7 @@ pub struct PoolConfig {
     /// Connect attempts per request, each on a different node (1 = no retry).
     pub connect_attempts: u32,
     /// New nodes ramp from 10% to full weight over this time.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub slow_start: Duration,
     /// Static nodes: `"host:port"`, `"[v6]:port"`, `"unix:/path"`, or `{ address, weight }`.
     pub nodes: Vec<NodeEntry>,
@@ -241,10 +241,10 @@ pub struct EjectionConfig {
     /// Consecutive failures (connect errors, resets, timeouts) that eject a node.
     pub consecutive_failures: u32,
     /// First ejection time; doubles with each ejection in a row.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub base_time: Duration,
     /// Longest ejection time.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub max_time: Duration,
     /// Most of the pool that may be ejected at once, in percent (at least one node always may).
     pub max_percent: u32,

@@ -17,7 +17,7 @@ pub struct SubscriptionConfig {
     pub listen: Vec<String>,
     /// A node that has not re-announced itself for this long leaves its pool (uWSGI's
     /// `--subscription-tolerance`).
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub tolerance: Duration,
     /// A key that no route matches gets a pool of its own, named after the key, with default
     /// settings and an exact-host route to it (as uWSGI's FastRouter does). Off: such keys are
@@ -40,7 +40,7 @@ pub struct SubscriptionConfig {
     /// How far a signed packet's `unix` time may be from the router's clock. Within it, a node's
     /// packets must go forward in time (or repeat the last one byte for byte), so a captured
     /// packet cannot be replayed, nor its command changed.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "super::duration::deserialize")]
     pub replay_window: Duration,
     /// Signed subscriptions only: per key (as a route host: `shop.example.com`), the networks
     /// (CIDR) whose hosts may announce a relative address (`:3031`, `0.0.0.0:3031`, `[::]:3031`),

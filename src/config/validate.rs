@@ -116,15 +116,60 @@ impl Config {
                 ),
             );
         }
-        let t = &self.timeouts;
-        for (key, d) in [
-            ("timeouts.header", t.header),
-            ("timeouts.connect", t.connect),
-            ("timeouts.first_byte", t.first_byte),
-            ("timeouts.idle", t.idle),
+        self.check_durations(p);
+    }
+
+    /// Every duration key of routerd's config and its bounds, in one table (README "Durations").
+    fn check_durations(&self, p: &mut Problems) {
+        use super::duration::{check, secs, MS};
+        let (t, c) = (&self.timeouts, &self.control);
+        for (key, d, range) in [
+            ("timeouts.header", t.header, MS..=secs(3600)),
+            ("timeouts.connect", t.connect, MS..=secs(300)),
+            ("timeouts.first_byte", t.first_byte, MS..=secs(24 * 3600)),
+            ("timeouts.idle", t.idle, MS..=secs(24 * 3600)),
+            (
+                "timeouts.shutdown_grace",
+                t.shutdown_grace,
+                secs(0)..=secs(3600),
+            ),
+            (
+                "timeouts.shutdown_delay",
+                t.shutdown_delay,
+                secs(0)..=secs(600),
+            ),
+            (
+                "control.min_report_interval",
+                c.min_report_interval,
+                secs(0)..=secs(60),
+            ),
+            (
+                "control.announce_timeout",
+                c.announce_timeout,
+                MS..=secs(300),
+            ),
+            // Zero is refused, with its own message, by the subscription section's check.
+            (
+                "subscription.tolerance",
+                self.subscription.tolerance,
+                secs(0)..=secs(3600),
+            ),
+            (
+                "subscription.replay_window",
+                self.subscription.replay_window,
+                secs(0)..=secs(3600),
+            ),
         ] {
-            if d.is_zero() {
-                p.add(key, "must be longer than 0s");
+            check(p, key, d, range);
+        }
+        for (name, pool) in &self.pools {
+            let e = &pool.ejection;
+            for (key, d, range) in [
+                ("slow_start", pool.slow_start, secs(0)..=secs(3600)),
+                ("ejection.base_time", e.base_time, MS..=secs(3600)),
+                ("ejection.max_time", e.max_time, MS..=secs(24 * 3600)),
+            ] {
+                check(p, &format!("pools.{name}.{key}"), d, range);
             }
         }
     }
@@ -166,10 +211,10 @@ impl Config {
                     "must be at least 1",
                 );
             }
-            if e.base_time.is_zero() || e.max_time < e.base_time {
+            if e.max_time < e.base_time {
                 p.add(
-                    format_args!("{key}.ejection"),
-                    "base_time must be above 0s and max_time at least base_time",
+                    format_args!("{key}.ejection.max_time"),
+                    "must be at least base_time",
                 );
             }
             if e.max_percent > 100 {

@@ -74,7 +74,7 @@ pub fn node_info(pool: &Pool, node: &Node) -> NodeInfo {
     let state = if node.health.is_ejected(now) {
         "ejected"
     } else if node.state() == NodeState::Active
-        && now.saturating_sub(node.joined_ms) < settings.slow_start.as_millis() as u64
+        && now.saturating_sub(node.joined_ms) < crate::clock::ms(settings.slow_start)
     {
         "joining"
     } else {

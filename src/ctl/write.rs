@@ -153,7 +153,7 @@ async fn wait_drained(
     timeout: Duration,
     json: bool,
 ) -> Result<(), CtlError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::clock::deadline(timeout);
     let mut last: Vec<Option<NodeInfo>> = vec![None; pending.len()];
     loop {
         let answers = routers
