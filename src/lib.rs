@@ -24,3 +24,4 @@ pub mod protocol;
 pub mod proxy;
 pub mod routing;
 pub mod subscription;
+pub mod throttle;

@@ -82,7 +82,7 @@ pub const REQUESTS: Family = family(
     "uwsgi_router_requests_total",
     &["pool", "node", "outcome"],
     "Requests finished, by pool, node (absent when none was reached) and outcome: ok, \
-         client_abort, 502, 503, 504, node_error, idle_timeout.",
+         client_abort, client_timeout, 502, 503, 504, node_error, idle_timeout.",
 );
 /// Request duration through the router, per pool.
 pub const REQUEST_DURATION: Family = family(
@@ -108,6 +108,15 @@ pub const RETRIES: Family = family(
     &["pool"],
     "Connect attempts retried on another node after a failed connect.",
 );
+/// Requests a node dropped while it still accepted connections: the request's fault.
+pub const REQUEST_DROPS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_request_drops_total",
+    &["pool"],
+    "Requests a node closed without a full response while it still accepted a fresh \
+         connection (a request uWSGI refuses, say): counted against the request, not the node.",
+);
 /// Node ejections by passive health checks.
 pub const EJECTIONS: Family = family(
     FromRecorder,
@@ -131,6 +140,15 @@ pub const MALFORMED: Family = family(
     "uwsgi_router_malformed_packets_total",
     &["kind"],
     "Malformed uwsgi packets (or none in time) received from clients, by kind.",
+);
+/// Log lines held back by the per-kind throttle.
+pub const LOGS_SUPPRESSED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_log_lines_suppressed_total",
+    &["event"],
+    "Log lines held back because a line of the same event was written less than 10 s before \
+         (the line that goes out says how many it stands for), by event.",
 );
 /// Client connections open now.
 pub const CLIENT_CONNECTIONS: Family = family(
@@ -262,9 +280,11 @@ pub const FAMILIES: &[Family] = &[
     REQUEST_DURATION,
     CONNECT_DURATION,
     RETRIES,
+    REQUEST_DROPS,
     EJECTIONS,
     PANIC_PICKS,
     MALFORMED,
+    LOGS_SUPPRESSED,
     CLIENT_CONNECTIONS,
     CONFIG_RELOADS,
     BUILD_INFO,
@@ -284,9 +304,10 @@ pub const FAMILIES: &[Family] = &[
 ];
 
 /// Outcome labels of [`REQUESTS`], in the order of [`RequestCounts`].
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "ok",
     "client_abort",
+    "client_timeout",
     "502",
     "503",
     "504",
@@ -349,6 +370,7 @@ pub struct PoolMetrics {
     request_duration: Histogram,
     connect_duration: Histogram,
     retries: Counter,
+    drops: Counter,
 }
 
 impl PoolMetrics {
@@ -363,7 +385,8 @@ impl PoolMetrics {
             no_node: RequestCounts::new(),
             request_duration: histogram!(REQUEST_DURATION.name, "pool" => pool.clone()),
             connect_duration: histogram!(CONNECT_DURATION.name, "pool" => pool.clone()),
-            retries: counter!(RETRIES.name, "pool" => pool),
+            retries: counter!(RETRIES.name, "pool" => pool.clone()),
+            drops: counter!(REQUEST_DROPS.name, "pool" => pool),
         }
     }
 }
@@ -419,6 +442,16 @@ pub fn connected(pool: &Pool, took: Duration) {
 /// A failed connect is retried on another node of `pool`.
 pub fn retry(pool: &Pool) {
     pool.metrics.retries.increment(1);
+}
+
+/// A node of `pool` dropped a request but accepts connections.
+pub fn request_dropped(pool: &Pool) {
+    pool.metrics.drops.increment(1);
+}
+
+/// A log line of `event` was held back by the throttle.
+pub fn log_suppressed(event: &'static str) {
+    counter!(LOGS_SUPPRESSED.name, "event" => event).increment(1);
 }
 
 /// A node was ejected.

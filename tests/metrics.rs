@@ -144,7 +144,17 @@ async fn request_counts_match_what_was_sent_by_outcome() {
     let failures = "uwsgi_router_node_failures_total";
     assert_eq!(
         m.get(failures, &[("pool", "m_broken"), ("node", &node(&closer))]),
+        Some(0.0),
+        "a node that drops requests but accepts connections is not blamed"
+    );
+    assert_eq!(
+        m.get("uwsgi_router_request_drops_total", &pool_label("m_broken")),
         Some(3.0)
+    );
+    assert_eq!(
+        m.get(failures, &[("pool", "m_slow"), ("node", &node(&hang))]),
+        Some(2.0),
+        "timeouts are the node's"
     );
     assert_eq!(
         m.sum(failures, &[("pool", "m_dead")]),

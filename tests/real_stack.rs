@@ -184,3 +184,81 @@ fn echo_field(reply: &Response, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key}= in the echo reply: {text}"))
         .to_owned()
 }
+
+/// Sends a raw uwsgi request straight to routerd's TCP listener, as any uwsgi client may, and
+/// returns what comes back.
+fn uwsgi_request(stack: &Stack, vars: &[(&str, &str)]) -> Response {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(stack.routerd.tcp).expect("connect to routerd");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(&uwsgi::uwsgi_packet(vars)).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("routerd answers and closes");
+    Response::parse(&raw).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&raw)))
+}
+
+fn echo_vars<'a>(hosts: &[&'a str], cookie: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut vars = vec![
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", "/echo/hostile"),
+        ("PATH_INFO", "/echo/hostile"),
+        ("QUERY_STRING", ""),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("SERVER_NAME", "_"),
+        ("SERVER_PORT", "80"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+    ];
+    vars.extend(hosts.iter().map(|h| ("HTTP_HOST", *h)));
+    if !cookie.is_empty() {
+        vars.push(("HTTP_COOKIE", cookie));
+    }
+    vars
+}
+
+#[test]
+fn a_duplicated_host_is_routed_by_the_one_django_sees() {
+    let stack = Stack::start(3);
+    // `edge.test` goes to node3 alone; the default pool spreads over all three.
+    for (hosts, seen) in [
+        (&[HOST, "edge.test"], "edge.test"),
+        (&["edge.test", HOST], HOST),
+    ] {
+        for i in 0..6 {
+            let reply = uwsgi_request(&stack, &echo_vars(hosts, ""));
+            assert_eq!(reply.head.status, 200, "{hosts:?} #{i}: {}", reply.text());
+            assert_eq!(
+                echo_field(&reply, "host"),
+                seen,
+                "uWSGI lets the later var win"
+            );
+            if seen == "edge.test" {
+                assert_eq!(
+                    echo_field(&reply, "node"),
+                    "node3",
+                    "routed by the host Django saw"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn requests_uwsgi_refuses_do_not_eject_healthy_nodes() {
+    let stack = Stack::start(3);
+    // Over the nodes' 32 KiB buffer-size: uWSGI drops each ("invalid request block size").
+    let cookie = "c".repeat(40 * 1024);
+    for i in 0..12 {
+        let reply = uwsgi_request(&stack, &echo_vars(&[HOST], &cookie));
+        assert_eq!(
+            reply.head.status,
+            502,
+            "oversize request {i}: {}",
+            reply.text()
+        );
+    }
+    // Every node got at least three in a row (round robin): none may be ejected for it.
+    for (via, addr) in stack.entrances() {
+        requests_spread_over_every_node(via, addr, &["node1", "node2", "node3"]);
+    }
+}

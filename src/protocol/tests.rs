@@ -166,3 +166,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_repeated_var_reads_as_its_last_value_as_uwsgi_reads_it() {
+    let packet = encode_packet(
+        0,
+        0,
+        [
+            (&b"HTTP_HOST"[..], &b"first.test"[..]),
+            (b"PATH_INFO", b"/"),
+            (b"HTTP_HOST", b"last.test"),
+        ],
+    )
+    .unwrap();
+    let vars = Vars::parse(&packet[HEADER_LEN..]).unwrap();
+    assert_eq!(vars.get(b"HTTP_HOST"), Some(&b"last.test"[..]));
+    assert_eq!(vars.get(b"PATH_INFO"), Some(&b"/"[..]));
+    assert_eq!(vars.get(b"NONE"), None);
+}

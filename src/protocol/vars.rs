@@ -26,9 +26,13 @@ impl<'a> Vars<'a> {
         VarsIter { rest: self.block }
     }
 
-    /// The value of the first var named `key` (exact, case-sensitive, as uWSGI does).
+    /// The value of the var named `key` (exact, case-sensitive); of several, the last, since
+    /// uWSGI lets a later var replace an earlier one and the router must read what the app reads.
     pub fn get(&self, key: &[u8]) -> Option<&'a [u8]> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v)
     }
 
     /// The raw block.

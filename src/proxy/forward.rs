@@ -1,6 +1,8 @@
 //! Forwarding one exchange. Phase 1 sends the head and streams the request body while waiting for
 //! the node's first response byte (the only time the router may still answer itself: 502, 504).
 //! Phase 2 streams both ways until both sides close, half-closes passed on, under an idle timeout.
+//! Every read and write, on both sides, is under a timer: a client that stops reading the
+//! response, or stops sending its body, is cut after `timeouts.idle` like a silent node.
 
 use std::io;
 use std::pin::Pin;
@@ -28,9 +30,13 @@ pub(super) enum ForwardError {
     /// No response byte within `timeouts.first_byte`.
     #[error("node sent no response within {0:?}")]
     Timeout(Duration),
-    /// The client went away (reset, or stopped reading) before the response was delivered.
+    /// The client went away (reset, or closed) before the response was delivered.
     #[error("client went away: {0}")]
     ClientAbort(io::Error),
+    /// The client read nothing of the response, or sent nothing of its announced body, for
+    /// `timeouts.idle`.
+    #[error("client stalled: it moved no byte for {0:?}")]
+    ClientStalled(Duration),
     /// The node failed after the response started: the client gets a truncated response.
     #[error("node failed mid-response: {0}")]
     NodeError(io::Error),
@@ -39,22 +45,38 @@ pub(super) enum ForwardError {
     IdleTimeout(Duration),
 }
 
+/// What a failed exchange says about the node's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Evidence {
+    /// The node is slow or stuck whatever the request: a failure of the node.
+    Node,
+    /// The node dropped the connection. A dying node does that, but so does a healthy uWSGI
+    /// given a request it refuses (a vars block over its `buffer-size`, say), so the failure is
+    /// the node's only if the node also refuses a fresh connection.
+    Dropped,
+    /// The client's doing: nothing about the node.
+    None,
+}
+
 impl ForwardError {
-    /// True if the failure says something about the node's health.
-    pub(super) fn blames_node(&self) -> bool {
-        matches!(
-            self,
-            Self::NoResponse(_) | Self::Timeout(_) | Self::NodeError(_)
-        )
+    /// What the failure says about the node.
+    pub(super) fn evidence(&self) -> Evidence {
+        match self {
+            Self::Timeout(_) => Evidence::Node,
+            Self::NoResponse(_) | Self::NodeError(_) => Evidence::Dropped,
+            Self::ClientAbort(_) | Self::ClientStalled(_) | Self::IdleTimeout(_) => Evidence::None,
+        }
     }
 }
 
-/// Forwards `head` (sent unchanged), then the rest of the exchange. Returns the time from the head
-/// being sent to the first response byte.
+/// Forwards `head` (sent unchanged), then the rest of the exchange; `body_left` is how many body
+/// bytes the client still owes after the head (CONTENT_LENGTH less those that came with it).
+/// Returns the time from the head being sent to the first response byte.
 pub(super) async fn forward<C>(
     client: &mut C,
     node: &mut NodeStream,
     head: &Bytes,
+    body_left: u64,
     t: &TimeoutsConfig,
 ) -> Result<Duration, ForwardError>
 where
@@ -70,32 +92,44 @@ where
         }
         Err(_) => return Err(ForwardError::Timeout(t.first_byte)),
     }
-    let (mut buf, mut body, client_done) = await_response(client, node, t.first_byte).await?;
+    let (mut buf, mut body, client_done) = await_response(client, node, body_left, t).await?;
     let ttfb = sent.elapsed();
-    client
-        .write_all(&buf)
-        .await
-        .map_err(ForwardError::ClientAbort)?;
+    write_client(client, &buf, t.idle).await?;
     buf.clear();
     match relay_response(client, node, buf, &mut body, client_done, t.idle).await? {
         Relayed::Complete { client_done } => close_client(client, client_done).await,
         Relayed::ClientSending => {
             // The client still streams its body while the response flows: both ways at once.
-            node.write_all(&body)
-                .await
-                .map_err(ForwardError::NodeError)?;
+            match timeout(t.idle, node.write_all(&body)).await {
+                Ok(r) => r.map_err(ForwardError::NodeError)?,
+                Err(_) => return Err(ForwardError::IdleTimeout(t.idle)),
+            }
             stream_rest(client, node, t.idle).await?;
         }
     }
     Ok(ttfb)
 }
 
-/// Phase 1: pumps the request body to the node until its first response bytes arrive. The
-/// deadline restarts whenever body bytes move, so a slow upload is not a slow node.
+/// Writes response bytes to the client, which must take them within `idle`.
+async fn write_client<C>(client: &mut C, buf: &[u8], idle: Duration) -> Result<(), ForwardError>
+where
+    C: AsyncWrite + Unpin,
+{
+    match timeout(idle, client.write_all(buf)).await {
+        Ok(r) => r.map_err(ForwardError::ClientAbort),
+        Err(_) => Err(ForwardError::ClientStalled(idle)),
+    }
+}
+
+/// Phase 1: pumps the request body to the node until its first response bytes arrive. While the
+/// client still owes body bytes the timer is the client's (`idle`, restarted whenever body bytes
+/// move, so a slow upload is not a slow node); once the body is in, it is the node's
+/// (`first_byte`).
 async fn await_response<C>(
     client: &mut C,
     node: &mut NodeStream,
-    limit: Duration,
+    mut body_left: u64,
+    t: &TimeoutsConfig,
 ) -> Result<(BytesMut, BytesMut, bool), ForwardError>
 where
     C: AsyncRead + Unpin,
@@ -103,7 +137,15 @@ where
     let mut response = BytesMut::with_capacity(BUF_SIZE);
     let mut body = BytesMut::with_capacity(BUF_SIZE);
     let mut client_done = false;
-    let mut deadline = Instant::now() + limit;
+    let limit = t.first_byte;
+    let timer = |body_left: u64, client_done: bool| {
+        if body_left > 0 && !client_done {
+            t.idle
+        } else {
+            limit
+        }
+    };
+    let mut deadline = clock::deadline(timer(body_left, client_done));
     loop {
         tokio::select! {
             biased;
@@ -117,18 +159,23 @@ where
                     client_done = true;
                     let _ = node.shutdown().await;
                 }
-                Ok(_) => {
+                Ok(n) => {
                     match timeout(limit, node.write_all(&body)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => return Err(ForwardError::NoResponse(format!("sending the body failed: {e}"))),
                         Err(_) => return Err(ForwardError::Timeout(limit)),
                     }
                     body.clear();
-                    deadline = Instant::now() + limit;
+                    body_left = body_left.saturating_sub(n as u64);
+                    deadline = clock::deadline(timer(body_left, client_done));
                 }
                 Err(e) => return Err(ForwardError::ClientAbort(e)),
             },
-            () = sleep_until(deadline) => return Err(ForwardError::Timeout(limit)),
+            () = sleep_until(deadline) => return Err(if body_left > 0 && !client_done {
+                ForwardError::ClientStalled(t.idle)
+            } else {
+                ForwardError::Timeout(limit)
+            }),
         }
     }
 }
@@ -166,9 +213,9 @@ where
             r = node.read_buf(&mut buf) => match r {
                 Ok(0) => return Ok(Relayed::Complete { client_done }),
                 Ok(_) => {
-                    client.write_all(&buf).await.map_err(ForwardError::ClientAbort)?;
+                    write_client(client, &buf, idle).await?;
                     buf.clear();
-                    stall.as_mut().reset(Instant::now() + idle);
+                    stall.as_mut().reset(clock::deadline(idle));
                 }
                 Err(e) => return Err(ForwardError::NodeError(e)),
             },
@@ -196,8 +243,8 @@ where
     if client_done || !has_unread(client) {
         return;
     }
-    let _ = client.shutdown().await;
-    drain(client).await;
+    let _ = timeout(LINGER, client.shutdown()).await;
+    linger(client).await;
 }
 
 /// True if the client has bytes (or an error) waiting to be read, checked without waiting.
@@ -214,12 +261,12 @@ fn has_unread<C: AsyncRead + Unpin>(client: &mut C) -> bool {
 
 /// After the router has answered, how long it keeps reading (and discarding) what the client
 /// still sends, so that closing does not reset the connection under the answer.
-const LINGER: Duration = Duration::from_secs(2);
+pub(super) const LINGER: Duration = Duration::from_secs(2);
 /// ... and how much it reads at most.
 const LINGER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads and discards what the client sends, until it closes or the linger limits are reached.
-pub(super) async fn drain<C: AsyncRead + Unpin>(client: &mut C) {
+pub(super) async fn linger<C: AsyncRead + Unpin>(client: &mut C) {
     let mut sink = tokio::io::sink();
     let _ = timeout(
         LINGER,
@@ -252,7 +299,11 @@ where
         };
         tokio::select! {
             r = tokio::io::copy_bidirectional_with_sizes(&mut c, &mut n, BUF_SIZE, BUF_SIZE) => r.map(drop),
-            () = act.stalled(idle) => return Err(ForwardError::IdleTimeout(idle)),
+            () = act.stalled(idle) => return Err(if act.client_blocked.load(Relaxed) {
+                ForwardError::ClientStalled(idle)
+            } else {
+                ForwardError::IdleTimeout(idle)
+            }),
         }
     };
     match result {
@@ -277,6 +328,8 @@ struct Activity {
     last_ms: AtomicU64,
     node_eof: AtomicBool,
     client_failed: AtomicBool,
+    /// A write to the client is waiting for it to read.
+    client_blocked: AtomicBool,
 }
 
 impl Default for Activity {
@@ -285,6 +338,7 @@ impl Default for Activity {
             last_ms: AtomicU64::new(clock::now_ms()),
             node_eof: AtomicBool::new(false),
             client_failed: AtomicBool::new(false),
+            client_blocked: AtomicBool::new(false),
         }
     }
 }
@@ -299,7 +353,7 @@ impl Activity {
     async fn stalled(&self, idle: Duration) {
         loop {
             let last = self.last_ms.load(Relaxed);
-            let deadline = clock::epoch() + Duration::from_millis(last) + idle;
+            let deadline = clock::later(clock::epoch() + Duration::from_millis(last), idle);
             if Instant::now() >= deadline {
                 return;
             }
@@ -349,7 +403,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = std::task::ready!(Pin::new(&mut *this.io).poll_write(cx, buf));
+        let poll = Pin::new(&mut *this.io).poll_write(cx, buf);
+        if this.side == Side::Client {
+            this.act.client_blocked.store(poll.is_pending(), Relaxed);
+        }
+        let r = std::task::ready!(poll);
         this.note(&r, matches!(r, Ok(n) if n > 0), false);
         Poll::Ready(r)
     }

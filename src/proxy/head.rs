@@ -27,6 +27,18 @@ impl Head {
             .expect("vars were validated by read_head")
     }
 
+    /// Body bytes the client still owes: its CONTENT_LENGTH less those that came with the head.
+    /// A missing or unreadable CONTENT_LENGTH counts as no body (the node decides what it reads).
+    pub(super) fn body_left(&self) -> u64 {
+        let announced = self
+            .vars()
+            .get(b"CONTENT_LENGTH")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let came = (self.bytes.len() - self.header.packet_len()) as u64;
+        announced.saturating_sub(came)
+    }
+
     /// The bytes to send to a node with `modifiers`: the head as received, or a copy with bytes
     /// 0 and 3 (modifier1, modifier2) replaced when the node's differ, as uWSGI's FastRouter does
     /// for subscribed nodes.
@@ -122,6 +134,22 @@ mod tests {
             "early body bytes are kept to be forwarded"
         );
         assert_eq!(head.header.packet_len(), 477);
+    }
+
+    #[tokio::test]
+    async fn counts_the_body_bytes_still_owed() {
+        let get = read_head(&mut Builder::new().read(GET).build(), 65535)
+            .await
+            .unwrap();
+        assert_eq!(get.body_left(), 0, "a GET's CONTENT_LENGTH is empty");
+        let post = read_head(&mut Builder::new().read(&POST[..2000]).build(), 65535)
+            .await
+            .unwrap();
+        let announced: u64 = std::str::from_utf8(post.vars().get(b"CONTENT_LENGTH").unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(post.body_left(), announced - (2000 - 477));
     }
 
     #[tokio::test]

@@ -9,6 +9,8 @@ pub(super) enum Outcome {
     Ok,
     /// The client went away first.
     ClientAbort,
+    /// The client stopped reading the response (or sending its body) and was cut.
+    ClientTimeout,
     /// No pool for the routing key.
     NoPool,
     /// The pool has no usable node.
@@ -31,11 +33,28 @@ impl Outcome {
         match self {
             Self::Ok => "ok",
             Self::ClientAbort => "client_abort",
+            Self::ClientTimeout => "client_timeout",
             Self::NoPool | Self::NoNode => "503",
             Self::ConnectFailed | Self::NoResponse => "502",
             Self::Timeout => "504",
             Self::NodeError => "node_error",
             Self::IdleTimeout => "idle_timeout",
+        }
+    }
+
+    /// The event name its log line is throttled under (see [`crate::throttle`]).
+    pub(super) fn event(self) -> &'static str {
+        match self {
+            Self::Ok => "request_ok",
+            Self::ClientAbort => "request_client_abort",
+            Self::ClientTimeout => "request_client_timeout",
+            Self::NoPool => "request_no_pool",
+            Self::NoNode => "request_no_node",
+            Self::ConnectFailed => "request_connect_failed",
+            Self::NoResponse => "request_no_response",
+            Self::Timeout => "request_timeout",
+            Self::NodeError => "request_node_error",
+            Self::IdleTimeout => "request_idle_timeout",
         }
     }
 
@@ -46,7 +65,11 @@ impl Outcome {
             Self::NoPool | Self::NoNode => Some(ReplyStatus::ServiceUnavailable),
             Self::ConnectFailed | Self::NoResponse => Some(ReplyStatus::BadGateway),
             Self::Timeout => Some(ReplyStatus::GatewayTimeout),
-            Self::Ok | Self::ClientAbort | Self::NodeError | Self::IdleTimeout => None,
+            Self::Ok
+            | Self::ClientAbort
+            | Self::ClientTimeout
+            | Self::NodeError
+            | Self::IdleTimeout => None,
         }
     }
 }
@@ -60,6 +83,7 @@ mod tests {
         let all = [
             Ok,
             ClientAbort,
+            ClientTimeout,
             NoPool,
             NoNode,
             ConnectFailed,

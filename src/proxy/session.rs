@@ -10,8 +10,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{connect_any, NoConnection};
-use super::forward::{drain, forward, ForwardError};
+use super::connect::{connect, connect_any, NoConnection};
+use super::forward::{forward, linger, Evidence, ForwardError, LINGER};
 use super::head::{read_head, Head, HeadError};
 use super::outcome::Outcome;
 use super::{Dispatch, SharedDispatch};
@@ -20,6 +20,7 @@ use crate::cluster::{Node, Pool};
 use crate::metrics;
 use crate::protocol::reply;
 use crate::routing::RequestKey;
+use crate::throttle;
 
 /// A client connection: TCP or UNIX.
 pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {
@@ -81,7 +82,14 @@ pub(super) async fn run<S>(
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::Malformed(e))) => {
             metrics::malformed(e.kind());
-            tracing::warn!(%peer, error = %e, "malformed request packet; connection closed");
+            match throttle::admit(e.kind()) {
+                Some(similar) => {
+                    tracing::warn!(%peer, error = %e, similar_since_last = similar, "malformed request packet; connection closed")
+                }
+                None => {
+                    tracing::debug!(%peer, error = %e, "malformed request packet; connection closed")
+                }
+            }
             return;
         }
         Ok(Err(e)) => {
@@ -90,7 +98,14 @@ pub(super) async fn run<S>(
         }
         Err(_) => {
             metrics::malformed("header_timeout");
-            tracing::info!(%peer, timeout = ?d.timeouts.header, "client sent no complete request in time; connection closed");
+            match throttle::admit("header_timeout") {
+                Some(similar) => {
+                    tracing::info!(%peer, timeout = ?d.timeouts.header, similar_since_last = similar, "client sent no complete request in time; connection closed")
+                }
+                None => {
+                    tracing::debug!(%peer, timeout = ?d.timeouts.header, "client sent no complete request in time; connection closed")
+                }
+            }
             return;
         }
     };
@@ -172,7 +187,7 @@ async fn proxy<S>(
         }
     };
     let bytes = head.bytes_for(node.modifiers);
-    let result = forward(client, &mut stream, &bytes, &d.timeouts).await;
+    let result = forward(client, &mut stream, &bytes, head.body_left(), &d.timeouts).await;
     drop(stream);
     let outcome = match &result {
         Ok(ttfb) => {
@@ -185,8 +200,10 @@ async fn proxy<S>(
             Outcome::Ok
         }
         Err(e) => {
-            if e.blames_node() {
-                pool.record_failure(&node);
+            match e.evidence() {
+                Evidence::Node => drop(pool.record_failure(&node)),
+                Evidence::Dropped => judge_drop(pool, &node, d).await,
+                Evidence::None => {}
             }
             match e {
                 ForwardError::NoResponse(_) => Outcome::NoResponse,
@@ -195,6 +212,7 @@ async fn proxy<S>(
                     Outcome::Timeout
                 }
                 ForwardError::ClientAbort(_) => Outcome::ClientAbort,
+                ForwardError::ClientStalled(_) => Outcome::ClientTimeout,
                 ForwardError::NodeError(_) => Outcome::NodeError,
                 ForwardError::IdleTimeout(_) => Outcome::IdleTimeout,
             }
@@ -214,6 +232,25 @@ async fn proxy<S>(
         started,
     )
     .await;
+}
+
+/// The node dropped the connection of a request. A healthy uWSGI does that to a request it
+/// refuses (over its `buffer-size`, say), a dying one to every request: a fresh connection tells
+/// them apart. Refused, it is a failure of the node (a killed node is ejected at once, as by a
+/// refused connect); accepted, the request was at fault, and a stream of such requests cannot
+/// eject a healthy node.
+async fn judge_drop(pool: &Pool, node: &Node, d: &Dispatch) {
+    match connect(&node.addr, d.timeouts.connect).await {
+        Err(e) => {
+            tracing::debug!(pool = %pool.name, node = %node.id, error = %e, "node dropped a request and refuses new connections");
+            pool.record_failure(node);
+        }
+        Ok(_) => {
+            node.health.release_probe();
+            metrics::request_dropped(pool);
+            tracing::debug!(pool = %pool.name, node = %node.id, "node dropped a request but accepts connections: the request's fault, not the node's");
+        }
+    }
 }
 
 /// Answers the client itself where the outcome calls for it, then records and logs the session.
@@ -241,21 +278,34 @@ async fn finish<S>(
         Outcome::ClientAbort => {
             tracing::debug!(%peer, pool = %pool_name, node = %node_id, reason, "client went away")
         }
-        _ => {
-            tracing::warn!(%peer, pool = %pool_name, node = %node_id, outcome = outcome.label(), reason, "request failed")
-        }
+        _ => match throttle::admit(outcome.event()) {
+            Some(similar) if outcome == Outcome::ClientTimeout => {
+                tracing::info!(%peer, pool = %pool_name, node = %node_id, reason, similar_since_last = similar, "client stalled; connection cut")
+            }
+            Some(similar) => {
+                tracing::warn!(%peer, pool = %pool_name, node = %node_id, outcome = outcome.label(), reason, similar_since_last = similar, "request failed")
+            }
+            None => {
+                tracing::debug!(%peer, pool = %pool_name, node = %node_id, outcome = outcome.label(), reason, "request failed")
+            }
+        },
     }
 }
 
-/// Writes a reply, then reads what the client still sends for a short while before closing.
+/// Writes a reply, then reads what the client still sends for a short while before closing. A
+/// client that does not take the reply within the linger time is left.
 async fn answer<S>(client: &mut S, reply: bytes::Bytes)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if client.write_all(&reply).await.is_err() || client.shutdown().await.is_err() {
+    let write = async {
+        client.write_all(&reply).await?;
+        client.shutdown().await
+    };
+    if !matches!(timeout(LINGER, write).await, Ok(Ok(()))) {
         return;
     }
-    drain(client).await;
+    linger(client).await;
 }
 
 /// Counts open client connections.

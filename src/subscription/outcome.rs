@@ -171,6 +171,7 @@ impl LogLimiter {
         let (last, skipped) = self.kinds.entry(kind).or_default();
         if last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
             *skipped += 1;
+            crate::metrics::log_suppressed(kind);
             return None;
         }
         *last = Some(now);

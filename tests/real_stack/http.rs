@@ -90,6 +90,17 @@ pub(crate) fn request_streamed(
     Ok(head)
 }
 
+impl Response {
+    /// A whole response read off a connection (an HTTP response as uWSGI or routerd writes it).
+    pub(crate) fn parse(raw: &[u8]) -> io::Result<Response> {
+        let mut reader = raw;
+        let head = read_head(&mut reader)?;
+        let mut body = Vec::new();
+        read_body(&mut reader, &head, |b| body.extend_from_slice(b))?;
+        Ok(Response { head, body })
+    }
+}
+
 fn read_head(reader: &mut impl BufRead) -> io::Result<Head> {
     let status_line = read_line(reader)?;
     let status = status_line

@@ -51,6 +51,8 @@ impl Routerd {
 
 /// routerd.toml: both listeners and a round-robin default pool. Slow start is off so that
 /// every node takes its share from the first request; retries and ejection keep defaults.
+/// Requests for `edge.test` go to pool `edge`, the last node alone, so a test can tell which
+/// host a request was routed by.
 /// The control and metrics listeners stay on, as deployed, but on free ports: their default
 /// ports would clash between tests running at once.
 fn config(tcp: SocketAddr, unix: &Path, nodes: &[SocketAddr]) -> String {
@@ -69,10 +71,19 @@ listen = \"127.0.0.1:{metrics}\"
 algorithm = \"round-robin\"
 slow_start = \"0s\"
 nodes = [{nodes}]
+
+[pools.edge]
+slow_start = \"0s\"
+nodes = [{edge}]
+
+[[routes]]
+host = \"edge.test\"
+pool = \"edge\"
 ",
         unix = unix.display(),
         control = procs::free_port(),
         metrics = procs::free_port(),
+        edge = nodes.last().cloned().unwrap_or_default(),
         nodes = nodes.join(", "),
     )
 }

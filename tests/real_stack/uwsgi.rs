@@ -111,7 +111,7 @@ fn direct_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 }
 
 /// A uwsgi request packet: modifier1 0, vars size (u16 LE), modifier2 0, then the vars.
-fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
     let mut body = Vec::new();
     for (key, value) in vars {
         for part in [key, value] {

@@ -148,6 +148,9 @@ pub enum Behaviour {
     StallAfterHead,
     /// Answers at once and echoes the request body back while it is still arriving.
     Duplex,
+    /// As uWSGI with `buffer-size` = this: a vars block larger than it is refused by closing
+    /// at once, unread (so the kernel resets the connection); others are echoed.
+    DropVarsOver(usize),
 }
 
 /// A fake uwsgi node on an ephemeral loopback port.
@@ -234,6 +237,11 @@ async fn handle(
     let mut raw = vec![0u8; 4];
     conn.read_exact(&mut raw).await?;
     let datasize = usize::from(u16::from_le_bytes([raw[1], raw[2]]));
+    if let Behaviour::DropVarsOver(limit) = behaviour {
+        if datasize > limit {
+            return Ok(());
+        }
+    }
     raw.resize(4 + datasize, 0);
     conn.read_exact(&mut raw[4..]).await?;
     served.fetch_add(1, SeqCst);
@@ -283,7 +291,7 @@ async fn handle(
     }
     *last.lock().unwrap() = raw;
     match behaviour {
-        Behaviour::Echo => {
+        Behaviour::Echo | Behaviour::DropVarsOver(_) => {
             respond(
                 &mut conn,
                 200,
