@@ -46,6 +46,18 @@ async fn clients_that_stop_reading_are_cut_and_free_their_connection_slots() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(node_of(&r), "echo");
 
+    // The stalled clients' connections were closed by the router: reading now ends (after what
+    // the buffers held) instead of blocking.
+    for mut c in stalled {
+        let mut sink = Vec::new();
+        let read = tokio::time::timeout(STEP, c.read_to_end(&mut sink)).await;
+        assert!(
+            read.is_ok(),
+            "the router closed the stalled client's connection"
+        );
+        assert!(sink.len() < 64 << 20, "the response was cut, not delivered");
+    }
+    // Each session is recorded before its connection closes: both are counted by now.
     let m = scrape(&router).await;
     let big = stream.addr.to_string();
     let cut = m.get(
@@ -65,18 +77,6 @@ async fn clients_that_stop_reading_are_cut_and_free_their_connection_slots() {
         Some(0.0),
         "a client that does not read says nothing about the node"
     );
-
-    // The stalled clients' connections were closed by the router: reading now ends (after what
-    // the buffers held) instead of blocking.
-    for mut c in stalled {
-        let mut sink = Vec::new();
-        let read = tokio::time::timeout(STEP, c.read_to_end(&mut sink)).await;
-        assert!(
-            read.is_ok(),
-            "the router closed the stalled client's connection"
-        );
-        assert!(sink.len() < 64 << 20, "the response was cut, not delivered");
-    }
 }
 
 #[tokio::test]
