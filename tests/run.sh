@@ -3,7 +3,8 @@
 # python3 plugin, Django, Prometheus, tmux for the terminal UI test, openssl for TLS certificates,
 # the benchmark tools, and for the deploy/ tests systemd-analyze, iproute2 and kubernetes-validate)
 # when any is missing, then
-# checks formatting, lints, and runs every test of the workspace.
+# checks formatting, lints, runs every test of the workspace, and fuzzes each target of fuzz/
+# for a short while (installing cargo-fuzz when it is missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -101,5 +102,46 @@ cargo clippy --workspace --all-targets "${locked[@]}" -- -D warnings
 
 banner "cargo test (unit, integration, real nginx + routerd + uWSGI + Django stack)"
 cargo test --workspace --all-targets "${locked[@]}"
+
+# Fuzzing: fuzz/ holds cargo-fuzz targets for what the network sends (uwsgi packets, subscription
+# datagrams, their signatures), in a workspace of its own. Each target runs FUZZ_SECONDS from the
+# seeds in fuzz/corpus/ (what it finds goes to fuzz/target/corpus/, not into the repo); a crash,
+# or an input running past 10 s, fails the run and leaves the input in fuzz/artifacts/TARGET/.
+# cargo-fuzz passes nightly flags, which RUSTC_BOOTSTRAP lets the stable toolchain take. A debug
+# build of cargo-fuzz installs in half the time and drives the build just as well; --dev and no
+# sanitizer keep the cold build of the router's dependencies short (fuzz/Cargo.toml optimises
+# the code the targets run; the router forbids unsafe code, so ASan has little to find).
+have_cargo_fuzz() { cargo fuzz --version >/dev/null 2>&1; }
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+fuzz_started=$SECONDS
+if ! have_cargo_fuzz; then
+  banner "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --debug
+fi
+fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
+fuzz_build=(--dev --sanitizer none)
+
+banner "cargo fuzz build (fuzz/, its own workspace and Cargo.lock)"
+"${fuzz[@]}" build "${fuzz_build[@]}"
+# Not --locked: a dependency added to the router must not break this step. Say so instead.
+if [ -n "$(git status --porcelain -- fuzz/Cargo.lock 2>/dev/null)" ]; then
+  echo "run.sh: fuzz/Cargo.lock was behind the router's dependencies and is updated: commit it" >&2
+fi
+
+fuzz_targets=$("${fuzz[@]}" list)
+for target in $fuzz_targets; do
+  banner "cargo fuzz run $target (${FUZZ_SECONDS}s)"
+  found="fuzz/target/corpus/$target"
+  log="fuzz/target/$target.log"
+  mkdir -p "$found"
+  if ! "${fuzz[@]}" run "${fuzz_build[@]}" "$target" "$found" "fuzz/corpus/$target" -- \
+    -max_total_time="$FUZZ_SECONDS" -timeout=10 >"$log" 2>&1; then
+    tail -n 80 "$log"
+    echo "run.sh: fuzz target $target failed; the input is in fuzz/artifacts/$target/" >&2
+    exit 1
+  fi
+  grep -E '^#[0-9]+[[:space:]]+DONE' "$log" || tail -n 3 "$log"
+done
+echo "fuzzing took $((SECONDS - fuzz_started))s"
 
 banner "all checks passed"

@@ -3,12 +3,13 @@
 //! must name its reason; and what it accepts must agree with the uwsgi codec: a modifier1 224
 //! packet with nothing after its vars, key and address taken from the last var of each name,
 //! and a signature, when there is one, that is the last var and covers every byte before it.
+//! The key then goes through `key_host`, which names the pool a subscription joins.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use uwsgi_router::protocol::{parse_packet, HEADER_LEN, MAX_VARS_SIZE, MODIFIER1_SUBSCRIPTION};
-use uwsgi_router::subscription::{Action, BadPacket, Subscription, MAX_DATAGRAM};
+use uwsgi_router::subscription::{key_host, Action, BadPacket, Subscription, MAX_DATAGRAM};
 
 fuzz_target!(|data: &[u8]| {
     let parsed = Subscription::parse(data);
@@ -83,6 +84,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = s.action.as_str();
+
+    // The key as the route host a pool is named after: lowercase, and a fixed point.
+    if let Some(host) = key_host(s.key) {
+        assert_eq!(host, host.to_ascii_lowercase());
+        assert_eq!(key_host(host.as_bytes()).as_ref(), Some(&host), "{host:?}");
+    }
 });
 
 fn inside(field: &[u8], data: &[u8]) -> bool {
