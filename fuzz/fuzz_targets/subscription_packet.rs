@@ -85,10 +85,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = s.action.as_str();
 
-    // The key as the route host a pool is named after: lowercase, and a fixed point.
+    // The key as the route host a pool is named after, lowercased. (Not a fixed point: one
+    // trailing dot is dropped, so key `a..` names host `a.`, which as a key names `a`.)
     if let Some(host) = key_host(s.key) {
         assert_eq!(host, host.to_ascii_lowercase());
-        assert_eq!(key_host(host.as_bytes()).as_ref(), Some(&host), "{host:?}");
     }
 });
 
