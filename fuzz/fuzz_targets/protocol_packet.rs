@@ -88,15 +88,16 @@ fn as_vars_block(data: &[u8]) {
     }
 }
 
-/// A validated block iterates over all of itself, and `get` finds each name's first value.
+/// A validated block iterates over all of itself, and `get` finds each name's last value (as
+/// uWSGI, where a later var replaces an earlier one).
 fn check_vars(vars: Vars<'_>) {
     let mut len = 0;
     let mut count = 0;
     for (key, value) in vars.iter() {
         len += 4 + key.len() + value.len();
         count += 1;
-        let first = vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
-        assert_eq!(vars.get(key), first);
+        let last = vars.iter().filter(|(k, _)| *k == key).last().map(|(_, v)| v);
+        assert_eq!(vars.get(key), last);
     }
     assert_eq!(len, vars.as_bytes().len(), "iteration covers the block");
     assert_eq!(vars.is_empty(), count == 0);
