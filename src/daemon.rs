@@ -15,9 +15,9 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::config::{Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
-use crate::live::{Bindings, LiveConfig};
 use crate::metrics;
 use crate::proxy::{Dispatch, ListenAddr, Listener, SharedDispatch};
+use crate::reloader::{Bindings, Reloader};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub struct Daemon {
     cluster: Arc<Cluster>,
     dispatch: SharedDispatch,
     config: Arc<ArcSwap<Config>>,
-    live: Arc<LiveConfig>,
+    reloader: Arc<Reloader>,
     local_addrs: Vec<String>,
     subscription_addrs: Vec<String>,
     control_addr: Option<std::net::SocketAddr>,
@@ -130,7 +130,7 @@ impl Daemon {
         let metrics_addr =
             serve_metrics(&config.metrics, metrics_max, &cluster, &ready, &ops_stop).await?;
         let config = Arc::new(ArcSwap::from_pointee(config));
-        let live = Arc::new(LiveConfig::new(
+        let reloader = Arc::new(Reloader::new(
             cluster.clone(),
             dispatch.clone(),
             config.clone(),
@@ -140,7 +140,7 @@ impl Daemon {
             cluster,
             dispatch,
             config,
-            live,
+            reloader,
             local_addrs,
             subscription_addrs,
             control_addr,
@@ -150,7 +150,7 @@ impl Daemon {
             shutdown,
             tracker,
         };
-        daemon.live.set_bindings(Bindings {
+        daemon.reloader.set_bindings(Bindings {
             listeners: daemon.local_addrs.clone(),
             control: control_addr.map_or_else(String::new, |a| a.to_string()),
             router_id: control
@@ -160,7 +160,7 @@ impl Daemon {
         if let Some(control) = control {
             control.serve(
                 daemon.cluster.clone(),
-                daemon.live.clone(),
+                daemon.reloader.clone(),
                 daemon.shutdown.clone(),
             )?;
         }
@@ -214,13 +214,13 @@ impl Daemon {
 
     /// Re-reads the config file and applies it. On error the old config stays in force.
     pub fn reload(&self) -> Result<(), ConfigError> {
-        self.live.reload()
+        self.reloader.reload()
     }
 
     /// Applies a validated config: pools, nodes, routes, balancing and timeouts, swapped in at
     /// once. Open connections keep going. Listener and limit changes need a restart.
     pub fn apply(&self, config: Config) {
-        self.live.apply(config);
+        self.reloader.apply(config);
     }
 
     /// Runs until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down gracefully. `signals`

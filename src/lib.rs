@@ -6,22 +6,24 @@
 //! nodes on connect failure), forwards the bytes both ways and records the outcome in the node's
 //! health and in [`metrics`]. [`config`] describes it all; [`daemon`] wires it up and handles
 //! reload and shutdown signals; [`http`] serves `/metrics`, `/healthz` and `/readyz`.
-//! Operators steer it through [`control`]'s Admin API with `routerctl`, whose logic is [`ctl`].
+//! Operators steer it through [`control`]'s Admin API with `routerctl`, whose logic is [`routerctl`];
+//! the generated gRPC types both sides use are [`api`]. [`reloader`] applies a new config.
 
 pub mod agent;
+pub mod api;
 pub mod balance;
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod conn_limit;
 pub mod control;
-pub mod ctl;
 pub mod daemon;
 pub mod http;
-pub mod live;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod reloader;
+pub mod routerctl;
 pub mod routing;
 pub mod subscription;
 pub mod throttle;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use support::*;
 use tonic::Request;
-use uwsgi_router::control::proto::admin_client::AdminClient;
-use uwsgi_router::control::proto::*;
+use uwsgi_router::api::admin_client::AdminClient;
+use uwsgi_router::api::*;
 
 async fn admin(router: &uwsgi_router::daemon::Daemon) -> AdminClient<tonic::transport::Channel> {
     AdminClient::connect(format!("http://{}", router.control_addr().unwrap()))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats, STEP};
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
-use uwsgi_router::control::proto::node_message::Msg;
+use uwsgi_router::api::node_message::Msg;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_router-agent");
 

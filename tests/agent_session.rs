@@ -9,9 +9,7 @@ use std::time::Duration;
 use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats, Seen, INTERVAL, TOKEN};
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
-use uwsgi_router::control::proto::{
-    node_message::Msg, router_message, DrainRequested, RejectCode, Removed,
-};
+use uwsgi_router::api::{node_message::Msg, router_message, DrainRequested, RejectCode, Removed};
 
 #[tokio::test]
 async fn announces_the_node_then_reports_its_load_every_interval() {

@@ -16,8 +16,8 @@ use support::*;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
-use uwsgi_router::control::proto::admin_client::AdminClient;
-use uwsgi_router::control::proto::StatusRequest;
+use uwsgi_router::api::admin_client::AdminClient;
+use uwsgi_router::api::StatusRequest;
 
 /// Idle connections opened by a test: a few hundred, within routerd's fd budget below.
 const FLOOD: usize = 300;

@@ -10,9 +10,7 @@ use std::time::Duration;
 use support::registry_client::{announce, NodeSession};
 use support::*;
 use tokio::time::Instant;
-use uwsgi_router::control::proto::{
-    node_message::Msg, router_message::Msg as R, Drain, Leave, RejectCode,
-};
+use uwsgi_router::api::{node_message::Msg, router_message::Msg as R, Drain, Leave, RejectCode};
 
 const POOL: &str = "[pools.default]\nslow_start = \"0s\"\n";
 

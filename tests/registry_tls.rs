@@ -8,8 +8,8 @@ use support::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use uwsgi_router::control::proto::registry_client::RegistryClient;
-use uwsgi_router::control::proto::{node_message::Msg, router_message::Msg as R, NodeMessage};
+use uwsgi_router::api::registry_client::RegistryClient;
+use uwsgi_router::api::{node_message::Msg, router_message::Msg as R, NodeMessage};
 
 async fn open(channel: Channel, node: &FakeNode) -> Result<R, tonic::Status> {
     let mut client = RegistryClient::new(channel);

@@ -31,7 +31,7 @@ pub use config::{AgentConfig, Flags};
 pub use counters::AgentCounters;
 pub use credentials::CredentialsError;
 
-use crate::control::proto::Announce;
+use crate::api::Announce;
 use crate::http::{Endpoints, Readiness};
 use health::HealthCheck;
 use probe::Probe;

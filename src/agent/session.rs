@@ -23,8 +23,8 @@ use super::backoff::Backoff;
 use super::counters::AgentCounters;
 use super::probe::NodeState;
 use super::stats::NodeLoad;
-use crate::control::proto::registry_client::RegistryClient;
-use crate::control::proto::{
+use crate::api::registry_client::RegistryClient;
+use crate::api::{
     node_message, router_message, Announce, LoadReport, NodeMessage, RejectCode, Rejected,
     RouterMessage,
 };

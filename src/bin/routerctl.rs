@@ -5,18 +5,18 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use uwsgi_router::ctl::{self, Cli, Command};
+use uwsgi_router::routerctl::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Completions { shell } => ctl::completions(shell),
+        Command::Completions { shell } => routerctl::completions(shell),
         _ => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(ctl::run(cli)),
-            Err(e) => Err(ctl::CtlError::Failed(format!(
+            Ok(runtime) => runtime.block_on(routerctl::run(cli)),
+            Err(e) => Err(routerctl::CtlError::Failed(format!(
                 "cannot start the tokio runtime: {e}"
             ))),
         },

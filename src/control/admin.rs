@@ -10,8 +10,8 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::proto::admin_server::Admin;
-use super::proto::{
+use crate::api::admin_server::Admin;
+use crate::api::{
     EjectRequest, Event, ListNodesRequest, ListNodesResponse, ListPoolsRequest, ListPoolsResponse,
     NodeInfo, NodeRequest, PoolInfo, ReloadRequest, ReloadResponse, RemoveResponse,
     SetWeightRequest, StatusRequest, StatusResponse, WatchRequest,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::proto::{Announce, RejectCode};
+use crate::api::{Announce, RejectCode};
 use crate::cluster::{JoinError, Node, NodeAddr, NodeMeta, Source};
 
 /// Report interval assumed when the agent gives none.

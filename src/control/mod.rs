@@ -6,7 +6,6 @@ mod announce;
 pub mod auth;
 mod holders;
 mod listen;
-pub mod proto;
 mod registry;
 
 pub use admin::{node_info, AdminService, RouterControl};
@@ -21,8 +20,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use self::auth::Credentials;
-use self::proto::admin_server::AdminServer;
-use self::proto::registry_server::RegistryServer;
+use crate::api::admin_server::AdminServer;
+use crate::api::registry_server::RegistryServer;
 use crate::cluster::Cluster;
 use crate::config::ControlConfig;
 use crate::conn_limit::Limiter;

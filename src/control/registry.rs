@@ -15,8 +15,8 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::announce::{node_from_announce, reject_code, AnnounceError};
 use super::holders::{Holders, Refused};
-use super::proto::registry_server::Registry;
-use super::proto::{
+use crate::api::registry_server::Registry;
+use crate::api::{
     node_message::Msg, router_message, Accepted, DrainRequested, Drained, LoadReport, NodeMessage,
     RejectCode, Rejected, Removed, RouterMessage,
 };

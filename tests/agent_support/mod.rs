@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use uwsgi_router::agent::config::FileConfig;
 use uwsgi_router::agent::{AgentConfig, Flags};
-use uwsgi_router::control::proto::registry_server::{Registry, RegistryServer};
-use uwsgi_router::control::proto::{
+use uwsgi_router::api::registry_server::{Registry, RegistryServer};
+use uwsgi_router::api::{
     node_message::Msg, router_message, Accepted, Announce, Drained, LoadReport, NodeMessage,
     RejectCode, Rejected, RouterMessage,
 };

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 use tonic::transport::{Channel, Endpoint};
-use uwsgi_router::control::proto::admin_client::AdminClient;
-use uwsgi_router::control::proto::{ListNodesRequest, NodeInfo};
+use uwsgi_router::api::admin_client::AdminClient;
+use uwsgi_router::api::{ListNodesRequest, NodeInfo};
 
 /// A client of the Admin service on routerd's control listener.
 pub(crate) struct Admin {

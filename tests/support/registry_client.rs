@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 use tonic::{Request, Status, Streaming};
-use uwsgi_router::control::proto::registry_client::RegistryClient;
-use uwsgi_router::control::proto::{
+use uwsgi_router::api::registry_client::RegistryClient;
+use uwsgi_router::api::{
     node_message::Msg, router_message, Announce, LoadReport, NodeMessage, RouterMessage,
 };
 

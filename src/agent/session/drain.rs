@@ -4,7 +4,7 @@
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::{message, End, RouterLink, Stream, LEAVE_GRACE, STOPPING};
-use crate::control::proto::{node_message, router_message, Drain, Leave, RouterMessage};
+use crate::api::{node_message, router_message, Drain, Leave, RouterMessage};
 
 impl RouterLink {
     /// Shutdown: Drain, wait for Drained (bounded by the drain timeout, reporting meanwhile so

@@ -10,7 +10,7 @@ use super::error::{worst, CtlError};
 use super::merge::{self, FromRouter, Known};
 use super::table::{age_ms, latency, left, rate, right, short_duration, Col, Table};
 use super::{print, print_json, resolve};
-use crate::control::proto::{
+use crate::api::{
     ListNodesRequest, ListPoolsRequest, NodeInfo, PoolInfo, StatusRequest, StatusResponse,
 };
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::control::proto::{NodeInfo, PoolInfo};
+use crate::api::{NodeInfo, PoolInfo};
 
 /// A node or pool merged over the routers that know it. In JSON, the API message's own fields
 /// followed by `routers`.

@@ -18,7 +18,7 @@ use super::error::CtlError;
 use super::merge::{self, Known};
 use super::read::{list_nodes, load, push_routers, weight, with_routers};
 use super::table::{age_ms, latency, left, rate, right, short_duration, Table};
-use crate::control::proto::NodeInfo;
+use crate::api::NodeInfo;
 
 /// Request counts at one refresh, to turn the next one's into rates.
 type Sample = (Instant, HashMap<String, u64>);

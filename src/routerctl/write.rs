@@ -13,7 +13,7 @@ use super::error::{worst, CtlError};
 use super::read::list_nodes;
 use super::table::short_duration;
 use super::{print, print_json, resolve};
-use crate::control::proto::{
+use crate::api::{
     EjectRequest, NodeInfo, NodeRequest, ReloadRequest, ReloadResponse, SetWeightRequest,
 };
 

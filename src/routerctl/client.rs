@@ -13,7 +13,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Request, Status};
 
 use super::error::{cause_of, CtlError};
-use crate::control::proto::admin_client::AdminClient;
+use crate::api::admin_client::AdminClient;
 
 /// How long connecting to a router may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,5 +1,5 @@
-//! The live configuration: applying a config and reloading the file (SIGHUP or `routerctl
-//! reload`), and the router status that `routerctl status` shows.
+//! The reloader: applies a config and reloads the file (SIGHUP or `routerctl reload`), and
+//! reports the router status that `routerctl status` shows.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -9,9 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
+use crate::api::StatusResponse;
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::config::{Config, ConfigError};
-use crate::control::proto::StatusResponse;
 use crate::control::RouterControl;
 use crate::metrics;
 use crate::proxy::{Dispatch, SharedDispatch};
@@ -29,7 +29,7 @@ pub struct Bindings {
 
 /// The config in force and how to change it.
 #[derive(Debug)]
-pub struct LiveConfig {
+pub struct Reloader {
     cluster: Arc<Cluster>,
     dispatch: SharedDispatch,
     config: Arc<ArcSwap<Config>>,
@@ -45,7 +45,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl LiveConfig {
+impl Reloader {
     /// The live config over `cluster` and `dispatch`, read from `path` on reload (embedded
     /// defaults without one).
     pub fn new(
@@ -106,9 +106,9 @@ impl LiveConfig {
     }
 }
 
-impl RouterControl for LiveConfig {
+impl RouterControl for Reloader {
     fn reload(&self) -> Result<(), String> {
-        LiveConfig::reload(self).map_err(|e| e.to_string())
+        Reloader::reload(self).map_err(|e| e.to_string())
     }
 
     fn status(&self) -> StatusResponse {

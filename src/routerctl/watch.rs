@@ -10,7 +10,7 @@ use super::client::Routers;
 use super::error::{worst, CtlError};
 use super::merge::FromRouter;
 use super::{print, print_json};
-use crate::control::proto::{Event, WatchRequest};
+use crate::api::{Event, WatchRequest};
 
 /// `routerctl watch`.
 pub async fn watch(routers: &Routers, json: bool) -> Result<(), CtlError> {
