@@ -4,19 +4,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use tokio::sync::broadcast::error::RecvError;
-
-use crate::cluster::{Cluster, ClusterEvent};
+use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
 use crate::metrics;
-use crate::proxy::{Dispatch, ListenAddr, Listener, SharedDispatch};
+use crate::proxy::{Dispatcher, ListenAddr, Listener};
 use crate::reloader::{Bindings, Reloader};
 
 /// Why the daemon could not start.
@@ -39,8 +36,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Daemon {
     cluster: Arc<Cluster>,
-    dispatch: SharedDispatch,
-    config: Arc<ArcSwap<Config>>,
+    dispatcher: Arc<Dispatcher>,
     reloader: Arc<Reloader>,
     local_addrs: Vec<String>,
     subscription_addrs: Vec<String>,
@@ -65,9 +61,7 @@ impl Daemon {
             metrics::install();
         }
         let cluster = Arc::new(Cluster::default());
-        cluster.apply_config(&config);
-        let dispatch: SharedDispatch =
-            Arc::new(ArcSwap::from_pointee(Dispatch::new(&config, &cluster)));
+        let dispatcher = Arc::new(Dispatcher::new(config.clone(), cluster.clone()));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limits = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -100,7 +94,7 @@ impl Daemon {
         for l in listeners {
             tracing::info!(address = %l.local_addr(), "listening for uwsgi clients");
             let serve = l.serve(
-                dispatch.clone(),
+                dispatcher.reader(),
                 limits.clone(),
                 shutdown.clone(),
                 tracker.clone(),
@@ -129,17 +123,10 @@ impl Daemon {
         );
         let metrics_addr =
             serve_metrics(&config.metrics, metrics_max, &cluster, &ready, &ops_stop).await?;
-        let config = Arc::new(ArcSwap::from_pointee(config));
-        let reloader = Arc::new(Reloader::new(
-            cluster.clone(),
-            dispatch.clone(),
-            config.clone(),
-            config_path,
-        ));
+        let reloader = Arc::new(Reloader::new(dispatcher.clone(), config_path));
         let daemon = Self {
             cluster,
-            dispatch,
-            config,
+            dispatcher,
             reloader,
             local_addrs,
             subscription_addrs,
@@ -168,17 +155,16 @@ impl Daemon {
         if let Some(subscriptions) = subscriptions {
             subscriptions.spawn(
                 daemon.cluster.clone(),
-                daemon.dispatch.clone(),
-                daemon.config.clone(),
+                daemon.dispatcher.reader(),
                 daemon.shutdown.clone(),
             );
         }
-        tokio::spawn(rebuild_routes_on_change(
-            daemon.cluster.clone(),
-            daemon.dispatch.clone(),
-            daemon.config.clone(),
-            daemon.shutdown.clone(),
-        ));
+        tokio::spawn(
+            daemon
+                .dispatcher
+                .clone()
+                .follow_pool_changes(daemon.shutdown.clone()),
+        );
         Ok(daemon)
     }
 
@@ -209,7 +195,7 @@ impl Daemon {
 
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
-        self.config.load_full()
+        self.dispatcher.config()
     }
 
     /// Re-reads the config file and applies it. On error the old config stays in force.
@@ -245,12 +231,12 @@ impl Daemon {
     /// then stops the metrics listener and returns.
     pub async fn shutdown(self) {
         self.ready.set(false);
-        let delay = self.config.load().timeouts.shutdown_delay;
+        let delay = self.dispatcher.config().timeouts.shutdown_delay;
         if !delay.is_zero() {
             tracing::info!(delay = ?delay, "shutting down: /readyz fails; still accepting for timeouts.shutdown_delay");
             tokio::time::sleep(delay).await;
         }
-        let grace = self.config.load().timeouts.shutdown_grace;
+        let grace = self.dispatcher.config().timeouts.shutdown_grace;
         tracing::info!(grace = ?grace, in_flight = self.tracker.len(), "shutting down: no longer accepting");
         self.shutdown.cancel();
         self.tracker.close();
@@ -264,30 +250,6 @@ impl Daemon {
             );
         }
         self.ops_stop.cancel();
-    }
-}
-
-/// Pools created or dropped at run time (by subscriptions, or a reload) change what routes can
-/// reach: rebuild the dispatch state whenever that happens.
-async fn rebuild_routes_on_change(
-    cluster: Arc<Cluster>,
-    dispatch: SharedDispatch,
-    config: Arc<ArcSwap<Config>>,
-    shutdown: CancellationToken,
-) {
-    let mut events = cluster.events().subscribe();
-    loop {
-        let event = tokio::select! {
-            e = events.recv() => e,
-            () = shutdown.cancelled() => return,
-        };
-        match event {
-            Ok(ClusterEvent::PoolsChanged) | Err(RecvError::Lagged(_)) => {
-                dispatch.store(Arc::new(Dispatch::new(&config.load(), &cluster)));
-            }
-            Ok(_) => {}
-            Err(RecvError::Closed) => return,
-        }
     }
 }
 

@@ -6,15 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 use crate::api::StatusResponse;
-use crate::cluster::{Cluster, ClusterEvent};
+use crate::cluster::ClusterEvent;
 use crate::config::{Config, ConfigError};
 use crate::control::RouterControl;
 use crate::metrics;
-use crate::proxy::{Dispatch, SharedDispatch};
+use crate::proxy::Dispatcher;
 
 /// What the status reports that is fixed once the router has bound its listeners.
 #[derive(Debug, Clone, Default)]
@@ -30,9 +29,7 @@ pub struct Bindings {
 /// The config in force and how to change it.
 #[derive(Debug)]
 pub struct Reloader {
-    cluster: Arc<Cluster>,
-    dispatch: SharedDispatch,
-    config: Arc<ArcSwap<Config>>,
+    dispatcher: Arc<Dispatcher>,
     path: Option<PathBuf>,
     started: Instant,
     loaded_unix: AtomicU64,
@@ -46,18 +43,11 @@ fn unix_now() -> u64 {
 }
 
 impl Reloader {
-    /// The live config over `cluster` and `dispatch`, read from `path` on reload (embedded
+    /// A reloader handing configs to `dispatcher`, read from `path` on reload (embedded
     /// defaults without one).
-    pub fn new(
-        cluster: Arc<Cluster>,
-        dispatch: SharedDispatch,
-        config: Arc<ArcSwap<Config>>,
-        path: Option<PathBuf>,
-    ) -> Self {
+    pub fn new(dispatcher: Arc<Dispatcher>, path: Option<PathBuf>) -> Self {
         Self {
-            cluster,
-            dispatch,
-            config,
+            dispatcher,
             path,
             started: Instant::now(),
             loaded_unix: AtomicU64::new(unix_now()),
@@ -87,7 +77,7 @@ impl Reloader {
     /// Applies a validated config: pools, nodes, routes, balancing and timeouts, swapped in at
     /// once. Open connections keep going. Listener and limit changes need a restart.
     pub fn apply(&self, config: Config) {
-        let old = self.config.load();
+        let old = self.dispatcher.config();
         if old.listen.uwsgi != config.listen.uwsgi
             || old.limits.max_connections != config.limits.max_connections
             || old.metrics != config.metrics
@@ -96,13 +86,11 @@ impl Reloader {
         {
             tracing::warn!("listen addresses, [control], metrics.listen, subscription.listen and limits.max_connections change only on restart");
         }
-        self.cluster.apply_config(&config);
-        self.dispatch
-            .store(Arc::new(Dispatch::new(&config, &self.cluster)));
-        self.config.store(Arc::new(config));
+        self.dispatcher.apply(config);
         self.loaded_unix.store(unix_now(), Relaxed);
-        self.cluster.events().emit(ClusterEvent::ConfigReloaded);
-        tracing::info!(pools = self.cluster.pools().len(), "config applied");
+        let cluster = self.dispatcher.cluster();
+        cluster.events().emit(ClusterEvent::ConfigReloaded);
+        tracing::info!(pools = cluster.pools().len(), "config applied");
     }
 }
 

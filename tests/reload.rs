@@ -305,3 +305,37 @@ async fn a_sighup_as_soon_as_routerd_accepts_reloads_it() {
         assert_eq!(r.status, 200, "attempt {attempt}: {}", r.text());
     }
 }
+
+/// Reloads that add a pool and a route to it, checked at once. A pool change is announced to the
+/// background rebuild while the reload is still storing its own snapshot: whichever stores last
+/// must have built from the new config, or the new route is lost until the next change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adding_a_pool_and_its_route_always_serves_the_route() {
+    const RELOADS: usize = 300;
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let config = |i: usize| {
+        let body = format!(
+            "default_pool = \"\"\n[pools.p{i}]\nslow_start = \"0s\"\nnodes = [\"{}\"]\n[[routes]]\nhost = \"h{i}.test\"\npool = \"p{i}\"\n",
+            a.addr
+        );
+        Config::parse(&with_tcp_listener(&body)).expect("valid")
+    };
+    let router = Daemon::start(config(0), None).await.expect("router starts");
+    let addr = router.local_addrs()[0].clone();
+    let mut lost = Vec::new();
+    for i in 1..=RELOADS {
+        router.apply(config(i));
+        // Let the background rebuild that the pool change triggered run to its end.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let r = send(&addr, &get(&format!("h{i}.test"), "/"), b"").await;
+        if r.status != 200 {
+            lost.push((i, r.status));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {RELOADS} reloads left their new route unserved (reload, status): {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+}

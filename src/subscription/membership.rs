@@ -8,8 +8,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
-
 use super::address::{self, Announced};
 use super::listener::DatagramSource;
 use super::notify;
@@ -28,21 +26,15 @@ use crate::routing::HostPattern;
 pub(super) struct Membership {
     cluster: Arc<Cluster>,
     dispatch: SharedDispatch,
-    config: Arc<ArcSwap<Config>>,
     replay: ReplayGuard,
     log: LogLimiter,
 }
 
 impl Membership {
-    pub(super) fn new(
-        cluster: Arc<Cluster>,
-        dispatch: SharedDispatch,
-        config: Arc<ArcSwap<Config>>,
-    ) -> Self {
+    pub(super) fn new(cluster: Arc<Cluster>, dispatch: SharedDispatch) -> Self {
         Self {
             cluster,
             dispatch,
-            config,
             replay: ReplayGuard::default(),
             log: LogLimiter::default(),
         }
@@ -72,7 +64,7 @@ impl Membership {
     /// names (key, address, notify path), the address as resolved, and last the replay state,
     /// so that only a packet about to be applied is remembered as the node's last one.
     fn apply(&mut self, datagram: &[u8], from: DatagramSource) -> Result<Outcome, Refused> {
-        let config = self.config.load_full();
+        let config = self.dispatch.load().config.clone();
         let sub = &config.subscription;
         let s = Subscription::parse(datagram)?;
         let networks = sub.networks();
@@ -236,7 +228,7 @@ impl Membership {
     /// Drops pools created from keys once they hold no node (expired or unsubscribed), so keys
     /// that come and go do not use up `max_pools`; a pool the config now defines is left to it.
     pub(super) fn sweep(&mut self) {
-        let config = self.config.load();
+        let config = self.dispatch.load().config.clone();
         for (host, pool) in self.cluster.dynamic_routes() {
             if config.pools.contains_key(&*pool) {
                 self.cluster.remove_dynamic_route(&host, false);

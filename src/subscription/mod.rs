@@ -23,7 +23,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -89,7 +88,6 @@ impl SubscriptionServer {
         self,
         cluster: Arc<Cluster>,
         dispatch: SharedDispatch,
-        config: Arc<ArcSwap<Config>>,
         shutdown: CancellationToken,
     ) {
         let (queue, mut incoming) = mpsc::channel(QUEUE);
@@ -98,7 +96,7 @@ impl SubscriptionServer {
             tokio::spawn(socket.receive(queue.clone(), shutdown.clone()));
         }
         drop(queue);
-        let mut membership = Membership::new(cluster, dispatch, config);
+        let mut membership = Membership::new(cluster, dispatch);
         tokio::spawn(async move {
             let mut sweep = tokio::time::interval(SWEEP_EVERY);
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
