@@ -6,16 +6,18 @@
 //! ```
 //!
 //! Each line times N requests' worth of recording on 1 and on 2 threads (the same node, the worst
-//! case for contention): what routerd does now (`request_finished` + `connected`: atomics on the
-//! node and pre-registered per-pool histograms), and, for comparison, the same series recorded
+//! case for contention): what routerd does now (`start_request`, `connected` and `finish_request`:
+//! atomics on the node, its latency estimate and health, pre-registered per-pool histograms), and,
+//! for comparison, the same series recorded
 //! through the `metrics` macros with labels on every call (a registry lookup per request).
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use uwsgi_router::cluster::{Node, Pool, PoolSettings, Source};
+use uwsgi_router::cluster::{Pool, PoolSettings};
 use uwsgi_router::metrics;
+use uwsgi_router::node::{Evidence, Node, Outcome, Source};
 
 const N: u32 = 2_000_000;
 
@@ -39,13 +41,13 @@ fn main() {
         metrics::install().expect("no other recorder");
     }
     let pool = Pool::new("web", PoolSettings::default(), Default::default());
-    let node = Node::new(
+    let node = Arc::new(Node::new(
         "10.0.0.1:3031",
         "10.0.0.1:3031".parse().unwrap(),
         Source::Static,
         1,
-    );
-    let (pool_name, node_id): (Arc<str>, Arc<str>) = (pool.name.clone(), node.id.clone());
+    ));
+    let (pool_name, node_id): (Arc<str>, Arc<str>) = (pool.name.clone(), node.id().clone());
     let took = |i: u32| Duration::from_micros(u64::from(i % 5000));
 
     println!("recorder: {}", if on { "installed" } else { "none" });
@@ -54,8 +56,10 @@ fn main() {
             black_box(took(i));
         });
         let now = time(threads, |i| {
-            metrics::request_finished(Some(&pool), Some(&node), "ok", took(i));
-            metrics::connected(&pool, took(i));
+            let request = node.start_request();
+            pool.metrics.connected(took(i));
+            let answered = Evidence::Answered(took(i));
+            pool.finish_request(request, Outcome::Ok, answered, took(i));
         });
         let lookups = time(threads, |i| {
             ::metrics::counter!("bench_requests_total", "pool" => pool_name.clone(), "node" => node_id.clone(), "outcome" => "ok").increment(1);
@@ -71,7 +75,7 @@ fn main() {
         );
     }
     if on {
-        let body = metrics::render(&Default::default());
+        let body = uwsgi_router::scrape::render(&Default::default());
         assert!(body.contains("uwsgi_router_request_duration_seconds_count{pool=\"web\"}"));
     }
 }

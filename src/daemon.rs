@@ -304,7 +304,7 @@ async fn serve_metrics(
     };
     let cluster = cluster.clone();
     let endpoints = http::Endpoints {
-        metrics: Arc::new(move || metrics::render(&cluster)),
+        metrics: Arc::new(move || crate::scrape::render(&cluster)),
         ready: ready.clone(),
     };
     tracing::info!(address = %local, max_connections, "serving /metrics, /healthz and /readyz");

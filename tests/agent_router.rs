@@ -72,7 +72,8 @@ async fn an_announced_node_takes_traffic_and_drains_away_on_shutdown() {
     stats.set("queued");
     wait_until("the router to see the reported load", || {
         router.cluster().find("n1").is_some_and(|(_, n)| {
-            n.load.busy.load(Relaxed) == 2 && n.load.queue.load(Relaxed) == 61
+            n.reported_load().map_or(0, |l| l.busy) == 2
+                && n.reported_load().map_or(0, |l| l.queue) == 61
         })
     })
     .await;
@@ -242,7 +243,7 @@ async fn one_agent_feeds_two_routers_and_drains_on_both() {
         wait_until("each router to see the reported load", || {
             r.cluster()
                 .find("n1")
-                .is_some_and(|(_, n)| n.load.queue.load(Relaxed) == 61)
+                .is_some_and(|(_, n)| n.reported_load().map_or(0, |l| l.queue) == 61)
         })
         .await;
     }

@@ -4,7 +4,6 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering::SeqCst;
 
 use serde_json::Value;
 use support::scrape::*;
@@ -134,8 +133,11 @@ async fn every_dashboard_query_uses_metrics_routerd_exports() {
         .unwrap()
         .node(&node.addr.to_string())
         .unwrap();
-    n.load.capacity.store(4, SeqCst);
-    n.load.at_ms.store(now_ms().max(1), SeqCst);
+    let report = uwsgi_router::node::LoadReport {
+        capacity: 4,
+        ..Default::default()
+    };
+    n.record_report(&report, now_ms(), std::time::Duration::from_secs(60));
     uwsgi_router::metrics::node_registered(&"default".into(), "registered");
     uwsgi_router::metrics::registration_rejected("unauthenticated");
 

@@ -58,19 +58,19 @@ async fn a_failing_node_is_ejected_then_returns() {
         .snapshot()
         .nodes
         .iter()
-        .find(|n| n.addr.to_string() == b_addr.to_string())
+        .find(|n| n.addr().to_string() == b_addr.to_string())
         .unwrap()
         .clone();
     assert!(
-        b_node.health.ejected_until().is_some(),
+        b_node.health().ejected_until().is_some(),
         "b must be ejected after failing"
     );
-    let failures_when_ejected = b_node.failures.load(std::sync::atomic::Ordering::SeqCst);
+    let failures_when_ejected = b_node.failures_total();
     for _ in 0..10 {
         assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
     }
     assert!(
-        b_node.failures.load(std::sync::atomic::Ordering::SeqCst) <= failures_when_ejected + 1,
+        b_node.failures_total() <= failures_when_ejected + 1,
         "an ejected node is not tried again before its backoff ends"
     );
 
@@ -83,7 +83,7 @@ async fn a_failing_node_is_ejected_then_returns() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        b_node.health.ejected_until().is_none(),
+        b_node.health().ejected_until().is_none(),
         "a successful probe ends the ejection"
     );
 }
@@ -109,7 +109,7 @@ async fn ejections_never_exceed_the_cap() {
         .snapshot()
         .nodes
         .iter()
-        .filter(|n| n.health.ejected_until().is_some())
+        .filter(|n| n.health().ejected_until().is_some())
         .count();
     assert_eq!(ejected, 2, "50% of 4 nodes");
 }

@@ -3,13 +3,13 @@
 
 mod support;
 
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use support::scrape::*;
 use support::*;
 use uwsgi_router::clock::now_ms;
-use uwsgi_router::cluster::{Node, Source};
+use uwsgi_router::cluster::LeaveReason;
+use uwsgi_router::node::{LoadReport, Node, Source};
 
 const NODES: usize = 1000;
 
@@ -39,8 +39,11 @@ async fn a_thousand_nodes_joining_and_leaving_leave_no_series() {
             .expect("the pool takes 1,000 nodes");
         if i % 2 == 0 {
             // Half of them report their load, as agents do.
-            node.load.capacity.store(4, SeqCst);
-            node.load.at_ms.store(now_ms().max(1), SeqCst);
+            let report = LoadReport {
+                capacity: 4,
+                ..LoadReport::default()
+            };
+            node.record_report(&report, now_ms(), Duration::from_secs(600));
         }
     }
     let full = scrape(&router).await;
@@ -67,23 +70,41 @@ async fn a_thousand_nodes_joining_and_leaving_leave_no_series() {
         "{} series for {NODES} nodes",
         per_node(&full)
     );
+    // Just joined, in their slow start.
     assert_eq!(
         full.get(
             "uwsgi_router_nodes",
-            &[("pool", "churn"), ("state", "active")]
+            &[("pool", "churn"), ("state", "joining")]
         ),
         Some(NODES as f64)
     );
 
     for i in 0..NODES {
-        assert!(cluster.leave(&id(i), "test over").is_some());
+        assert!(cluster
+            .leave(&id(i), LeaveReason::RemovedByOperator)
+            .is_some());
     }
     let after = scrape(&router).await;
     assert_eq!(per_node(&after), 0, "no series of a removed node is left");
+    // Only per-pool series may have been added: the pool's registrations counter, once.
+    let pool_level = |m: &support::scrape::Scrape| {
+        m.samples
+            .iter()
+            .filter(|s| s.name != "uwsgi_router_registrations_total")
+            .count()
+    };
     assert_eq!(
-        after.samples.len(),
-        baseline.samples.len(),
+        pool_level(&after),
+        pool_level(&baseline),
         "the series count returns to its baseline"
+    );
+    assert_eq!(
+        after.get(
+            "uwsgi_router_registrations_total",
+            &[("pool", "churn"), ("source", "registered")]
+        ),
+        Some(NODES as f64),
+        "every join is counted once, on the pool"
     );
     assert_eq!(
         after.get(

@@ -36,9 +36,12 @@ async fn busy_router(node: &FakeNode) -> Daemon {
         .unwrap()
         .node(&node.addr.to_string())
         .unwrap();
-    n.load.capacity.store(4, SeqCst);
-    n.load.busy.store(1, SeqCst);
-    n.load.at_ms.store(now_ms().max(1), SeqCst);
+    let report = uwsgi_router::node::LoadReport {
+        capacity: 4,
+        busy: 1,
+        ..Default::default()
+    };
+    n.record_report(&report, now_ms(), Duration::from_secs(60));
     router
 }
 

@@ -71,7 +71,7 @@ async fn reports_steer_traffic_away_from_busy_nodes() {
     let _rb = sb.keep_reporting(load_b.clone());
     let (_, b_node) = router.cluster().find("b").unwrap();
     wait_until("b's report is applied", || {
-        b_node.load.queue.load(std::sync::atomic::Ordering::SeqCst) == 40
+        b_node.reported_load().map_or(0, |l| l.queue) == 40
     })
     .await;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -90,7 +90,7 @@ async fn reports_steer_traffic_away_from_busy_nodes() {
     // b recovers: once its reports say so, it takes its share of concurrent load again.
     *load_b.lock().unwrap() = (0, 2, 0);
     wait_until("b's recovery is applied", || {
-        b_node.load.queue.load(std::sync::atomic::Ordering::SeqCst) == 0
+        b_node.reported_load().map_or(0, |l| l.queue) == 0
     })
     .await;
     a.set_behaviour(Behaviour::Slow(Duration::from_millis(20)));

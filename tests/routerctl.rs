@@ -15,8 +15,8 @@ use routerctl_support::*;
 use serde_json::Value;
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use uwsgi_router::cluster::NodeState;
 use uwsgi_router::daemon::Daemon;
+use uwsgi_router::node::AdminState;
 
 /// A router with one static node and two registered ones, `web-1` and `web-2`.
 struct Fleet {
@@ -51,8 +51,8 @@ async fn fleet(algorithm: &str) -> Fleet {
     }
 }
 
-fn state(router: &Daemon, id: &str) -> Option<NodeState> {
-    router.cluster().find(id).map(|(_, n)| n.state())
+fn state(router: &Daemon, id: &str) -> Option<AdminState> {
+    router.cluster().find(id).map(|(_, n)| n.admin_state())
 }
 
 #[tokio::test]
@@ -176,13 +176,13 @@ async fn actions_change_nodes_and_report_per_router() {
     );
     assert!(matches!(
         state(&f.router, id),
-        Some(NodeState::Draining | NodeState::Drained)
+        Some(AdminState::Draining | AdminState::Drained)
     ));
     ok_line(
         &routerctl(&routers, &["resume", id]).await,
         &format!("{id} active"),
     );
-    assert_eq!(state(&f.router, id), Some(NodeState::Active));
+    assert_eq!(state(&f.router, id), Some(AdminState::Active));
 
     ok_line(
         &routerctl(&routers, &["weight", "web-1", "7"]).await,
@@ -241,7 +241,7 @@ async fn actions_change_nodes_and_report_per_router() {
             .ends_with(&format!("ok  {id} drained")),
         "{run:?}"
     );
-    assert_eq!(state(&f.router, id), Some(NodeState::Drained));
+    assert_eq!(state(&f.router, id), Some(AdminState::Drained));
 }
 
 #[tokio::test]
@@ -271,7 +271,7 @@ async fn drain_wait_under_load_loses_no_request() {
         .collect();
     let (_, slow_node) = router.cluster().find("slow-1").unwrap();
     wait_until("the slow node has requests in flight", || {
-        slow_node.in_flight.load(SeqCst) > 0
+        slow_node.in_flight() > 0
     })
     .await;
 
@@ -294,7 +294,7 @@ async fn drain_wait_under_load_loses_no_request() {
         "a drained registered node leaves"
     );
     assert_eq!(
-        slow_node.in_flight.load(SeqCst),
+        slow_node.in_flight(),
         0,
         "returned only once nothing was in flight"
     );
@@ -329,7 +329,7 @@ async fn drain_wait_gives_up_at_the_timeout_with_exit_1() {
     let addr = router.local_addrs()[0].clone();
     let hanging = tokio::spawn(async move { send(&addr, &get("h", "/"), b"").await });
     let (_, node) = router.cluster().find(&id).unwrap();
-    wait_until("a request is in flight", || node.in_flight.load(SeqCst) > 0).await;
+    wait_until("a request is in flight", || node.in_flight() > 0).await;
 
     let run = routerctl(
         &[url(&router)],
@@ -348,7 +348,7 @@ async fn drain_wait_gives_up_at_the_timeout_with_exit_1() {
         run.stdout.contains(&format!("ok  {id} draining")),
         "{run:?}"
     );
-    assert_eq!(state(&router, &id), Some(NodeState::Draining));
+    assert_eq!(state(&router, &id), Some(AdminState::Draining));
     hanging.abort();
 }
 
@@ -421,7 +421,7 @@ async fn two_routers_merge_by_node_and_writes_apply_to_both() {
     for r in [&a, &b] {
         assert!(matches!(
             state(r, &sid),
-            Some(NodeState::Draining | NodeState::Drained)
+            Some(AdminState::Draining | AdminState::Drained)
         ));
     }
     // Resumed on one only: states are shown per router.
@@ -429,7 +429,7 @@ async fn two_routers_merge_by_node_and_writes_apply_to_both() {
         .await
         .ok();
     wait_until("b's drain completes", || {
-        state(&b, &sid) == Some(NodeState::Drained)
+        state(&b, &sid) == Some(AdminState::Drained)
     })
     .await;
     let table = routerctl(&both, &["nodes"]).await;
@@ -527,7 +527,7 @@ async fn unknown_ids_exit_1_and_ambiguous_prefixes_list_the_candidates() {
     );
     assert_eq!(
         state(&f.router, "web-1"),
-        Some(NodeState::Active),
+        Some(AdminState::Active),
         "nothing drained"
     );
     // An exact id wins over being a prefix of another.
@@ -621,7 +621,7 @@ async fn watch_prints_each_event_as_one_line_until_the_router_stops() {
             assert!(e["time_unix_ms"].as_u64().unwrap() > 0);
         } else {
             assert!(
-                line.contains("  node_ejected     default/web-1  for 1 ms"),
+                line.contains("  node_ejected     default/web-1  by an operator for 1 ms"),
                 "{line}"
             );
         }

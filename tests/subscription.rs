@@ -18,8 +18,8 @@ use support::scrape::scrape;
 use support::*;
 use tokio::net::{UdpSocket, UnixDatagram};
 use tokio::time::Instant;
-use uwsgi_router::cluster::Source;
 use uwsgi_router::daemon::Daemon;
+use uwsgi_router::node::Source;
 use uwsgi_router::protocol::{encode_packet, encode_vars};
 
 const PACKETS: &str = "uwsgi_router_subscription_packets_total";
@@ -159,7 +159,7 @@ fn pool_nodes(router: &Daemon, pool: &str) -> Vec<String> {
         p.snapshot()
             .nodes
             .iter()
-            .map(|n| n.addr.to_string())
+            .map(|n| n.addr().to_string())
             .collect()
     })
 }
@@ -246,7 +246,7 @@ async fn subscribed_nodes_get_the_traffic_of_their_key_and_no_other() {
         .find(&format!("{}@alpha.test", a.addr))
         .unwrap();
     assert_eq!(&*pool.name, "alpha.test", "a pool named after the key");
-    assert_eq!(n.source, Source::Subscribed);
+    assert_eq!(n.source(), Source::Subscribed);
     assert_eq!(pool_nodes(&router, "beta.test"), [b.addr.to_string()]);
     assert!(counted(&router, "joined").await >= 2.0);
 }
@@ -372,8 +372,8 @@ async fn announcements_feed_weight_capacity_and_listen_queue_to_the_balancer() {
         d.tick().await;
     };
     assert_eq!(n.weight(), 5);
-    assert_eq!(n.load.capacity.load(SeqCst), 8);
-    assert_eq!(n.load.queue.load(SeqCst), 3);
+    assert_eq!(n.capacity(), 8);
+    assert_eq!(n.reported_load().map_or(0, |l| l.queue), 3);
     let renewed = counted(&router, "renewed").await;
     node.send(&packet(SUBSCRIBE, &vars)).await;
     wait_counted(&router, "renewed", renewed).await;
@@ -386,7 +386,7 @@ async fn announcements_feed_weight_capacity_and_listen_queue_to_the_balancer() {
         "a renewal keeps the node and its counters"
     );
     assert_eq!(n.weight(), 1, "weight 0 means 1, as in uWSGI");
-    assert_eq!(n.load.queue.load(SeqCst), 0);
+    assert_eq!(n.reported_load().map_or(0, |l| l.queue), 0);
     assert_eq!(pool_nodes(&router, "alpha.test").len(), 1);
 }
 
@@ -701,7 +701,7 @@ async fn a_flood_of_new_keys_is_bounded_counted_and_freed_when_the_nodes_go_quie
             p.snapshot()
                 .nodes
                 .iter()
-                .filter(|n| n.source == Source::Subscribed)
+                .filter(|n| n.source() == Source::Subscribed)
                 .count()
         })
         .sum();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{random::WeightedRandom, Balance, PickContext};
-use crate::cluster::Node;
+use crate::node::Node;
 
 /// Ring points per unit of weight.
 const POINTS_PER_WEIGHT: u64 = 160;
@@ -29,7 +29,7 @@ impl Ring {
             let count = (POINTS_PER_WEIGHT * u64::from(node.weight()) / u64::from(min_weight))
                 .min(MAX_POINTS);
             for p in 0..count {
-                let label = format!("{}#{p}", node.id);
+                let label = format!("{}#{p}", node.id());
                 points.push((xxh3_64(label.as_bytes()), i as u32));
             }
         }

@@ -1,8 +1,6 @@
 //! Least connections: the usable node with the fewest in-flight requests per unit of weight;
 //! ties go to whichever comes first after a random start, so they spread evenly.
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use super::{random_index, Balance, PickContext};
 
 /// Fewest in-flight requests relative to weight.
@@ -19,8 +17,8 @@ impl Balance for LeastConnections {
         let mut best: Option<(usize, f64)> = None;
         for i in (0..n).map(|k| (start + k) % n).filter(|&i| usable(i)) {
             let node = &cx.nodes[i];
-            let score = f64::from(node.in_flight.load(Relaxed))
-                / node.effective_weight(cx.now_ms, cx.slow_start);
+            let score =
+                f64::from(node.in_flight()) / node.effective_weight(cx.now_ms, cx.slow_start);
             if best.is_none_or(|(_, b)| score < b) {
                 best = Some((i, score));
             }

@@ -3,10 +3,8 @@
 //! what the node last reported (busy workers and listen queue beyond the router's own requests),
 //! divided by the effective weight (slow start included).
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use super::{first_usable, random_index, Balance, PickContext};
-use crate::cluster::Node;
+use crate::node::Node;
 
 /// Power of two choices over [`cost`].
 #[derive(Debug)]
@@ -34,8 +32,7 @@ impl Balance for LeastLoad {
 
 /// Expected wait on `node` for one more request, relative to its weight. Lower is better.
 pub(super) fn cost(node: &Node, cx: &PickContext<'_>) -> f64 {
-    let in_flight = node.in_flight.load(Relaxed);
-    let pending = f64::from(in_flight) + 1.0 + node.load.extra_load(cx.now_ms, in_flight);
-    let latency = node.latency.get(cx.now_ms, in_flight > 0).max(0.01);
+    let pending = f64::from(node.in_flight()) + 1.0 + node.extra_load(cx.now_ms);
+    let latency = node.latency_ms(cx.now_ms).max(0.01);
     pending * latency / node.effective_weight(cx.now_ms, cx.slow_start)
 }

@@ -12,8 +12,8 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster::Node;
 use crate::config::Algorithm;
+use crate::node::Node;
 
 /// What a balancer sees of one pick.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,22 @@
 //! Distribution properties of every algorithm, over many picks.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::cluster::{Node, Source};
+use crate::node::{Evidence, InFlight, LoadReport, Node, Outcome, Source};
+
+/// `n` requests in flight on `node` while the result is held.
+fn busy(node: &Arc<Node>, n: usize) -> Vec<InFlight> {
+    (0..n).map(|_| node.start_request()).collect()
+}
+
+/// One request on `node` answered after `first_byte` (a latency sample taken now).
+fn answered(node: &Arc<Node>, first_byte: Duration) {
+    node.start_request()
+        .finish(Outcome::Ok, Evidence::Answered(first_byte));
+}
 
 fn nodes(weights: &[u32]) -> Vec<Arc<Node>> {
     weights
@@ -42,6 +52,19 @@ fn counts(
     let mut c = vec![0; nodes.len()];
     for _ in 0..picks {
         c[b.pick(&cx(nodes, None), usable).unwrap()] += 1;
+    }
+    c
+}
+
+/// As [`counts`] with every node usable, picking at the real time (fresh samples and reports).
+fn counts_now(b: &dyn Balance, nodes: &[Arc<Node>], picks: usize) -> Vec<usize> {
+    let mut c = vec![0; nodes.len()];
+    for _ in 0..picks {
+        let cx = PickContext {
+            now_ms: crate::clock::now_ms(),
+            ..cx(nodes, None)
+        };
+        c[b.pick(&cx, &all).unwrap()] += 1;
     }
     c
 }
@@ -94,14 +117,11 @@ fn random_respects_weights_within_tolerance() {
 #[test]
 fn least_connections_picks_fewest_per_weight() {
     let n = nodes(&[1, 1, 2]);
-    n[0].in_flight.store(4, Relaxed);
-    n[1].in_flight.store(1, Relaxed);
-    n[2].in_flight.store(3, Relaxed); // 1.5 per unit of weight
+    let _held = [busy(&n[0], 4), busy(&n[1], 1), busy(&n[2], 3)]; // 1.5 per unit of weight
     let b = build(Algorithm::LeastConnections, &n);
     assert_eq!(counts(&*b, &n, 100, &all), vec![0, 100, 0]);
     // Ties spread over the tied nodes.
-    n[1].in_flight.store(4, Relaxed);
-    n[2].in_flight.store(8, Relaxed);
+    let _more = [busy(&n[1], 3), busy(&n[2], 5)];
     let c = counts(&*b, &n, 3000, &all);
     assert!(c.iter().all(|&x| x > 800), "{c:?}");
 }
@@ -120,12 +140,12 @@ fn least_load_respects_weights_when_idle() {
 #[test]
 fn least_load_avoids_busy_and_slow_nodes() {
     let n = nodes(&[1, 1, 1]);
-    let now = crate::clock::now_ms() + 1_000_000;
-    n[0].latency.observe(200.0, now); // slow
-    n[1].in_flight.store(20, Relaxed); // busy here
-    n[2].latency.observe(5.0, now);
+    answered(&n[0], Duration::from_millis(200)); // slow
+    let _held = busy(&n[1], 20); // busy here
+    answered(&n[2], Duration::from_millis(5));
     let b = build(Algorithm::LeastLoad, &n);
-    let c = counts(&*b, &n, 3000, &all);
+    // Picked now, while the latency samples are fresh.
+    let c = counts_now(&*b, &n, 3000);
     // P2C: the worst node never wins a comparison, the best wins all of its own.
     assert_eq!(
         c[1], 0,
@@ -137,11 +157,14 @@ fn least_load_avoids_busy_and_slow_nodes() {
     );
     // A node that reports all its workers busy and a queue is avoided too.
     let m = nodes(&[1, 1]);
-    m[0].load.capacity.store(4, Relaxed);
-    m[0].load.busy.store(4, Relaxed);
-    m[0].load.queue.store(10, Relaxed);
-    m[0].load.at_ms.store(now, Relaxed);
-    let c = counts(&*build(Algorithm::LeastLoad, &m), &m, 1000, &all);
+    let report = LoadReport {
+        capacity: 4,
+        busy: 4,
+        queue: 10,
+        weight: None,
+    };
+    m[0].record_report(&report, crate::clock::now_ms(), Duration::from_secs(60));
+    let c = counts_now(&*build(Algorithm::LeastLoad, &m), &m, 1000);
     assert_eq!(c, vec![0, 1000]);
 }
 
@@ -149,7 +172,7 @@ fn least_load_avoids_busy_and_slow_nodes() {
 fn least_load_picks_two_distinct_nodes() {
     // With two nodes, P2C must always compare both: the cheaper one wins every pick.
     let n = nodes(&[1, 1]);
-    n[0].in_flight.store(1, Relaxed);
+    let _held = busy(&n[0], 1);
     let c = counts(&*build(Algorithm::LeastLoad, &n), &n, 1000, &all);
     assert_eq!(c, vec![0, 1000]);
 }
@@ -183,7 +206,7 @@ fn hash_assignments(n: &[Arc<Node>], keys: &[String]) -> HashMap<String, Arc<str
     keys.iter()
         .map(|k| {
             let i = b.pick(&cx(n, Some(k.as_bytes())), &all).unwrap();
-            (k.clone(), n[i].id.clone())
+            (k.clone(), n[i].id().clone())
         })
         .collect()
 }
@@ -209,7 +232,7 @@ fn hash_is_stable_and_moves_about_one_nth_when_a_node_joins() {
         "moved {share:.3}, expected about 1/5"
     );
     assert!(
-        moved.iter().all(|k| after[*k] == five[4].id),
+        moved.iter().all(|k| after[*k] == *five[4].id()),
         "moved keys go only to the new node"
     );
     // Every node gets a fair share of keys.

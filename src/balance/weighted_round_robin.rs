@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use super::{first_usable, Balance, PickContext};
-use crate::cluster::Node;
+use crate::node::Node;
 
 /// Longest precomputed cycle; larger weight sums are scaled down to fit.
 const MAX_CYCLE: u64 = 16_384;

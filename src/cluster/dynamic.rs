@@ -57,7 +57,8 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Node, Source};
+    use crate::cluster::LeaveReason;
+    use crate::node::{Node, Source};
     use std::time::Duration;
 
     #[test]
@@ -75,7 +76,7 @@ mod tests {
         assert!(c.pool("app.test").is_some());
         assert!(!c.remove_dynamic_route("app.test", true), "already gone");
         c.add_dynamic_pool("app.test", "app.test", PoolSettings::default());
-        c.leave("n", "test");
+        c.leave("n", LeaveReason::Unsubscribed);
         assert!(c.remove_dynamic_route("app.test", true));
         assert!(
             c.pool("app.test").is_none(),

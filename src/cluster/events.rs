@@ -1,11 +1,14 @@
-//! Cluster events: every membership and health change is logged here, once, and broadcast to
-//! whoever listens (route rebuilds, registry sessions waiting for a drain, `routerctl watch`).
+//! Cluster events: every membership and health change is logged and counted here, once, and
+//! broadcast to whoever listens (route rebuilds, registry sessions waiting for a drain,
+//! `routerctl watch`).
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::Source;
+use super::{EjectCause, LeaveReason};
+use crate::metrics;
+use crate::node::Source;
 
 /// A change in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,10 +30,10 @@ pub enum ClusterEvent {
         pool: Arc<str>,
         /// Node id.
         node: Arc<str>,
-        /// Why: `lease expired`, `agent left`, `drained`, `removed from config`, ...
-        reason: String,
+        /// Why.
+        reason: LeaveReason,
     },
-    /// Passive health checks ejected a node.
+    /// A node was ejected.
     NodeEjected {
         /// Pool name.
         pool: Arc<str>,
@@ -38,6 +41,8 @@ pub enum ClusterEvent {
         node: Arc<str>,
         /// For how long.
         for_ms: u64,
+        /// By passive health checks or an operator.
+        cause: EjectCause,
     },
     /// A node stopped taking new requests.
     NodeDraining {
@@ -77,9 +82,10 @@ impl Default for Events {
 }
 
 impl Events {
-    /// Logs the event and broadcasts it.
+    /// Logs and counts the event, and broadcasts it.
     pub fn emit(&self, event: ClusterEvent) {
         log(&event);
+        count(&event);
         let _ = self.0.send(event);
     }
 
@@ -100,14 +106,31 @@ fn log(event: &ClusterEvent) {
         } => {
             tracing::info!(%pool, %node, %addr, source = source.as_str(), "node joined")
         }
-        NodeLeft { pool, node, reason } => tracing::info!(%pool, %node, reason, "node left"),
-        NodeEjected { pool, node, for_ms } => {
-            tracing::warn!(%pool, %node, for_ms, "node ejected after consecutive failures")
+        NodeLeft { pool, node, reason } => {
+            tracing::info!(%pool, %node, reason = %reason, "node left")
         }
+        NodeEjected {
+            pool,
+            node,
+            for_ms,
+            cause,
+        } => tracing::warn!(%pool, %node, for_ms, cause = cause.label(), "node ejected {cause}"),
         NodeDraining { pool, node } => tracing::info!(%pool, %node, "node draining"),
         NodeDrained { pool, node } => tracing::info!(%pool, %node, "node drained"),
         NodeResumed { pool, node } => tracing::info!(%pool, %node, "node resumed"),
         PoolsChanged => tracing::debug!("pools changed"),
         ConfigReloaded => tracing::info!("config reloaded"),
+    }
+}
+
+/// The metric each event moves, if any.
+fn count(event: &ClusterEvent) {
+    match event {
+        ClusterEvent::NodeJoined { pool, source, .. } if *source != Source::Static => {
+            metrics::node_registered(pool, source.as_str());
+        }
+        ClusterEvent::NodeLeft { pool, reason, .. } => metrics::node_left(pool, reason.label()),
+        ClusterEvent::NodeEjected { pool, cause, .. } => metrics::node_ejected(pool, cause.label()),
+        _ => {}
     }
 }

@@ -2,14 +2,14 @@
 //! leases, drains, and the maintenance tick that expires leases and completes drains.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, ClusterEvent, Node, NodeAddr, NodeState, Pool, Source};
+use super::{Cluster, ClusterEvent, LeaveReason, NodeAddr, Pool};
 use crate::clock::now_ms;
+use crate::node::{AdminState, Node, Source};
 
 /// How often leases and drains are checked.
 pub const MAINTENANCE_TICK: Duration = Duration::from_millis(100);
@@ -75,16 +75,16 @@ impl Cluster {
         let pool = self
             .pool(pool)
             .ok_or_else(|| JoinError::UnknownPool(pool.to_owned()))?;
-        if !address_allowed(&node.addr, &pool.settings().allowed_networks) {
+        if !address_allowed(node.addr(), &pool.settings().allowed_networks) {
             return Err(JoinError::AddressNotAllowed {
                 pool: pool.name.to_string(),
-                addr: node.addr.to_string(),
+                addr: node.addr().to_string(),
             });
         }
-        if let Some(other) = self.find(&node.id) {
-            let same_kind = other.1.source == node.source && Arc::ptr_eq(&other.0, &pool);
+        if let Some(other) = self.find(node.id()) {
+            let same_kind = other.1.source() == node.source() && Arc::ptr_eq(&other.0, &pool);
             if !same_kind {
-                return Err(JoinError::IdTaken(node.id.to_string()));
+                return Err(JoinError::IdTaken(node.id().to_string()));
             }
         }
         let node = Arc::new(node);
@@ -94,7 +94,7 @@ impl Cluster {
     }
 
     /// Removes node `id` from whichever pool holds it.
-    pub fn leave(&self, id: &str, reason: &str) -> Option<Arc<Node>> {
+    pub fn leave(&self, id: &str, reason: LeaveReason) -> Option<Arc<Node>> {
         let (pool, _) = self.find(id)?;
         pool.remove(id, reason)
     }
@@ -117,16 +117,17 @@ impl Cluster {
         for pool in self.pools() {
             pool.measure_rate(now_ms);
             for node in pool.snapshot().nodes.iter() {
-                if node.source != Source::Static && node.lease_expired(now_ms) {
-                    pool.remove(&node.id, "lease expired");
-                } else if node.state() == NodeState::Draining && node.in_flight.load(Relaxed) == 0 {
-                    node.set_state(NodeState::Drained);
+                let dynamic = node.source() != Source::Static;
+                if dynamic && node.lease_expired(now_ms) {
+                    pool.remove(node.id(), LeaveReason::LeaseExpired);
+                } else if node.admin_state() == AdminState::Draining && node.in_flight() == 0 {
+                    node.set_admin_state(AdminState::Drained);
                     self.events.emit(ClusterEvent::NodeDrained {
                         pool: pool.name.clone(),
-                        node: node.id.clone(),
+                        node: node.id().clone(),
                     });
-                    if node.source != Source::Static {
-                        pool.remove(&node.id, "drained");
+                    if dynamic {
+                        pool.remove(node.id(), LeaveReason::Drained);
                     }
                 }
             }
@@ -205,7 +206,7 @@ mod tests {
         // A re-join of a known id replaces it, even when full.
         c.join("web", node("a", "10.1.2.9:3031"), LEASE).unwrap();
         assert_eq!(c.pool("web").unwrap().len(), 2);
-        assert_eq!(c.find("a").unwrap().1.addr.to_string(), "10.1.2.9:3031");
+        assert_eq!(c.find("a").unwrap().1.addr().to_string(), "10.1.2.9:3031");
         // The same id from another source is refused.
         let sub = Node::new("a", "10.1.2.9:3031".parse().unwrap(), Source::Subscribed, 1);
         assert_eq!(c.join("web", sub, LEASE).unwrap_err().kind(), "id_taken");
@@ -228,24 +229,30 @@ mod tests {
         let c = cluster("nodes = [\"127.0.0.1:9\"]\n");
         let a = c.join("web", node("a", "127.0.0.1:1"), LEASE).unwrap();
         let mut events = c.events().subscribe();
-        a.in_flight.store(1, Relaxed);
+        let request = a.start_request();
         assert!(c.drain("a"));
         assert!(!a.is_usable(now_ms()));
         c.maintain_once(now_ms());
         assert!(c.find("a").is_some(), "still finishing a request");
-        a.in_flight.store(0, Relaxed);
+        drop(request);
         c.maintain_once(now_ms());
         assert!(c.find("a").is_none(), "a drained dynamic node leaves");
         let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).collect();
         assert!(matches!(seen[0], ClusterEvent::NodeDraining { .. }));
         assert!(matches!(seen[1], ClusterEvent::NodeDrained { .. }));
-        assert!(matches!(&seen[2], ClusterEvent::NodeLeft { reason, .. } if reason == "drained"));
+        assert!(matches!(
+            &seen[2],
+            ClusterEvent::NodeLeft {
+                reason: LeaveReason::Drained,
+                ..
+            }
+        ));
         // A static node drains but stays, drained, until resumed.
         assert!(c.drain("127.0.0.1:9"));
         c.maintain_once(now_ms());
         c.maintain_once(now_ms());
         let (_, s) = c.find("127.0.0.1:9").unwrap();
-        assert_eq!(s.state(), NodeState::Drained);
+        assert_eq!(s.admin_state(), AdminState::Drained);
         let drained = std::iter::from_fn(|| events.try_recv().ok())
             .filter(|e| matches!(e, ClusterEvent::NodeDrained { .. }))
             .count();

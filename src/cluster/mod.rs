@@ -2,22 +2,19 @@
 //! data plane reads lock-free. Membership changes rebuild a snapshot; traffic only touches atomics.
 
 mod addr;
+mod cause;
 mod dynamic;
 mod events;
-mod ewma;
-mod health;
 mod lifecycle;
-mod node;
 mod operate;
 mod pool;
 mod rate;
+mod request;
 
 pub use addr::{BadNodeAddr, NodeAddr};
+pub use cause::{EjectCause, LeaveReason};
 pub use events::{ClusterEvent, Events};
-pub use ewma::PeakEwma;
-pub use health::{FailureVerdict, Health};
 pub use lifecycle::{address_allowed, JoinError, MAINTENANCE_TICK};
-pub use node::{Node, NodeMeta, NodeState, ReportedLoad, Source, REPORT_STALE_MS};
 pub use pool::{Pool, PoolSettings, PoolSnapshot};
 
 use std::sync::Arc;
@@ -25,6 +22,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::config::Config;
+use crate::node::RequestCounts;
 
 /// Every pool by name. Control-path structure: sessions reach pools through the route table.
 #[derive(Debug, Default)]
@@ -33,6 +31,8 @@ pub struct Cluster {
     events: Events,
     /// Exact-host routes added at run time (host -> pool), for pools created from subscription keys.
     dynamic_routes: DashMap<Arc<str>, Arc<str>>,
+    /// Requests that matched no pool, by outcome.
+    unrouted: RequestCounts,
 }
 
 impl Cluster {
@@ -100,5 +100,10 @@ impl Cluster {
         let mut v: Vec<_> = self.pools.iter().map(|p| p.clone()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Requests that matched no pool, by outcome.
+    pub fn unrouted(&self) -> &RequestCounts {
+        &self.unrouted
     }
 }

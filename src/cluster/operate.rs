@@ -4,18 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Cluster, ClusterEvent, Node, NodeState, Pool};
+use super::{Cluster, ClusterEvent, EjectCause, Pool};
 use crate::clock::now_ms;
+use crate::node::{AdminState, Node};
 
 impl Cluster {
     /// Takes node `id` back into rotation: active again, any ejection ended.
     pub fn resume(&self, id: &str) -> Option<(Arc<Pool>, Arc<Node>)> {
         let (pool, node) = self.find(id)?;
-        node.set_state(NodeState::Active);
-        node.health.clear();
+        node.set_admin_state(AdminState::Active);
+        node.health().clear();
         self.events.emit(ClusterEvent::NodeResumed {
             pool: pool.name.clone(),
-            node: node.id.clone(),
+            node: node.id().clone(),
         });
         Some((pool, node))
     }
@@ -29,7 +30,7 @@ impl Cluster {
         let (pool, node) = self.find(id)?;
         node.set_weight_override(weight);
         pool.refresh();
-        tracing::info!(pool = %pool.name, node = %node.id, weight = node.weight(), "weight override {}", if weight.is_some() { "set" } else { "cleared" });
+        tracing::info!(pool = %pool.name, node = %node.id(), weight = node.weight(), "weight override {}", if weight.is_some() { "set" } else { "cleared" });
         Some((pool, node))
     }
 
@@ -37,12 +38,7 @@ impl Cluster {
     pub fn eject(&self, id: &str, time: Option<Duration>) -> Option<(Arc<Pool>, Arc<Node>)> {
         let (pool, node) = self.find(id)?;
         let time = time.unwrap_or(pool.settings().ejection.base_time);
-        node.health.eject(now_ms(), time);
-        self.events.emit(ClusterEvent::NodeEjected {
-            pool: pool.name.clone(),
-            node: node.id.clone(),
-            for_ms: crate::clock::ms(time),
-        });
+        pool.eject(&node, now_ms(), time, EjectCause::Operator);
         Some((pool, node))
     }
 }
@@ -74,7 +70,7 @@ mod tests {
         assert_eq!(
             picks
                 .iter()
-                .filter(|&&i| snap.nodes[i].id.as_ref() == "127.0.0.1:2")
+                .filter(|&&i| snap.nodes[i].id().as_ref() == "127.0.0.1:2")
                 .count(),
             6,
             "3:1 after the override"

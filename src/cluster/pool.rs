@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 
-use super::{ClusterEvent, Events, FailureVerdict, JoinError, Node, NodeAddr, NodeState, Source};
+use super::{ClusterEvent, EjectCause, Events, JoinError, LeaveReason, NodeAddr};
 use crate::balance::{self, Balance, PickContext};
 use crate::clock::now_ms;
 use crate::config::{Algorithm, EjectionConfig, PoolConfig};
 use crate::metrics;
+use crate::node::{AdminState, FailureVerdict, Node, Source};
 
 /// The pool settings sessions need, converted once from the config.
 #[derive(Debug, Clone)]
@@ -100,7 +101,13 @@ impl Pool {
         };
         Self {
             name: name.into(),
-            metrics: metrics::PoolMetrics::new(name),
+            metrics: metrics::PoolMetrics::new(
+                name,
+                metrics::CauseLabels {
+                    ejections: &EjectCause::LABELS,
+                    leaves: &LeaveReason::LABELS,
+                },
+            ),
             snapshot: ArcSwap::from_pointee(members.build()),
             members: Mutex::new(members),
             eject_lock: Mutex::new(()),
@@ -129,7 +136,7 @@ impl Pool {
             .load()
             .nodes
             .iter()
-            .map(|n| n.requests.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|n| n.requests_total())
             .sum();
         self.rate.sample(total, now_ms);
     }
@@ -174,24 +181,24 @@ impl Pool {
     /// Announces static nodes added and removed by a config change (after the snapshot swap).
     fn announce(&self, joined: &[Arc<Node>], left: &[Arc<Node>]) {
         left.iter()
-            .for_each(|n| self.emit_left(n, "removed from config"));
+            .for_each(|n| self.emit_left(n, LeaveReason::RemovedFromConfig));
         joined.iter().for_each(|n| self.emit_joined(n));
     }
 
     fn emit_joined(&self, node: &Node) {
         self.events.emit(ClusterEvent::NodeJoined {
             pool: self.name.clone(),
-            node: node.id.clone(),
-            addr: node.addr.to_string(),
-            source: node.source,
+            node: node.id().clone(),
+            addr: node.addr().to_string(),
+            source: node.source(),
         });
     }
 
-    fn emit_left(&self, node: &Node, reason: &str) {
+    fn emit_left(&self, node: &Node, reason: LeaveReason) {
         self.events.emit(ClusterEvent::NodeLeft {
             pool: self.name.clone(),
-            node: node.id.clone(),
-            reason: reason.to_owned(),
+            node: node.id().clone(),
+            reason,
         });
     }
 
@@ -206,7 +213,7 @@ impl Pool {
             .load()
             .nodes
             .iter()
-            .find(|n| &*n.id == id)
+            .find(|n| &**n.id() == id)
             .cloned()
     }
 
@@ -215,11 +222,11 @@ impl Pool {
         let Some(node) = self.node(id) else {
             return false;
         };
-        if node.state() == NodeState::Active {
-            node.set_state(NodeState::Draining);
+        if node.admin_state() == AdminState::Active {
+            node.set_admin_state(AdminState::Draining);
             self.events.emit(ClusterEvent::NodeDraining {
                 pool: self.name.clone(),
-                node: node.id.clone(),
+                node: node.id().clone(),
             });
         }
         true
@@ -229,7 +236,7 @@ impl Pool {
     /// holds `max_nodes` others.
     pub fn add(&self, node: Arc<Node>) -> Result<Option<Arc<Node>>, JoinError> {
         let mut m = self.lock();
-        let at = m.nodes.iter().position(|n| n.id == node.id);
+        let at = m.nodes.iter().position(|n| n.id() == node.id());
         if at.is_none() && m.nodes.len() >= m.settings.max_nodes {
             return Err(JoinError::PoolFull {
                 pool: self.name.to_string(),
@@ -244,10 +251,10 @@ impl Pool {
         Ok(old)
     }
 
-    /// Removes the member `id`, saying why in the log. Returns it if it was there.
-    pub fn remove(&self, id: &str, reason: &str) -> Option<Arc<Node>> {
+    /// Removes the member `id`, saying why. Returns it if it was there.
+    pub fn remove(&self, id: &str, reason: LeaveReason) -> Option<Arc<Node>> {
         let mut m = self.lock();
-        let i = m.nodes.iter().position(|n| &*n.id == id)?;
+        let i = m.nodes.iter().position(|n| &**n.id() == id)?;
         let node = m.nodes.remove(i);
         // The snapshot first, then the event: a registry session checks on the event whether
         // its node is still in the pool, and must not read the old snapshot.
@@ -262,11 +269,10 @@ impl Pool {
 
     /// Counts a failed attempt on `node` and ejects it when its failures cross the threshold,
     /// unless that would eject more than the pool's cap. Returns the ejection time if ejected.
-    pub fn record_failure(&self, node: &Node) -> Option<Duration> {
-        node.failures
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pub(super) fn record_failure(&self, node: &Node) -> Option<Duration> {
+        node.count_failure();
         let snap = self.snapshot();
-        let FailureVerdict::Eject(time) = node.health.record_failure(&snap.settings.ejection)
+        let FailureVerdict::Eject(time) = node.health().record_failure(&snap.settings.ejection)
         else {
             return None;
         };
@@ -275,21 +281,26 @@ impl Pool {
         let ejected = snap
             .nodes
             .iter()
-            .filter(|n| n.health.is_ejected(now))
+            .filter(|n| n.health().is_ejected(now))
             .count();
         let cap = (snap.nodes.len() * snap.settings.ejection.max_percent as usize / 100).max(1);
         if ejected >= cap {
-            tracing::warn!(pool = %self.name, node = %node.id, ejected, cap, "node keeps failing but the ejection cap is reached; it stays in");
+            tracing::warn!(pool = %self.name, node = %node.id(), ejected, cap, "node keeps failing but the ejection cap is reached; it stays in");
             return None;
         }
-        node.health.eject(now, time);
-        metrics::node_ejected(&self.name, "consecutive_failures");
+        self.eject(node, now, time, EjectCause::ConsecutiveFailures);
+        Some(time)
+    }
+
+    /// Ejects `node` from `now` for `time`, and announces why.
+    pub(super) fn eject(&self, node: &Node, now: u64, time: Duration, cause: EjectCause) {
+        node.health().eject(now, time);
         self.events.emit(ClusterEvent::NodeEjected {
             pool: self.name.clone(),
-            node: node.id.clone(),
+            node: node.id().clone(),
             for_ms: crate::clock::ms(time),
+            cause,
         });
-        Some(time)
     }
 }
 
@@ -298,7 +309,7 @@ impl Pool {
 fn set_statics(m: &mut Members, statics: &[(NodeAddr, u32)]) -> (Vec<Arc<Node>>, Vec<Arc<Node>>) {
     let mut left = Vec::new();
     m.nodes.retain(|n| {
-        let keep = n.source != Source::Static || statics.iter().any(|(a, _)| *a == n.addr);
+        let keep = n.source() != Source::Static || statics.iter().any(|(a, _)| a == n.addr());
         if !keep {
             left.push(n.clone());
         }
@@ -309,7 +320,7 @@ fn set_statics(m: &mut Members, statics: &[(NodeAddr, u32)]) -> (Vec<Arc<Node>>,
         match m
             .nodes
             .iter()
-            .find(|n| n.source == Source::Static && n.addr == *addr)
+            .find(|n| n.source() == Source::Static && n.addr() == addr)
         {
             Some(n) => n.set_weight(*weight),
             None => {
@@ -358,13 +369,14 @@ impl PoolSnapshot {
             let Some(i) = self.balancer.pick(&cx, &usable) else {
                 break;
             };
-            let health = &self.nodes[i].health;
+            let health = self.nodes[i].health();
             if health.ejected_until().is_none() || health.try_claim_probe(now) {
                 return Some(i);
             }
             lost_probe.push(i);
         }
-        let active = |i: usize| !tried.contains(&i) && self.nodes[i].state() == NodeState::Active;
+        let active =
+            |i: usize| !tried.contains(&i) && self.nodes[i].admin_state() == AdminState::Active;
         let i = self.balancer.pick(&cx, &active)?;
         metrics::panic_pick(&self.pool);
         Some(i)

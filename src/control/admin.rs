@@ -2,7 +2,6 @@
 //! atomics; actions go through the cluster, which announces them as events.
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use crate::api::{
     SetWeightRequest, StatusRequest, StatusResponse, WatchRequest,
 };
 use crate::clock::now_ms;
-use crate::cluster::{Cluster, ClusterEvent, Node, NodeState, Pool};
+use crate::cluster::{Cluster, ClusterEvent, LeaveReason, Pool};
+use crate::node::{Node, NodeStatus};
 
 /// What the Admin service needs from the daemon besides the cluster.
 pub trait RouterControl: Send + Sync + 'static {
@@ -70,64 +70,51 @@ fn not_found(id: &str) -> Status {
 /// A node as routerctl shows it.
 pub fn node_info(pool: &Pool, node: &Node) -> NodeInfo {
     let now = now_ms();
-    let settings = pool.settings();
-    let state = if node.health.is_ejected(now) {
-        "ejected"
-    } else if node.state() == NodeState::Active
-        && now.saturating_sub(node.joined_ms) < crate::clock::ms(settings.slow_start)
-    {
-        "joining"
-    } else {
-        node.state().as_str()
-    };
-    let at = node.load.at_ms.load(Relaxed);
+    let status = node.status(now, pool.settings().slow_start);
+    let load = node.reported_load();
     NodeInfo {
-        id: node.id.to_string(),
+        id: node.id().to_string(),
         pool: pool.name.to_string(),
-        address: node.addr.to_string(),
-        state: state.to_owned(),
-        source: node.source.as_str().to_owned(),
+        address: node.addr().to_string(),
+        state: status.as_str().to_owned(),
+        source: node.source().as_str().to_owned(),
         weight: node.weight(),
         weight_reported: node.weight_configured(),
         weight_override: node.weight_override().unwrap_or(0),
-        capacity: node.load.capacity.load(Relaxed),
-        busy: node.load.busy.load(Relaxed),
-        queue: node.load.queue.load(Relaxed),
-        in_flight: node.in_flight.load(Relaxed),
-        requests_total: node.requests.load(Relaxed),
-        errors_total: node.failures.load(Relaxed),
-        latency_ms: node.latency.get(now, node.in_flight.load(Relaxed) > 0),
-        report_age_ms: if at == 0 {
-            -1
-        } else {
-            now.saturating_sub(at) as i64
-        },
+        capacity: node.capacity(),
+        busy: load.map_or(0, |l| l.busy),
+        queue: load.map_or(0, |l| l.queue),
+        in_flight: node.in_flight(),
+        requests_total: node.requests_total(),
+        errors_total: node.failures_total(),
+        latency_ms: node.latency_ms(now),
+        report_age_ms: load.map_or(-1, |l| now.saturating_sub(l.at_ms) as i64),
         ejected_for_ms: node
-            .health
+            .health()
             .ejected_until()
             .map_or(0, |u| u.saturating_sub(now)),
-        labels: node.meta.labels.iter().cloned().collect(),
-        version: node.meta.version.clone(),
-        age_seconds: now.saturating_sub(node.joined_ms) / 1000,
+        labels: node.meta().labels.iter().cloned().collect(),
+        version: node.meta().version.clone(),
+        age_seconds: now.saturating_sub(node.joined_ms()) / 1000,
     }
 }
 
 fn pool_info(pool: &Pool) -> PoolInfo {
     let snap = pool.snapshot();
     let infos: Vec<NodeInfo> = snap.nodes.iter().map(|n| node_info(pool, n)).collect();
-    let count = |states: &[&str]| {
+    let count = |states: &[NodeStatus]| {
         infos
             .iter()
-            .filter(|n| states.contains(&n.state.as_str()))
+            .filter(|n| states.iter().any(|s| s.as_str() == n.state))
             .count() as u32
     };
     PoolInfo {
         name: pool.name.to_string(),
         algorithm: snap.settings.algorithm.name().to_owned(),
         nodes: infos.len() as u32,
-        nodes_active: count(&["active", "joining"]),
-        nodes_draining: count(&["draining", "drained"]),
-        nodes_ejected: count(&["ejected"]),
+        nodes_active: count(&[NodeStatus::Active, NodeStatus::Joining]),
+        nodes_draining: count(&[NodeStatus::Draining, NodeStatus::Drained]),
+        nodes_ejected: count(&[NodeStatus::Ejected]),
         requests_total: infos.iter().map(|n| n.requests_total).sum(),
         errors_total: infos.iter().map(|n| n.errors_total).sum(),
         requests_per_second: pool.requests_per_second(),
@@ -150,11 +137,19 @@ pub(super) fn event(e: &ClusterEvent) -> Event {
             format!("{addr} ({})", source.as_str()),
         ),
         ClusterEvent::NodeLeft { pool, node, reason } => {
-            ("node_left", &**pool, &**node, reason.clone())
+            ("node_left", &**pool, &**node, reason.to_string())
         }
-        ClusterEvent::NodeEjected { pool, node, for_ms } => {
-            ("node_ejected", &**pool, &**node, format!("for {for_ms} ms"))
-        }
+        ClusterEvent::NodeEjected {
+            pool,
+            node,
+            for_ms,
+            cause,
+        } => (
+            "node_ejected",
+            &**pool,
+            &**node,
+            format!("{cause} for {for_ms} ms"),
+        ),
         ClusterEvent::NodeDraining { pool, node } => {
             ("node_draining", &**pool, &**node, String::new())
         }
@@ -274,7 +269,7 @@ impl Admin for AdminService {
         let id = req.into_inner().id;
         let (pool, node) = self.found(&id)?;
         let info = node_info(&pool, &node);
-        pool.remove(&id, "removed by an operator");
+        pool.remove(&id, LeaveReason::RemovedByOperator);
         Ok(Response::new(RemoveResponse { node: Some(info) }))
     }
 

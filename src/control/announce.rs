@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::api::{Announce, RejectCode};
-use crate::cluster::{JoinError, Node, NodeAddr, NodeMeta, Source};
+use crate::api::Announce;
+use crate::cluster::NodeAddr;
+use crate::node::{Node, NodeMeta, Source};
 
 /// Report interval assumed when the agent gives none.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -77,21 +78,9 @@ pub(super) fn node_from_announce(
     .with_meta(NodeMeta {
         labels,
         version: a.version.clone(),
-    });
-    node.load
-        .capacity
-        .store(a.capacity, std::sync::atomic::Ordering::Relaxed);
+    })
+    .with_capacity(a.capacity);
     Ok((node, a.pool.clone(), lease, interval))
-}
-
-/// The wire code for a refused join.
-pub(super) fn reject_code(e: &JoinError) -> RejectCode {
-    match e {
-        JoinError::UnknownPool(_) => RejectCode::UnknownPool,
-        JoinError::PoolFull { .. } => RejectCode::PoolFull,
-        JoinError::AddressNotAllowed { .. } => RejectCode::AddressNotAllowed,
-        JoinError::IdTaken(_) => RejectCode::IdTaken,
-    }
 }
 
 #[cfg(test)]
@@ -113,16 +102,11 @@ mod tests {
     #[test]
     fn a_good_announce_becomes_a_node() {
         let (node, pool, lease, interval) = node_from_announce(&announce()).unwrap();
-        assert_eq!((&*node.id, pool.as_str()), ("app-1:3031", "web"));
+        assert_eq!((&**node.id(), pool.as_str()), ("app-1:3031", "web"));
         assert_eq!(node.weight(), 1, "weight 0 means 1");
         assert_eq!(interval, Duration::from_millis(500));
         assert_eq!(lease, Duration::from_millis(1500));
-        assert_eq!(
-            node.load
-                .capacity
-                .load(std::sync::atomic::Ordering::Relaxed),
-            4
-        );
+        assert_eq!(node.capacity(), 4);
     }
 
     #[test]

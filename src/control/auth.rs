@@ -84,11 +84,14 @@ impl Credentials {
         }
     }
 
-    /// A tonic interceptor enforcing these credentials.
-    pub fn interceptor(self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    /// A tonic interceptor enforcing these credentials; `on_refused` is called for each call
+    /// refused.
+    pub fn interceptor(
+        self,
+        on_refused: fn(),
+    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
         move |req| {
-            self.check(&req)
-                .inspect_err(|_| crate::metrics::registration_rejected("unauthenticated"))?;
+            self.check(&req).inspect_err(|_| on_refused())?;
             Ok(req)
         }
     }

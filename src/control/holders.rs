@@ -13,7 +13,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::clock::now_ms;
-use crate::cluster::{Cluster, JoinError, Node, Source};
+use crate::cluster::{Cluster, JoinError};
+use crate::node::{Node, Source};
 
 /// The live sessions, by the node id each holds.
 #[derive(Debug, Default)]
@@ -77,8 +78,8 @@ impl Holders {
         lease: Duration,
         peer: Option<SocketAddr>,
     ) -> Result<(Arc<Node>, Claim), Refused> {
-        let node_addr = node.addr.to_string();
-        let id = node.id.clone();
+        let node_addr = node.addr().to_string();
+        let id = node.id().clone();
         // One lock over the check, the join and the record: two sessions racing for an id
         // cannot both pass.
         let mut by_id = self.lock();
@@ -98,12 +99,12 @@ impl Holders {
             None => {
                 if let Some((_, held)) = cluster.find(&id) {
                     let now = now_ms();
-                    let leased = held.source == Source::Registered && !held.lease_expired(now);
-                    if leased && held.addr.to_string() != node_addr {
+                    let leased = held.source() == Source::Registered && !held.lease_expired(now);
+                    if leased && held.addr().to_string() != node_addr {
                         return Err(Refused::Held(format!(
                             "node id {id:?} is registered at {} until its lease runs out \
                              (its session ended); announce another id, or retry after the lease",
-                            held.addr
+                            held.addr()
                         )));
                     }
                 }

@@ -7,6 +7,7 @@ pub mod auth;
 mod holders;
 mod listen;
 mod registry;
+mod reject;
 
 pub use admin::{node_info, AdminService, RouterControl};
 pub use registry::RegistryService;
@@ -135,11 +136,15 @@ impl Bound {
         let router = builder
             .add_service(InterceptedService::new(
                 registry,
-                proving(registry_creds, limiter.clone()),
+                proving(registry_creds, limiter.clone(), || {
+                    reject::RejectReason::Unauthenticated.count()
+                }),
             ))
             .add_service(InterceptedService::new(
                 admin,
-                proving(admin_creds, limiter.clone()),
+                proving(admin_creds, limiter.clone(), || {
+                    crate::metrics::admin_refused("unauthenticated")
+                }),
             ));
         tracing::info!(
             address = %self.local,
@@ -162,12 +167,14 @@ impl Bound {
 }
 
 /// `creds`' interceptor, which also marks the connection of a call that passes as proven: it
-/// then keeps its slot and is no longer subject to `control.handshake_timeout`.
+/// then keeps its slot and is no longer subject to `control.handshake_timeout`. A call refused
+/// is counted by `on_refused`, as the service counts its refusals.
 fn proving(
     creds: Credentials,
     limiter: Limiter,
+    on_refused: fn(),
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
-    let mut check = creds.interceptor();
+    let mut check = creds.interceptor(on_refused);
     move |req| {
         let req = check(req)?;
         limiter.prove_peer(req.local_addr(), req.remote_addr());

@@ -13,17 +13,19 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use super::announce::{node_from_announce, reject_code, AnnounceError};
+use super::announce::{node_from_announce, AnnounceError};
 use super::holders::{Holders, Refused};
+use super::reject::RejectReason;
 use crate::api::registry_server::Registry;
 use crate::api::{
     node_message::Msg, router_message, Accepted, DrainRequested, Drained, LoadReport, NodeMessage,
-    RejectCode, Rejected, Removed, RouterMessage,
+    Rejected, Removed, RouterMessage,
 };
 use crate::clock::now_ms;
-use crate::cluster::{Cluster, ClusterEvent, Node};
+use crate::cluster::{Cluster, ClusterEvent, LeaveReason};
 use crate::config::ControlConfig;
 use crate::metrics;
+use crate::node::{self, Node};
 
 /// Reports dropped for coming too fast, after which the session is ended.
 const MAX_DROPPED_REPORTS: u32 = 50;
@@ -76,10 +78,9 @@ impl Registry for RegistryService {
         req: Request<Streaming<NodeMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let permit = self.sessions.clone().try_acquire_owned().map_err(|_| {
-            metrics::registration_rejected("too_many_sessions");
-            Status::resource_exhausted(
-                "too many registry sessions open; raise control.max_sessions",
-            )
+            let refused = RejectReason::TooManySessions;
+            refused.count();
+            Status::resource_exhausted(refused.message())
         })?;
         let peer = req.remote_addr();
         let (tx, rx) = mpsc::channel(16);
@@ -104,20 +105,18 @@ impl RegistryService {
             Ok(Ok(None)) => return,
             Ok(Err(status)) => return self.end_unreadable(&tx, &peer, &status).await,
             Ok(Ok(Some(_))) => {
-                return reject(
-                    &tx,
-                    &peer,
-                    RejectCode::Invalid,
-                    "the first message must be an Announce",
-                )
-                .await
+                let first = "the first message must be an Announce";
+                return reject(&tx, &peer, RejectReason::Invalid(first.into())).await;
             }
-            Err(_) => return reject(&tx, &peer, RejectCode::Invalid, "no Announce in time").await,
+            Err(_) => {
+                let late = "no Announce in time";
+                return reject(&tx, &peer, RejectReason::Invalid(late.into())).await;
+            }
         };
         let (node, pool, lease, interval) = match node_from_announce(&announce) {
             Ok(n) => n,
             Err(AnnounceError(reason)) => {
-                return reject(&tx, &peer, RejectCode::Invalid, &reason).await
+                return reject(&tx, &peer, RejectReason::Invalid(reason)).await
             }
         };
         let mut events = self.cluster.events().subscribe();
@@ -127,17 +126,12 @@ impl RegistryService {
                 .join(&self.cluster, &pool, node, lease, peer_addr)
             {
                 Ok(joined) => joined,
-                Err(Refused::Join(e)) => {
-                    metrics::registration_rejected(e.kind());
-                    return reject(&tx, &peer, reject_code(&e), &e.to_string()).await;
-                }
-                Err(Refused::Held(reason)) => {
-                    metrics::registration_rejected("id_taken");
-                    return reject(&tx, &peer, RejectCode::IdTaken, &reason).await;
+                Err(Refused::Join(e)) => return reject(&tx, &peer, RejectReason::Join(e)).await,
+                Err(Refused::Held(why)) => {
+                    return reject(&tx, &peer, RejectReason::Held(why)).await
                 }
             };
-        metrics::node_registered(&Arc::from(pool.as_str()), "registered");
-        tracing::info!(node = %node.id, %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
+        tracing::info!(node = %node.id(), %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
         let accepted = router_message::Msg::Accepted(Accepted {
             router_id: self.router_id.to_string(),
             lease_ms: lease.as_millis() as u32,
@@ -172,7 +166,7 @@ impl RegistryService {
                 },
                 by = &mut claim.replaced, if held => match by {
                     Ok(reason) => {
-                        reject(&tx, &peer, RejectCode::IdTaken, &reason).await;
+                        reject(&tx, &peer, RejectReason::Replaced(reason)).await;
                         break "replaced by a new session of the same node";
                     }
                     Err(_) => held = false,
@@ -185,7 +179,7 @@ impl RegistryService {
                 () = self.shutdown.cancelled() => break "the router is stopping",
             }
         };
-        tracing::info!(node = %s.node.id, %peer, end, "agent session ended");
+        tracing::info!(node = %s.node.id(), %peer, end, "agent session ended");
         drop(claim);
     }
 
@@ -195,7 +189,7 @@ impl RegistryService {
         let status = unreadable(status, self.max_message_bytes);
         tracing::warn!(%peer, code = ?status.code(), reason = status.message(), "agent session ended: its stream could not be read");
         if status.code() == Code::ResourceExhausted {
-            metrics::registration_rejected("message_too_large");
+            RejectReason::MessageTooLarge.count();
         }
         let _ = tx.send(Err(status)).await;
     }
@@ -233,7 +227,7 @@ impl Session<'_> {
     fn owns_node(&self) -> bool {
         self.registry
             .cluster
-            .find(&self.node.id)
+            .find(self.node.id())
             .is_some_and(|(_, n)| Arc::ptr_eq(&n, &self.node))
     }
 
@@ -243,8 +237,8 @@ impl Session<'_> {
             Msg::Drain(d) => {
                 self.asked_drain = true;
                 if self.owns_node() {
-                    tracing::info!(node = %self.node.id, reason = d.reason, "agent asked to drain");
-                    self.registry.cluster.drain(&self.node.id);
+                    tracing::info!(node = %self.node.id(), reason = d.reason, "agent asked to drain");
+                    self.registry.cluster.drain(self.node.id());
                 }
                 Ok(())
             }
@@ -252,18 +246,13 @@ impl Session<'_> {
                 if self.owns_node() {
                     self.registry
                         .cluster
-                        .leave(&self.node.id, &format!("agent left: {}", l.reason));
+                        .leave(self.node.id(), LeaveReason::AgentLeft(l.reason));
                 }
                 Err("the agent left")
             }
             Msg::Announce(_) => {
-                reject(
-                    self.tx,
-                    &self.node.id,
-                    RejectCode::Invalid,
-                    "Announce is only valid as the first message",
-                )
-                .await;
+                let again = "Announce is only valid as the first message";
+                reject(self.tx, self.node.id(), RejectReason::Invalid(again.into())).await;
                 Err("a second Announce")
             }
         }
@@ -276,30 +265,21 @@ impl Session<'_> {
             .is_some_and(|t| now - t < self.registry.min_report_interval)
         {
             self.dropped += 1;
-            metrics::registration_rejected("rate_limited");
+            metrics::report_dropped();
             if self.dropped > MAX_DROPPED_REPORTS {
-                reject(
-                    self.tx,
-                    &self.node.id,
-                    RejectCode::RateLimited,
-                    "load reports come faster than control.min_report_interval",
-                )
-                .await;
+                reject(self.tx, self.node.id(), RejectReason::RateLimited).await;
                 return Err("rate limited");
             }
             return Ok(());
         }
         self.last_report = Some(now);
-        let load = &self.node.load;
-        use std::sync::atomic::Ordering::Relaxed;
-        if r.capacity > 0 {
-            load.capacity.store(r.capacity, Relaxed);
-        }
-        load.busy.store(r.busy_workers, Relaxed);
-        load.queue.store(r.listen_queue, Relaxed);
-        let ms = now_ms();
-        load.at_ms.store(ms.max(1), Relaxed);
-        self.node.renew_lease(ms, self.lease);
+        let report = node::LoadReport {
+            capacity: r.capacity,
+            busy: r.busy_workers,
+            queue: r.listen_queue,
+            weight: None,
+        };
+        self.node.record_report(&report, now_ms(), self.lease);
         Ok(())
     }
 
@@ -309,7 +289,7 @@ impl Session<'_> {
             Err(RecvError::Lagged(_)) => return Ok(()),
             Err(RecvError::Closed) => return Err("the router is stopping"),
         };
-        let id = &self.node.id;
+        let id = self.node.id();
         let msg = match e {
             ClusterEvent::NodeDraining { node, .. }
                 if node == *id && !self.asked_drain && self.owns_node() =>
@@ -322,9 +302,10 @@ impl Session<'_> {
                 router_message::Msg::Drained(Drained {})
             }
             ClusterEvent::NodeLeft { node, reason, .. } if node == *id && !self.owns_node() => {
-                if reason == "drained" {
+                if reason == LeaveReason::Drained {
                     return Err("the node drained and left");
                 }
+                let reason = reason.to_string();
                 let _ = send(self.tx, router_message::Msg::Removed(Removed { reason })).await;
                 return Err("the node was removed");
             }
@@ -340,14 +321,11 @@ async fn send(tx: &Outbound, msg: router_message::Msg) -> Result<(), ()> {
         .map_err(drop)
 }
 
-async fn reject(tx: &Outbound, who: &str, code: RejectCode, reason: &str) {
-    tracing::warn!(who, reason, "registration refused");
-    let _ = send(
-        tx,
-        router_message::Msg::Rejected(Rejected {
-            reason: reason.to_owned(),
-            code: code as i32,
-        }),
-    )
-    .await;
+async fn reject(tx: &Outbound, who: &str, reason: RejectReason) {
+    reason.emit(who);
+    let rejected = Rejected {
+        reason: reason.message(),
+        code: reason.code() as i32,
+    };
+    let _ = send(tx, router_message::Msg::Rejected(rejected)).await;
 }

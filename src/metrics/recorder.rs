@@ -1,5 +1,5 @@
 //! The Prometheus recorder behind the `metrics` facade (installed once per process, with buckets
-//! that fit web latencies), and the `/metrics` body: its series followed by the cluster's.
+//! that fit web latencies), and its part of the `/metrics` body.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -8,7 +8,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{CONNECT_DURATION, REQUEST_DURATION};
-use crate::cluster::Cluster;
 
 /// Request duration buckets, in seconds: 1 ms to 60 s.
 pub const REQUEST_BUCKETS: [f64; 16] = [
@@ -52,15 +51,13 @@ pub fn install() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The `/metrics` body: the recorder's series, then `cluster`'s per-node ones.
-pub fn render(cluster: &Cluster) -> String {
-    let mut out = HANDLE
+/// The recorder's series in the text format (empty without a recorder).
+pub fn render_recorder() -> String {
+    HANDLE
         .get()
         .and_then(Option::as_ref)
         .map(PrometheusHandle::render)
-        .unwrap_or_default();
-    super::cluster::render(cluster, &mut out);
-    out
+        .unwrap_or_default()
 }
 
 /// Folds histogram samples into buckets every few seconds until `shutdown`, so that memory stays

@@ -3,7 +3,6 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,8 +11,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
-use crate::cluster::{Node, NodeAddr, Pool};
-use crate::metrics;
+use crate::cluster::{NodeAddr, Pool};
+use crate::node::{InFlight, Node};
 
 /// A connection to a node.
 #[derive(Debug)]
@@ -78,21 +77,22 @@ pub(super) async fn connect_any(
         let Some(i) = snap.pick(hash_key, &tried) else {
             break;
         };
-        let node = InFlight::new(&snap.nodes[i]);
+        let request = snap.nodes[i].start_request();
         if attempt > 0 {
-            metrics::retry(pool);
+            pool.metrics.retry();
         }
         let started = Instant::now();
-        match connect(&node.addr, timeout).await {
+        match connect(request.node().addr(), timeout).await {
             Ok(stream) => {
-                metrics::connected(pool, started.elapsed());
-                return Ok((node, stream));
+                pool.metrics.connected(started.elapsed());
+                return Ok((request, stream));
             }
             Err(e) => {
-                tracing::debug!(pool = %snap.pool, node = %node.id, error = %e, attempt, "connect failed");
-                pool.record_failure(&node);
+                let node = request.node().clone();
+                tracing::debug!(pool = %snap.pool, node = %node.id(), error = %e, attempt, "connect failed");
+                pool.attempt_failed(request);
                 tried.push(i);
-                last = Some((e, node.node.clone()));
+                last = Some((e, node));
             }
         }
     }
@@ -100,40 +100,6 @@ pub(super) async fn connect_any(
         Some((e, node)) => NoConnection::Failed(e, node),
         None => NoConnection::NoNode,
     })
-}
-
-/// A node picked for a request: counted in its in-flight requests until dropped.
-#[derive(Debug)]
-pub(super) struct InFlight {
-    node: Arc<Node>,
-    /// The node's in-flight requests when this one was added, itself included: how many were
-    /// ahead of or beside it, to turn its latency into a per-request service time.
-    pub(super) depth: u32,
-}
-
-impl InFlight {
-    fn new(node: &Arc<Node>) -> Self {
-        let depth = node.in_flight.fetch_add(1, Relaxed) + 1;
-        node.requests.fetch_add(1, Relaxed);
-        Self {
-            node: node.clone(),
-            depth,
-        }
-    }
-}
-
-impl std::ops::Deref for InFlight {
-    type Target = Node;
-
-    fn deref(&self) -> &Node {
-        &self.node
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.node.in_flight.fetch_sub(1, Relaxed);
-    }
 }
 
 impl AsyncRead for NodeStream {

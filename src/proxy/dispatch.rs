@@ -23,15 +23,18 @@ pub struct Dispatch {
     pub timeouts: TimeoutsConfig,
     /// Largest vars block accepted.
     pub max_vars_size: usize,
+    /// The cluster the routes lead to (requests that match none are counted on it).
+    pub cluster: Arc<Cluster>,
 }
 
 impl Dispatch {
-    fn new(config: Arc<Config>, cluster: &Cluster) -> Self {
+    fn new(config: Arc<Config>, cluster: &Arc<Cluster>) -> Self {
         Self {
             routes: RouteTable::build(&config, cluster),
             timeouts: config.timeouts.clone(),
             max_vars_size: config.limits.max_vars_size,
             config,
+            cluster: cluster.clone(),
         }
     }
 }

@@ -47,7 +47,7 @@ pub(super) enum ForwardError {
 
 /// What a failed exchange says about the node's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Evidence {
+pub(super) enum Blame {
     /// The node is slow or stuck whatever the request: a failure of the node.
     Node,
     /// The node dropped the connection. A dying node does that, but so does a healthy uWSGI
@@ -60,11 +60,11 @@ pub(super) enum Evidence {
 
 impl ForwardError {
     /// What the failure says about the node.
-    pub(super) fn evidence(&self) -> Evidence {
+    pub(super) fn blame(&self) -> Blame {
         match self {
-            Self::Timeout(_) => Evidence::Node,
-            Self::NoResponse(_) | Self::NodeError(_) => Evidence::Dropped,
-            Self::ClientAbort(_) | Self::ClientStalled(_) | Self::IdleTimeout(_) => Evidence::None,
+            Self::Timeout(_) => Blame::Node,
+            Self::NoResponse(_) | Self::NodeError(_) => Blame::Dropped,
+            Self::ClientAbort(_) | Self::ClientStalled(_) | Self::IdleTimeout(_) => Blame::None,
         }
     }
 }

@@ -1,13 +1,13 @@
 //! The data plane. A listener accepts clients (a permit first, so excess waits in the kernel
 //! backlog); each session reads the request head (`head`), routes it, connects to a node with
-//! retries (`connect`), forwards bytes both ways (`forward`) and records the outcome (`outcome`).
+//! retries (`connect`), forwards bytes both ways (`forward`) and has the cluster record the outcome. `dispatch` holds
+//! the snapshot sessions read, and its one writer.
 
 mod connect;
 mod dispatch;
 mod forward;
 mod head;
 mod listener;
-mod outcome;
 mod session;
 
 pub use dispatch::{Dispatch, Dispatcher, SharedDispatch};

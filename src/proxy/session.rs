@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedSemaphorePermit;
@@ -11,13 +12,12 @@ use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{connect, connect_any, NoConnection};
-use super::forward::{forward, linger, Evidence, ForwardError, LINGER};
+use super::forward::{forward, linger, Blame, ForwardError, LINGER};
 use super::head::{read_head, Head, HeadError};
-use super::outcome::Outcome;
 use super::{Dispatch, SharedDispatch};
-use crate::clock;
-use crate::cluster::{Node, Pool};
+use crate::cluster::{Cluster, Pool};
 use crate::metrics;
+use crate::node::{Evidence, InFlight, Node, Outcome};
 use crate::protocol::reply;
 use crate::routing::RequestKey;
 use crate::throttle;
@@ -115,17 +115,8 @@ pub(super) async fn run<S>(
     let Some(pool) = d.routes.route(&key).cloned() else {
         let host = String::from_utf8_lossy(key.routing_host()).into_owned();
         let reason = format!("no pool for host {host:?}");
-        finish(
-            &mut client,
-            peer,
-            None,
-            None,
-            Outcome::NoPool,
-            &reason,
-            started,
-        )
-        .await;
-        return;
+        let end = End::Unrouted(&d.cluster);
+        return finish(&mut client, peer, end, Outcome::NoPool, &reason, started).await;
     };
     let settings = pool.settings();
     let hash_key = settings.hash_var.as_deref().and_then(|v| vars.get(v));
@@ -154,84 +145,52 @@ async fn proxy<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (node, mut stream) = match connect_any(pool, hash_key, d.timeouts.connect).await {
+    let (request, mut stream) = match connect_any(pool, hash_key, d.timeouts.connect).await {
         Ok(c) => c,
         Err(NoConnection::NoNode) => {
             let reason = format!("no usable node in pool {:?}", pool.name);
-            return finish(
-                client,
-                peer,
-                Some(pool),
-                None,
-                Outcome::NoNode,
-                &reason,
-                started,
-            )
-            .await;
+            let end = End::Unreached(pool, None);
+            return finish(client, peer, end, Outcome::NoNode, &reason, started).await;
         }
         Err(NoConnection::Failed(e, last)) => {
             let reason = format!(
                 "could not connect to any node of pool {:?} (last: {}: {e})",
-                pool.name, last.addr
+                pool.name,
+                last.addr()
             );
-            return finish(
-                client,
-                peer,
-                Some(pool),
-                Some(&last),
-                Outcome::ConnectFailed,
-                &reason,
-                started,
-            )
-            .await;
+            let end = End::Unreached(pool, Some(&last));
+            return finish(client, peer, end, Outcome::ConnectFailed, &reason, started).await;
         }
     };
-    let bytes = head.bytes_for(node.modifiers);
+    let node = request.node().clone();
+    let bytes = head.bytes_for(node.modifiers());
     let result = forward(client, &mut stream, &bytes, head.body_left(), &d.timeouts).await;
     drop(stream);
-    let outcome = match &result {
-        Ok(ttfb) => {
-            node.health.record_success();
-            // Requests queued beside this one on the node made it wait: what the balancer needs
-            // is the node's time per request, so that a node is not charged for its queue twice
-            // (once through this latency, once through its in-flight count).
-            let per_request = ttfb.as_secs_f64() * 1e3 / f64::from(node.depth.max(1));
-            node.latency.observe(per_request, clock::now_ms());
-            Outcome::Ok
-        }
+    let (outcome, evidence, reason) = match result {
+        Ok(first_byte) => (Outcome::Ok, Evidence::Answered(first_byte), String::new()),
         Err(e) => {
-            match e.evidence() {
-                Evidence::Node => drop(pool.record_failure(&node)),
-                Evidence::Dropped => judge_drop(pool, &node, d).await,
-                Evidence::None => {}
-            }
-            match e {
+            let evidence = match e.blame() {
+                Blame::Node => match e {
+                    ForwardError::Timeout(t) => Evidence::TimedOut(t),
+                    _ => Evidence::Failed,
+                },
+                Blame::Dropped => judge_drop(pool, &node, d).await,
+                Blame::None => Evidence::Unrelated,
+            };
+            let outcome = match e {
                 ForwardError::NoResponse(_) => Outcome::NoResponse,
-                ForwardError::Timeout(t) => {
-                    node.latency.observe(t.as_secs_f64() * 1e3, clock::now_ms());
-                    Outcome::Timeout
-                }
+                ForwardError::Timeout(_) => Outcome::Timeout,
                 ForwardError::ClientAbort(_) => Outcome::ClientAbort,
                 ForwardError::ClientStalled(_) => Outcome::ClientTimeout,
                 ForwardError::NodeError(_) => Outcome::NodeError,
                 ForwardError::IdleTimeout(_) => Outcome::IdleTimeout,
-            }
+            };
+            let reason = format!("node {} ({}): {e}", node.id(), node.addr());
+            (outcome, evidence, reason)
         }
     };
-    let reason = match &result {
-        Ok(_) => String::new(),
-        Err(e) => format!("node {} ({}): {e}", node.id, node.addr),
-    };
-    finish(
-        client,
-        peer,
-        Some(pool),
-        Some(&node),
-        outcome,
-        &reason,
-        started,
-    )
-    .await;
+    let end = End::Reached(pool, request, evidence);
+    finish(client, peer, end, outcome, &reason, started).await;
 }
 
 /// The node dropped the connection of a request. A healthy uWSGI does that to a request it
@@ -239,26 +198,34 @@ async fn proxy<S>(
 /// them apart. Refused, it is a failure of the node (a killed node is ejected at once, as by a
 /// refused connect); accepted, the request was at fault, and a stream of such requests cannot
 /// eject a healthy node.
-async fn judge_drop(pool: &Pool, node: &Node, d: &Dispatch) {
-    match connect(&node.addr, d.timeouts.connect).await {
+async fn judge_drop(pool: &Pool, node: &Node, d: &Dispatch) -> Evidence {
+    match connect(node.addr(), d.timeouts.connect).await {
         Err(e) => {
-            tracing::debug!(pool = %pool.name, node = %node.id, error = %e, "node dropped a request and refuses new connections");
-            pool.record_failure(node);
+            tracing::debug!(pool = %pool.name, node = %node.id(), error = %e, "node dropped a request and refuses new connections");
+            Evidence::Failed
         }
         Ok(_) => {
-            node.health.release_probe();
-            metrics::request_dropped(pool);
-            tracing::debug!(pool = %pool.name, node = %node.id, "node dropped a request but accepts connections: the request's fault, not the node's");
+            tracing::debug!(pool = %pool.name, node = %node.id(), "node dropped a request but accepts connections: the request's fault, not the node's");
+            Evidence::RequestRefused
         }
     }
+}
+
+/// Where a request ended, for recording it.
+enum End<'a> {
+    /// No pool matched.
+    Unrouted(&'a Cluster),
+    /// The pool had no node, or none could be connected to (the last one tried, if any).
+    Unreached(&'a Arc<Pool>, Option<&'a Node>),
+    /// A node took the request.
+    Reached(&'a Arc<Pool>, InFlight, Evidence),
 }
 
 /// Answers the client itself where the outcome calls for it, then records and logs the session.
 async fn finish<S>(
     client: &mut S,
     peer: Peer,
-    pool: Option<&Arc<Pool>>,
-    node: Option<&Node>,
+    end: End<'_>,
     outcome: Outcome,
     reason: &str,
     started: Instant,
@@ -268,25 +235,45 @@ async fn finish<S>(
     if let Some(status) = outcome.reply() {
         answer(client, reply(status, reason)).await;
     }
-    let pool_name: &str = pool.map_or("", |p| &p.name);
-    let node_id: &str = node.map_or("", |n| &n.id);
-    metrics::request_finished(pool.map(|p| &**p), node, outcome.label(), started.elapsed());
+    let took = started.elapsed();
+    let (pool, node) = match &end {
+        End::Unrouted(_) => (None, None),
+        End::Unreached(pool, last) => (Some(pool.name.clone()), last.map(|n| n.id().clone())),
+        End::Reached(pool, request, _) => {
+            (Some(pool.name.clone()), Some(request.node().id().clone()))
+        }
+    };
+    match end {
+        End::Unrouted(cluster) => cluster.finish_unrouted(outcome),
+        End::Unreached(pool, last) => pool.finish_unreached(last, outcome, took),
+        End::Reached(pool, request, evidence) => {
+            pool.finish_request(request, outcome, evidence, took)
+        }
+    }
+    let pool_name: &str = pool.as_deref().unwrap_or("");
+    let node_id: &str = node.as_deref().unwrap_or("");
+    log_end(peer, pool_name, node_id, outcome, reason, took);
+}
+
+/// The session's one log line: debug for a success or a client gone, throttled warnings for the
+/// rest (a client that stalled is the client's doing: info).
+fn log_end(peer: Peer, pool: &str, node: &str, outcome: Outcome, reason: &str, took: Duration) {
     match outcome {
         Outcome::Ok => {
-            tracing::debug!(%peer, pool = %pool_name, node = %node_id, took = ?started.elapsed(), "request done")
+            tracing::debug!(%peer, pool, node, took = ?took, "request done")
         }
         Outcome::ClientAbort => {
-            tracing::debug!(%peer, pool = %pool_name, node = %node_id, reason, "client went away")
+            tracing::debug!(%peer, pool, node, reason, "client went away")
         }
         _ => match throttle::admit(outcome.event()) {
             Some(similar) if outcome == Outcome::ClientTimeout => {
-                tracing::info!(%peer, pool = %pool_name, node = %node_id, reason, similar_since_last = similar, "client stalled; connection cut")
+                tracing::info!(%peer, pool, node, reason, similar_since_last = similar, "client stalled; connection cut")
             }
             Some(similar) => {
-                tracing::warn!(%peer, pool = %pool_name, node = %node_id, outcome = outcome.label(), reason, similar_since_last = similar, "request failed")
+                tracing::warn!(%peer, pool, node, outcome = outcome.label(), reason, similar_since_last = similar, "request failed")
             }
             None => {
-                tracing::debug!(%peer, pool = %pool_name, node = %node_id, outcome = outcome.label(), reason, "request failed")
+                tracing::debug!(%peer, pool, node, outcome = outcome.label(), reason, "request failed")
             }
         },
     }

@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,9 +14,10 @@ use super::outcome::{LogLimiter, Outcome, Refused};
 use super::packet::{Action, Subscription};
 use super::signature::{self, ReplayGuard, SignatureError};
 use crate::clock::now_ms;
-use crate::cluster::{address_allowed, Cluster, Node, NodeAddr, Pool, PoolSettings, Source};
+use crate::cluster::{address_allowed, Cluster, LeaveReason, NodeAddr, Pool, PoolSettings};
 use crate::config::{Config, SubscriptionConfig};
 use crate::metrics;
+use crate::node::{LoadReport, Node, Source};
 use crate::proxy::SharedDispatch;
 use crate::routing::HostPattern;
 
@@ -132,10 +132,9 @@ impl Membership {
         let known = pool.node(&id);
         if let Some(node) = known
             .as_ref()
-            .filter(|n| n.source == Source::Subscribed && n.modifiers == s.modifiers())
+            .filter(|n| n.source() == Source::Subscribed && n.modifiers() == s.modifiers())
         {
-            node.renew_lease(now, sub.tolerance);
-            report_load(node, s, now);
+            node.record_report(&report(s), now, sub.tolerance);
             return Ok(Outcome::Renewed);
         }
         if known.is_none() && self.subscribed_nodes() >= sub.max_nodes {
@@ -144,8 +143,7 @@ impl Membership {
         let node =
             Node::new(id, addr, Source::Subscribed, s.weight.max(1)).with_modifiers(s.modifiers());
         let node = self.cluster.join(&pool.name, node, sub.tolerance)?;
-        report_load(&node, s, now);
-        metrics::node_registered(&pool.name, Source::Subscribed.as_str());
+        node.record_report(&report(s), now, sub.tolerance);
         if let Some(path) = notify {
             match address::notify_target(path, sub.notify_dir.as_deref()) {
                 Ok(socket) => notify::acknowledge(&socket, s.key, s.address),
@@ -168,8 +166,8 @@ impl Membership {
         sender_allowed_in(&pool, from)?;
         let id = format!("{addr}@{}", pool.name);
         match pool.node(&id) {
-            Some(node) if node.source == Source::Subscribed => {
-                pool.remove(&id, "unsubscribed");
+            Some(node) if node.source() == Source::Subscribed => {
+                pool.remove(&id, LeaveReason::Unsubscribed);
                 Ok(Outcome::Left)
             }
             _ => Ok(Outcome::UnknownNode),
@@ -219,7 +217,7 @@ impl Membership {
                 snapshot
                     .nodes
                     .iter()
-                    .filter(|n| n.source == Source::Subscribed)
+                    .filter(|n| n.source() == Source::Subscribed)
                     .count()
             })
             .sum()
@@ -258,11 +256,15 @@ fn check_signature(
     Ok(unix)
 }
 
-fn report_load(node: &Node, s: &Subscription<'_>, now: u64) {
-    node.set_weight(s.weight);
-    node.load.capacity.store(s.cores, Relaxed);
-    node.load.queue.store(s.load, Relaxed);
-    node.load.at_ms.store(now.max(1), Relaxed);
+/// What a subscription packet says about the node's load: uWSGI sends its cores, its listen
+/// queue (`load`) and its weight, not its busy workers.
+fn report(s: &Subscription<'_>) -> LoadReport {
+    LoadReport {
+        capacity: s.cores,
+        busy: 0,
+        queue: s.load,
+        weight: Some(s.weight),
+    }
 }
 
 fn ip_allowed(ip: IpAddr, networks: &[ipnet::IpNet]) -> bool {

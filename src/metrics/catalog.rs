@@ -1,0 +1,324 @@
+//! The catalog: every metric family routerd exports, the only place its name, type, labels and
+//! help text are written.
+
+/// A metric family's Prometheus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up; the name ends in `_total`.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in buckets, with `_bucket`, `_sum` and `_count` series.
+    Histogram,
+}
+
+/// Which source renders a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The Prometheus recorder behind the `metrics` facade.
+    Recorder,
+    /// Read from the cluster's atomics at scrape time.
+    Cluster,
+}
+
+/// One metric family: the only place its name and help text are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// Full name, `uwsgi_router_...`.
+    pub name: &'static str,
+    /// Prometheus type.
+    pub kind: Kind,
+    /// Label names of its series.
+    pub labels: &'static [&'static str],
+    /// Help text.
+    pub help: &'static str,
+    /// Who renders it.
+    pub origin: Origin,
+}
+
+const fn family(
+    origin: Origin,
+    kind: Kind,
+    name: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Family {
+    Family {
+        name,
+        kind,
+        labels,
+        help,
+        origin,
+    }
+}
+
+use Kind::{Counter as C, Gauge as G, Histogram as H};
+use Origin::{Cluster as FromCluster, Recorder as FromRecorder};
+
+/// Requests finished. `node` is absent when no node was reached, `pool` when no route matched.
+pub const REQUESTS: Family = family(
+    FromCluster,
+    C,
+    "uwsgi_router_requests_total",
+    &["pool", "node", "outcome"],
+    "Requests finished, by pool, node (absent when none was reached) and outcome: ok, \
+         client_abort, client_timeout, 502, 503, 504, node_error, idle_timeout.",
+);
+/// Request duration through the router, per pool.
+pub const REQUEST_DURATION: Family = family(
+    FromRecorder,
+    H,
+    "uwsgi_router_request_duration_seconds",
+    &["pool"],
+    "Time from the request head read to the end of the exchange, per pool.",
+);
+/// Time to connect to a node, per pool.
+pub const CONNECT_DURATION: Family = family(
+    FromRecorder,
+    H,
+    "uwsgi_router_upstream_connect_duration_seconds",
+    &["pool"],
+    "Time to open a connection to a node, per pool (successful connects).",
+);
+/// Connect attempts retried on another node.
+pub const RETRIES: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_retries_total",
+    &["pool"],
+    "Connect attempts retried on another node after a failed connect.",
+);
+/// Requests a node dropped while it still accepted connections: the request's fault.
+pub const REQUEST_DROPS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_request_drops_total",
+    &["pool"],
+    "Requests a node closed without a full response while it still accepted a fresh \
+         connection (a request uWSGI refuses, say): counted against the request, not the node.",
+);
+/// Node ejections, by passive health checks or an operator.
+pub const EJECTIONS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_ejections_total",
+    &["pool", "reason"],
+    "Nodes ejected, by reason: consecutive_failures (passive health checks) or operator \
+         (routerctl eject).",
+);
+/// Nodes that left their pool.
+pub const NODES_LEFT: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_nodes_left_total",
+    &["pool", "reason"],
+    "Nodes that left their pool, by reason: lease_expired, drained, agent_left, unsubscribed, \
+         removed_from_config, removed_by_operator.",
+);
+/// Picks made in panic mode.
+pub const PANIC_PICKS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_panic_picks_total",
+    &["pool"],
+    "Nodes picked although ejected, because no other node was left.",
+);
+/// Malformed packets from clients.
+pub const MALFORMED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_malformed_packets_total",
+    &["kind"],
+    "Malformed uwsgi packets (or none in time) received from clients, by kind.",
+);
+/// Log lines held back by the per-kind throttle.
+pub const LOGS_SUPPRESSED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_log_lines_suppressed_total",
+    &["event"],
+    "Log lines held back because a line of the same event was written less than 10 s before \
+         (the line that goes out says how many it stands for), by event.",
+);
+/// Client connections open now.
+pub const CLIENT_CONNECTIONS: Family = family(
+    FromRecorder,
+    G,
+    "uwsgi_router_client_connections",
+    &[],
+    "Client connections open now.",
+);
+/// Config reloads.
+pub const CONFIG_RELOADS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_config_reloads_total",
+    &["result"],
+    "Config reloads, by result: ok or error.",
+);
+/// Build information, constant 1.
+pub const BUILD_INFO: Family = family(
+    FromRecorder,
+    G,
+    "uwsgi_router_build_info",
+    &["version", "commit"],
+    "Build information of the running routerd; the value is always 1.",
+);
+/// Dynamic node registrations accepted.
+pub const REGISTRATIONS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_registrations_total",
+    &["pool", "source"],
+    "Dynamic node registrations accepted, by pool and source (registered, subscribed).",
+);
+/// Registrations refused.
+pub const REJECTIONS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_registration_rejections_total",
+    &["reason"],
+    "Node registrations (agent sessions and subscriptions) refused, by reason.",
+);
+/// Load reports dropped for coming too fast.
+pub const REPORTS_DROPPED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_load_reports_dropped_total",
+    &[],
+    "Agent load reports dropped for coming faster than control.min_report_interval.",
+);
+/// Admin API calls refused.
+pub const ADMIN_REFUSED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_admin_calls_refused_total",
+    &["reason"],
+    "Admin API (routerctl) calls refused, by reason: unauthenticated.",
+);
+/// Nodes by pool and state.
+pub const NODES: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_nodes",
+    &["pool", "state"],
+    "Nodes by pool and state: active, joining (slow start), ejected, draining, drained.",
+);
+/// State of each node (1 for its state, 0 for the others).
+pub const NODE_STATE: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_state",
+    &["pool", "node", "state"],
+    "State of each node: 1 for its current state (active, joining, ejected, draining, \
+         drained), 0 for the others.",
+);
+/// Requests the router has on a node now.
+pub const NODE_IN_FLIGHT: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_in_flight_requests",
+    &["pool", "node"],
+    "Requests this router has in flight on the node now.",
+);
+/// Failed requests on a node.
+pub const NODE_FAILURES: Family = family(
+    FromCluster,
+    C,
+    "uwsgi_router_node_failures_total",
+    &["pool", "node"],
+    "Requests that failed on the node: connect errors, resets, timeouts.",
+);
+/// Weight in force.
+pub const NODE_WEIGHT: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_weight",
+    &["pool", "node"],
+    "Weight in force: the operator's override, else the configured or reported weight.",
+);
+/// Latency estimate the balancer uses.
+pub const NODE_LATENCY: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_latency_seconds",
+    &["pool", "node"],
+    "Peak-EWMA of the node's time to first byte, as the least-load balancer sees it now.",
+);
+/// Busy workers the node reported.
+pub const NODE_BUSY: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_busy_workers",
+    &["pool", "node"],
+    "Busy workers in the node's last load report (nodes that report only).",
+);
+/// Workers the node has.
+pub const NODE_WORKERS: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_workers",
+    &["pool", "node"],
+    "Workers (capacity) in the node's last load report (nodes that report only).",
+);
+/// Listen queue the node reported.
+pub const NODE_LISTEN_QUEUE: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_listen_queue",
+    &["pool", "node"],
+    "Connections waiting in the node's listen queue at its last load report (nodes that \
+         report only).",
+);
+/// Age of the node's last load report.
+pub const NODE_REPORT_AGE: Family = family(
+    FromCluster,
+    G,
+    "uwsgi_router_node_report_age_seconds",
+    &["pool", "node"],
+    "Seconds since the node's last load report (nodes that report only); reports older \
+         than 3 s are ignored.",
+);
+
+/// Every family routerd exports, in the order they are documented.
+pub const FAMILIES: &[Family] = &[
+    REQUESTS,
+    REQUEST_DURATION,
+    CONNECT_DURATION,
+    RETRIES,
+    REQUEST_DROPS,
+    EJECTIONS,
+    NODES_LEFT,
+    PANIC_PICKS,
+    MALFORMED,
+    LOGS_SUPPRESSED,
+    CLIENT_CONNECTIONS,
+    CONFIG_RELOADS,
+    BUILD_INFO,
+    REGISTRATIONS,
+    REJECTIONS,
+    REPORTS_DROPPED,
+    ADMIN_REFUSED,
+    NODES,
+    NODE_STATE,
+    NODE_IN_FLIGHT,
+    NODE_FAILURES,
+    NODE_WEIGHT,
+    NODE_LATENCY,
+    NODE_BUSY,
+    NODE_WORKERS,
+    NODE_LISTEN_QUEUE,
+    NODE_REPORT_AGE,
+    SUBSCRIPTION_PACKETS,
+];
+
+/// uWSGI subscription datagrams handled, by outcome.
+pub const SUBSCRIPTION_PACKETS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_subscription_packets_total",
+    &["outcome"],
+    "uWSGI subscription datagrams handled, by outcome: joined, renewed, left, \
+         unknown_node, or why one was refused (malformed, oversize, unsigned, bad_signature, \
+         max_pools, overload...).",
+);

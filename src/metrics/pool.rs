@@ -1,0 +1,73 @@
+//! A pool's recorder series, registered once when the pool is created so that recording a request
+//! needs no lookup.
+
+use std::time::Duration;
+
+use metrics::{counter, histogram, Counter, Histogram};
+
+use super::{
+    CONNECT_DURATION, EJECTIONS, NODES_LEFT, PANIC_PICKS, REQUEST_DROPS, REQUEST_DURATION, RETRIES,
+};
+use crate::node::RequestCounts;
+
+/// Label values of [`EJECTIONS`] and [`NODES_LEFT`], so their series start at 0.
+#[derive(Debug, Clone, Copy)]
+pub struct CauseLabels {
+    /// Every ejection cause.
+    pub ejections: &'static [&'static str],
+    /// Every leave reason.
+    pub leaves: &'static [&'static str],
+}
+
+/// A pool's series.
+#[derive(Debug)]
+pub struct PoolMetrics {
+    /// Requests of this pool that reached no node, by outcome (read at scrape time).
+    pub no_node: RequestCounts,
+    request_duration: Histogram,
+    connect_duration: Histogram,
+    retries: Counter,
+    drops: Counter,
+}
+
+impl PoolMetrics {
+    /// Registers the series of pool `name`; counters start at 0 so that `rate()` sees their
+    /// first increment.
+    pub fn new(name: &str, causes: CauseLabels) -> Self {
+        let pool = name.to_owned();
+        for reason in causes.ejections {
+            counter!(EJECTIONS.name, "pool" => pool.clone(), "reason" => *reason).increment(0);
+        }
+        for reason in causes.leaves {
+            counter!(NODES_LEFT.name, "pool" => pool.clone(), "reason" => *reason).increment(0);
+        }
+        counter!(PANIC_PICKS.name, "pool" => pool.clone()).increment(0);
+        Self {
+            no_node: RequestCounts::new(),
+            request_duration: histogram!(REQUEST_DURATION.name, "pool" => pool.clone()),
+            connect_duration: histogram!(CONNECT_DURATION.name, "pool" => pool.clone()),
+            retries: counter!(RETRIES.name, "pool" => pool.clone()),
+            drops: counter!(REQUEST_DROPS.name, "pool" => pool),
+        }
+    }
+
+    /// A request of the pool ended, `took` after its head was read.
+    pub fn request_finished(&self, took: Duration) {
+        self.request_duration.record(took.as_secs_f64());
+    }
+
+    /// A connect to a node succeeded after `took`.
+    pub fn connected(&self, took: Duration) {
+        self.connect_duration.record(took.as_secs_f64());
+    }
+
+    /// A failed connect is retried on another node.
+    pub fn retry(&self) {
+        self.retries.increment(1);
+    }
+
+    /// A node dropped a request but accepts connections.
+    pub fn request_dropped(&self) {
+        self.drops.increment(1);
+    }
+}

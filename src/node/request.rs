@@ -1,0 +1,125 @@
+//! A request on a node, from the pick to the end of the exchange: counted in the node's in-flight
+//! requests while it lasts, and recorded when it ends (outcome, latency, health) in one place.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Node, Outcome};
+use crate::clock::now_ms;
+
+/// What an exchange says about its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// The node answered; its time to first byte.
+    Answered(Duration),
+    /// The node failed the request: closed or reset it, or broke off its response.
+    Failed,
+    /// The node gave no first byte within this time: a failure, and a latency sample.
+    TimedOut(Duration),
+    /// The node dropped the request but accepts new connections: the request's fault.
+    RequestRefused,
+    /// Nothing about the node (the client went away or stalled).
+    Unrelated,
+}
+
+impl Evidence {
+    /// True when the request failed because of the node.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::TimedOut(_))
+    }
+}
+
+/// A request in flight on a node. Dropping it without [`InFlight::finish`] (a failed connect)
+/// still takes it out of the node's in-flight count.
+#[derive(Debug)]
+pub struct InFlight {
+    node: Arc<Node>,
+    /// The node's in-flight requests when this one was added, itself included: how many were
+    /// ahead of or beside it.
+    depth: u32,
+}
+
+impl Node {
+    /// Counts a new request on the node until the returned guard is dropped.
+    pub fn start_request(self: &Arc<Self>) -> InFlight {
+        let depth = self.in_flight.fetch_add(1, Relaxed) + 1;
+        self.requests.fetch_add(1, Relaxed);
+        InFlight {
+            node: self.clone(),
+            depth,
+        }
+    }
+}
+
+impl InFlight {
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Records how the request ended on the node: its outcome, a latency sample, and what it
+    /// says about the node's health short of a failure (which the pool counts, since ejection
+    /// is capped per pool). Returns the evidence's verdict: true if it was the node's failure.
+    pub fn finish(self, outcome: Outcome, evidence: Evidence) -> bool {
+        let node = &self.node;
+        node.outcomes.add(outcome);
+        match evidence {
+            Evidence::Answered(first_byte) => {
+                node.health.record_success();
+                // Requests queued beside this one on the node made it wait: what the balancer
+                // needs is the node's time per request, so that a node is not charged for its
+                // queue twice (once through this latency, once through its in-flight count).
+                let per_request = first_byte.as_secs_f64() * 1e3 / f64::from(self.depth.max(1));
+                node.latency.observe(per_request, now_ms());
+            }
+            Evidence::TimedOut(after) => node.latency.observe(after.as_secs_f64() * 1e3, now_ms()),
+            // A probe whose outcome says nothing about the node: let the next request probe
+            // instead of waiting for the probe to time out.
+            Evidence::RequestRefused => node.health.release_probe(),
+            Evidence::Failed | Evidence::Unrelated => {}
+        }
+        evidence.is_failure()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.node.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Source;
+
+    fn node() -> Arc<Node> {
+        Arc::new(Node::new(
+            "n",
+            "127.0.0.1:1".parse().unwrap(),
+            Source::Static,
+            1,
+        ))
+    }
+
+    #[test]
+    fn a_request_counts_in_flight_until_it_ends_and_records_its_outcome() {
+        let n = node();
+        let a = n.start_request();
+        let b = n.start_request();
+        assert_eq!((n.in_flight(), n.requests_total()), (2, 2));
+        drop(a);
+        assert_eq!(n.in_flight(), 1, "a failed connect still leaves the count");
+        // Two requests were on the node: 40 ms to the first byte is 20 ms of the node's time.
+        assert!(!b.finish(Outcome::Ok, Evidence::Answered(Duration::from_millis(40))));
+        assert_eq!(n.in_flight(), 0);
+        let latency = n.latency_ms(now_ms());
+        assert!((19.0..=20.0).contains(&latency), "{latency}");
+        let ok = n.outcomes().iter().find(|(l, _)| *l == "ok").unwrap().1;
+        assert_eq!(ok, 1);
+        assert!(n
+            .start_request()
+            .finish(Outcome::NoResponse, Evidence::Failed));
+    }
+}

@@ -1,0 +1,117 @@
+//! Where a node came from, the state an operator (or its agent) put it in, and the one derivation
+//! of the state shown to users: `routerctl` and the `uwsgi_router_node_state` metric both read
+//! [`Node::status`].
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use super::Node;
+
+/// Where a node came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Listed in the config file.
+    Static,
+    /// Announced by an agent over the Registry API.
+    Registered,
+    /// Announced by a uWSGI `--subscribe-to` datagram.
+    Subscribed,
+}
+
+impl Source {
+    /// Label value for logs, metrics and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Registered => "registered",
+            Self::Subscribed => "subscribed",
+        }
+    }
+}
+
+/// The state a drain or resume puts a node in (ejection is health, kept apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AdminState {
+    /// Takes new requests.
+    Active = 0,
+    /// Takes no new requests; in-flight ones finish.
+    Draining = 1,
+    /// Drained: nothing in flight and no new requests until resumed (or removed).
+    Drained = 2,
+}
+
+impl AdminState {
+    pub(super) fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Draining,
+            2 => Self::Drained,
+            _ => Self::Active,
+        }
+    }
+}
+
+/// The state shown to users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// Takes requests at its full weight.
+    Active,
+    /// Takes requests, ramping up its weight during slow start.
+    Joining,
+    /// Passive health checks took it out for a while.
+    Ejected,
+    /// Finishing its requests; no new ones.
+    Draining,
+    /// Nothing in flight, no new requests until resumed.
+    Drained,
+}
+
+impl NodeStatus {
+    /// Every status, in the order metrics list them.
+    pub const ALL: [Self; 5] = [
+        Self::Active,
+        Self::Joining,
+        Self::Ejected,
+        Self::Draining,
+        Self::Drained,
+    ];
+
+    /// Label value for metrics and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Joining => "joining",
+            Self::Ejected => "ejected",
+            Self::Draining => "draining",
+            Self::Drained => "drained",
+        }
+    }
+
+    /// True for the statuses in which the node takes new requests.
+    pub fn takes_requests(self) -> bool {
+        matches!(self, Self::Active | Self::Joining)
+    }
+}
+
+impl Node {
+    /// The state a drain or resume put the node in.
+    pub fn admin_state(&self) -> AdminState {
+        AdminState::from_u8(self.admin_state.load(Relaxed))
+    }
+
+    /// The state shown to users. A drain wins over an ejection: an operator who drained a node
+    /// sees it draining whatever its health, and ejection only matters while it takes requests.
+    pub fn status(&self, now_ms: u64, slow_start: Duration) -> NodeStatus {
+        match self.admin_state() {
+            AdminState::Draining => NodeStatus::Draining,
+            AdminState::Drained => NodeStatus::Drained,
+            AdminState::Active if self.health.is_ejected(now_ms) => NodeStatus::Ejected,
+            AdminState::Active
+                if now_ms.saturating_sub(self.joined_ms) < crate::clock::ms(slow_start) =>
+            {
+                NodeStatus::Joining
+            }
+            AdminState::Active => NodeStatus::Active,
+        }
+    }
+}
