@@ -5,6 +5,7 @@
 
 mod connect;
 mod dispatch;
+mod duplex;
 mod forward;
 mod head;
 mod listener;
