@@ -12,11 +12,12 @@ use tokio_util::task::TaskTracker;
 
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::addr::ListenAddr;
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::config::{Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
 use crate::metrics;
-use crate::proxy::{Dispatch, ListenAddr, Listener, SharedDispatch};
+use crate::proxy::{Dispatch, Listener, SharedDispatch};
 use crate::reloader::{Bindings, Reloader};
 
 /// Why the daemon could not start.

@@ -1,7 +1,6 @@
 //! Cluster state, the one owner of membership: pools, their nodes, and each pool's snapshot that the
 //! data plane reads lock-free. Membership changes rebuild a snapshot; traffic only touches atomics.
 
-mod addr;
 mod dynamic;
 mod events;
 mod ewma;
@@ -12,7 +11,6 @@ mod operate;
 mod pool;
 mod rate;
 
-pub use addr::{BadNodeAddr, NodeAddr};
 pub use events::{ClusterEvent, Events};
 pub use ewma::PeakEwma;
 pub use health::{FailureVerdict, Health};
@@ -24,6 +22,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::addr::NodeAddr;
 use crate::config::Config;
 
 /// Every pool by name. Control-path structure: sessions reach pools through the route table.

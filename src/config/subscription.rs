@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::validate::Problems;
-use crate::subscription::{key_host, DatagramAddr};
+use crate::addr::{key_host, DatagramAddr};
 
 /// `[subscription]`. Off unless `listen` names at least one address.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -3,9 +3,8 @@
 use std::fmt;
 
 use super::{Algorithm, Config};
-use crate::cluster::NodeAddr;
+use crate::addr::{HostPattern, ListenAddr, NodeAddr};
 use crate::protocol::MAX_VARS_SIZE;
-use crate::proxy::ListenAddr;
 
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +260,7 @@ impl Config {
                 );
             }
             if let Some(host) = &r.host {
-                if let Err(e) = crate::routing::HostPattern::parse(host) {
+                if let Err(e) = HostPattern::parse(host) {
                     p.add(format_args!("{key}.host"), e);
                 }
             }

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use crate::addr::NodeAddr;
 use crate::api::{Announce, RejectCode};
-use crate::cluster::{JoinError, Node, NodeAddr, NodeMeta, Source};
+use crate::cluster::{JoinError, Node, NodeMeta, Source};
 
 /// Report interval assumed when the agent gives none.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);

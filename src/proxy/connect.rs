@@ -12,7 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
-use crate::cluster::{Node, NodeAddr, Pool};
+use crate::addr::NodeAddr;
+use crate::cluster::{Node, Pool};
 use crate::metrics;
 
 /// A connection to a node.

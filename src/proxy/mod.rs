@@ -9,7 +9,7 @@ mod listener;
 mod outcome;
 mod session;
 
-pub use listener::{BadListenAddr, ListenAddr, Listener};
+pub use listener::Listener;
 
 use std::sync::Arc;
 

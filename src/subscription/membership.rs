@@ -16,12 +16,12 @@ use super::notify;
 use super::outcome::{LogLimiter, Outcome, Refused};
 use super::packet::{Action, Subscription};
 use super::signature::{self, ReplayGuard, SignatureError};
+use crate::addr::{key_host, NodeAddr};
 use crate::clock::now_ms;
-use crate::cluster::{address_allowed, Cluster, Node, NodeAddr, Pool, PoolSettings, Source};
+use crate::cluster::{address_allowed, Cluster, Node, Pool, PoolSettings, Source};
 use crate::config::{Config, SubscriptionConfig};
 use crate::metrics;
 use crate::proxy::SharedDispatch;
-use crate::routing::HostPattern;
 
 /// Applies datagrams, one at a time, to the cluster.
 #[derive(Debug)]
@@ -282,18 +282,6 @@ fn sender_allowed_in(pool: &Pool, from: DatagramSource) -> Result<(), Refused> {
         Ok(())
     } else {
         Err(Refused::SenderNotAllowed(from.ip()))
-    }
-}
-
-/// A subscription key as a route host: lowercase `name` or `name:port`, as a created pool and
-/// its route are named; `None` when it cannot be one (a wildcard, blanks, not UTF-8).
-pub fn key_host(key: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(key).ok()?;
-    let text = text.strip_suffix('.').unwrap_or(text);
-    match HostPattern::parse(text) {
-        Ok(HostPattern::Exact(name, None)) => Some(name),
-        Ok(HostPattern::Exact(name, Some(port))) => Some(format!("{name}:{port}")),
-        _ => None,
     }
 }
 

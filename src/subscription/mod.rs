@@ -12,8 +12,7 @@ mod outcome;
 mod packet;
 mod signature;
 
-pub use listener::{BadDatagramAddr, DatagramAddr, DatagramSource};
-pub use membership::key_host;
+pub use listener::DatagramSource;
 pub use notify::ack_message;
 pub use outcome::Refused;
 pub use packet::{Action, BadPacket, Signed, Subscription, MAX_DATAGRAM};
@@ -29,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::listener::DatagramSocket;
 use self::membership::Membership;
+use crate::addr::DatagramAddr;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::proxy::SharedDispatch;
