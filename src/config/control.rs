@@ -120,7 +120,7 @@ impl ControlConfig {
             .chain(&self.admin_token_files)
             .enumerate()
         {
-            if let Err(e) = super::super::control::auth::read_tokens(f) {
+            if let Err(e) = super::read_tokens(f) {
                 p.add(format_args!("control token file #{}", i + 1), e);
             }
         }

@@ -5,6 +5,7 @@ pub mod duration;
 mod metrics;
 mod model;
 mod subscription;
+mod tokens;
 mod validate;
 
 pub use control::ControlConfig;
@@ -14,6 +15,7 @@ pub use model::{
     RouteConfig, TimeoutsConfig,
 };
 pub use subscription::{SignDigest, SubscriptionConfig};
+pub use tokens::read_tokens;
 pub use validate::{ConfigError, Problems};
 
 use std::path::Path;
