@@ -12,7 +12,6 @@ use tokio_util::task::TaskTracker;
 
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::addr::ListenAddr;
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::config::{Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
@@ -72,19 +71,15 @@ impl Daemon {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limits = Arc::new(Semaphore::new(config.limits.max_connections));
-        let mode = u32::from_str_radix(&config.listen.unix_socket_mode, 8).unwrap_or(0o666);
         let mut listeners = Vec::new();
         for addr in &config.listen.uwsgi {
-            let parsed: ListenAddr = addr.parse().map_err(|e| StartError::Bind {
-                addr: addr.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-            })?;
-            let listener = Listener::bind(&parsed, config.listen.backlog, mode)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?;
+            let listener =
+                Listener::bind(addr, config.listen.backlog, config.listen.unix_socket_mode)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
             listeners.push(listener);
         }
         let subscriptions =

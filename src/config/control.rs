@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::validate::Problems;
+use super::Problems;
 
 /// Upper bound of `control.max_connections`.
 pub(super) const MAX_CONNECTIONS: usize = 1_000_000;

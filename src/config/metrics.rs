@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::validate::Problems;
+use super::Problems;
 
 /// Where the metrics listener goes when the config does not say.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9031";

@@ -1,12 +1,16 @@
-//! The TOML configuration: its model with embedded defaults, loading, and validation that names keys.
+//! The TOML configuration: the file as serde reads it (`raw`, with the embedded defaults), parsed
+//! once (`build`) into the typed [`Config`] the rest of routerd reads, refused with every problem
+//! named by key.
 
+mod build;
 mod control;
 pub mod duration;
 mod metrics;
 mod model;
+mod problems;
+mod raw;
 mod subscription;
 mod tokens;
-mod validate;
 
 pub use control::ControlConfig;
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN, DEFAULT_METRICS_MAX_CONNECTIONS};
@@ -14,9 +18,9 @@ pub use model::{
     Algorithm, Config, EjectionConfig, LimitsConfig, ListenConfig, NodeEntry, PoolConfig,
     RouteConfig, TimeoutsConfig,
 };
+pub use problems::{ConfigError, Problems};
 pub use subscription::{SignDigest, SubscriptionConfig};
 pub use tokens::read_tokens;
-pub use validate::{ConfigError, Problems};
 
 use std::path::Path;
 
@@ -30,11 +34,17 @@ impl Config {
         Self::parse(&text)
     }
 
-    /// Parses and validates config text.
+    /// Parses config text into the typed config, or every problem in it.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: Config =
+        let raw: raw::RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        config.validate()?;
-        Ok(config)
+        Self::build(raw)
+    }
+}
+
+impl Default for Config {
+    /// The embedded defaults, what an empty file gives.
+    fn default() -> Self {
+        Self::build(raw::RawConfig::default()).expect("the embedded defaults are a valid config")
     }
 }

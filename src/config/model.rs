@@ -1,13 +1,16 @@
-//! The config model. Every field has a default, so an empty file (or none) is a working config.
+//! The typed config routerd reads: addresses, modes and durations already parsed and checked.
+//! Sections without text to parse (limits, timeouts, ejection) are also what serde reads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The whole `routerd` configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+use crate::addr::ListenAddr;
+
+/// The whole `routerd` configuration, every value parsed and checked: built only by
+/// [`Config::parse`], [`Config::load`] and [`Config::default`].
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where routerd accepts uwsgi traffic.
     pub listen: ListenConfig,
@@ -29,44 +32,15 @@ pub struct Config {
     pub subscription: super::SubscriptionConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        let mut pools = BTreeMap::new();
-        pools.insert("default".to_owned(), PoolConfig::default());
-        Self {
-            listen: ListenConfig::default(),
-            limits: LimitsConfig::default(),
-            timeouts: TimeoutsConfig::default(),
-            default_pool: "default".to_owned(),
-            pools,
-            routes: Vec::new(),
-            control: super::ControlConfig::default(),
-            metrics: super::MetricsConfig::default(),
-            subscription: super::SubscriptionConfig::default(),
-        }
-    }
-}
-
 /// `[listen]`: client-facing listeners.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenConfig {
-    /// uwsgi listeners: `host:port` (IPv4 or `[IPv6]:port`) or `unix:/path/to.sock`.
-    pub uwsgi: Vec<String>,
-    /// Permissions of UNIX listener sockets, octal (nginx must be able to connect).
-    pub unix_socket_mode: String,
+    /// uwsgi listeners.
+    pub uwsgi: Vec<ListenAddr>,
+    /// Permissions of the UNIX sockets routerd creates (uwsgi and subscription listeners).
+    pub unix_socket_mode: u32,
     /// Kernel accept backlog for TCP and UNIX listeners.
     pub backlog: u32,
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        Self {
-            uwsgi: vec!["127.0.0.1:3031".to_owned()],
-            unix_socket_mode: "0666".to_owned(),
-            backlog: 1024,
-        }
-    }
 }
 
 /// `[limits]`.

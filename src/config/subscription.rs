@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::validate::Problems;
+use super::Problems;
 use crate::addr::{key_host, DatagramAddr};
 
 /// `[subscription]`. Off unless `listen` names at least one address.

@@ -60,7 +60,7 @@ impl SubscriptionServer {
         if !config.subscription.enabled() {
             return Ok(None);
         }
-        let mode = u32::from_str_radix(&config.listen.unix_socket_mode, 8).unwrap_or(0o666);
+        let mode = config.listen.unix_socket_mode;
         let mut sockets = Vec::new();
         for addr in &config.subscription.listen {
             let bind_error = |source| BindError {

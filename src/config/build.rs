@@ -1,107 +1,67 @@
-//! Config validation: every problem is collected, each naming its key and what to write instead.
+//! From the file's text to the typed [`Config`]: every value parsed once, every problem collected
+//! with its key and what to write instead. A config with any problem is refused whole.
 
-use std::fmt;
-
-use super::{Algorithm, Config};
-use crate::addr::{HostPattern, ListenAddr, NodeAddr};
+use super::raw::{RawConfig, RawListen};
+use super::{Algorithm, Config, ConfigError, ListenConfig, Problems};
+use crate::addr::{parse_socket_mode, HostPattern, NodeAddr};
 use crate::protocol::MAX_VARS_SIZE;
 
-/// Why a config could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The path given.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// Not valid TOML, or a key of the wrong type or unknown.
-    #[error("invalid config: {0}")]
-    Syntax(String),
-    /// Valid TOML whose values do not make sense together.
-    #[error("invalid config:\n{0}")]
-    Invalid(Problems),
-}
-
-/// Every semantic problem found, one per line as `key: what is wrong`.
-#[derive(Debug, Default)]
-pub struct Problems(Vec<String>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "  - {p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl Problems {
-    /// Records that `key` is wrong, and how.
-    pub fn add(&mut self, key: impl fmt::Display, what: impl fmt::Display) {
-        self.0.push(format!("{key}: {what}"));
-    }
-
-    /// The problems, each as `key: what is wrong`.
-    pub fn lines(&self) -> &[String] {
-        &self.0
-    }
-
-    /// True when nothing is wrong.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 impl Config {
-    /// Checks what serde cannot: addresses, ranges, references between pools and routes.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// The one way to a [`Config`]: parses every value of `raw`, checks ranges and the references
+    /// between pools and routes, and returns the typed config or every problem found.
+    pub(super) fn build(raw: RawConfig) -> Result<Self, ConfigError> {
         let mut p = Problems::default();
-        self.check_listen(&mut p);
-        self.check_limits(&mut p);
-        self.check_pools(&mut p);
-        self.check_routes(&mut p);
-        self.control.check(&mut p);
-        self.metrics.check(&mut p);
-        self.subscription.check(&mut p);
-        if p.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(p))
-        }
+        let listen = listen(&raw.listen, &mut p);
+        raw.check_limits(&mut p);
+        raw.check_pools(&mut p);
+        raw.check_routes(&mut p);
+        raw.control.check(&mut p);
+        raw.metrics.check(&mut p);
+        raw.subscription.check(&mut p);
+        let config = Self {
+            listen,
+            limits: raw.limits,
+            timeouts: raw.timeouts,
+            default_pool: raw.default_pool,
+            pools: raw.pools,
+            routes: raw.routes,
+            control: raw.control,
+            metrics: raw.metrics,
+            subscription: raw.subscription,
+        };
+        p.result(config)
     }
+}
 
-    fn check_listen(&self, p: &mut Problems) {
-        if self.listen.uwsgi.is_empty() {
-            p.add(
-                "listen.uwsgi",
-                "no listener: give at least one address, e.g. [\"127.0.0.1:3031\"]",
-            );
-        }
-        for (i, a) in self.listen.uwsgi.iter().enumerate() {
-            if let Err(e) = a.parse::<ListenAddr>() {
-                p.add(format_args!("listen.uwsgi[{i}]"), e);
-            }
-        }
-        if u32::from_str_radix(&self.listen.unix_socket_mode, 8).map_or(true, |m| m > 0o777) {
-            p.add(
-                "listen.unix_socket_mode",
-                format_args!(
-                    "{:?} is not an octal mode such as \"0660\"",
-                    self.listen.unix_socket_mode
-                ),
-            );
-        }
-        if self.listen.backlog == 0 {
-            p.add("listen.backlog", "must be at least 1");
-        }
+fn listen(raw: &RawListen, p: &mut Problems) -> ListenConfig {
+    if raw.uwsgi.is_empty() {
+        p.add(
+            "listen.uwsgi",
+            "no listener: give at least one address, e.g. [\"127.0.0.1:3031\"]",
+        );
     }
+    let uwsgi = raw
+        .uwsgi
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| p.check(format_args!("listen.uwsgi[{i}]"), a.parse()))
+        .collect();
+    let unix_socket_mode = p.check_or(
+        "listen.unix_socket_mode",
+        parse_socket_mode(&raw.unix_socket_mode),
+        0,
+    );
+    if raw.backlog == 0 {
+        p.add("listen.backlog", "must be at least 1");
+    }
+    ListenConfig {
+        uwsgi,
+        unix_socket_mode,
+        backlog: raw.backlog,
+    }
+}
 
+impl RawConfig {
     fn check_limits(&self, p: &mut Problems) {
         if self.limits.max_connections == 0 {
             p.add("limits.max_connections", "must be at least 1");
