@@ -14,7 +14,7 @@ mod rate;
 pub use events::{ClusterEvent, Events};
 pub use ewma::PeakEwma;
 pub use health::{FailureVerdict, Health};
-pub use lifecycle::{address_allowed, JoinError, MAINTENANCE_TICK};
+pub use lifecycle::{JoinError, MAINTENANCE_TICK};
 pub use node::{Node, NodeMeta, NodeState, ReportedLoad, Source, REPORT_STALE_MS};
 pub use pool::{Pool, PoolSettings, PoolSnapshot};
 
@@ -45,7 +45,7 @@ impl Cluster {
             let statics: Vec<(NodeAddr, u32)> = pool_cfg
                 .nodes
                 .iter()
-                .filter_map(|n| Some((n.address().parse().ok()?, n.weight())))
+                .map(|n| (n.addr.clone(), n.weight))
                 .collect();
             let pool = self
                 .pools

@@ -2,8 +2,8 @@
 //! with its key and what to write instead. A config with any problem is refused whole.
 
 use super::raw::{RawConfig, RawListen};
-use super::{Algorithm, Config, ConfigError, ListenConfig, Problems};
-use crate::addr::{parse_socket_mode, HostPattern, NodeAddr};
+use super::{Config, ConfigError, ListenConfig, Problems};
+use crate::addr::{parse_socket_mode, HostPattern};
 use crate::protocol::MAX_VARS_SIZE;
 
 impl Config {
@@ -13,7 +13,12 @@ impl Config {
         let mut p = Problems::default();
         let listen = listen(&raw.listen, &mut p);
         raw.check_limits(&mut p);
-        raw.check_pools(&mut p);
+        raw.check_default_pool(&mut p);
+        let pools = raw
+            .pools
+            .iter()
+            .map(|(name, pool)| (name.clone(), pool.build(name, &mut p)))
+            .collect();
         raw.check_routes(&mut p);
         raw.control.check(&mut p);
         raw.metrics.check(&mut p);
@@ -23,7 +28,7 @@ impl Config {
             limits: raw.limits,
             timeouts: raw.timeouts,
             default_pool: raw.default_pool,
-            pools: raw.pools,
+            pools,
             routes: raw.routes,
             control: raw.control,
             metrics: raw.metrics,
@@ -133,7 +138,7 @@ impl RawConfig {
         }
     }
 
-    fn check_pools(&self, p: &mut Problems) {
+    fn check_default_pool(&self, p: &mut Problems) {
         if !self.default_pool.is_empty() && !self.pools.contains_key(&self.default_pool) {
             p.add(
                 "default_pool",
@@ -142,71 +147,6 @@ impl RawConfig {
                     self.default_pool, self.default_pool
                 ),
             );
-        }
-        for (name, pool) in &self.pools {
-            let key = format!("pools.{name}");
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                p.add(&key, "pool names use letters, digits, '-', '_' and '.'");
-            }
-            if pool.algorithm == Algorithm::Hash
-                && pool.hash_var.as_deref().is_none_or(str::is_empty)
-            {
-                p.add(
-                    format_args!("{key}.hash_var"),
-                    "algorithm \"hash\" needs the var to hash, e.g. hash_var = \"REMOTE_ADDR\"",
-                );
-            }
-            if !(1..=16).contains(&pool.connect_attempts) {
-                p.add(format_args!("{key}.connect_attempts"), "use 1 to 16");
-            }
-            let e = &pool.ejection;
-            if e.consecutive_failures == 0 {
-                p.add(
-                    format_args!("{key}.ejection.consecutive_failures"),
-                    "must be at least 1",
-                );
-            }
-            if e.max_time < e.base_time {
-                p.add(
-                    format_args!("{key}.ejection.max_time"),
-                    "must be at least base_time",
-                );
-            }
-            if e.max_percent > 100 {
-                p.add(
-                    format_args!("{key}.ejection.max_percent"),
-                    "is a percentage: 0 to 100",
-                );
-            }
-            for (i, net) in pool.allowed_networks.iter().enumerate() {
-                if net.parse::<ipnet::IpNet>().is_err() {
-                    p.add(format_args!("{key}.allowed_networks[{i}]"), format_args!("{net:?} is not a network: use CIDR such as \"10.0.0.0/8\" or \"::1/128\""));
-                }
-            }
-            if pool.max_nodes == 0 || pool.max_nodes < pool.nodes.len() {
-                p.add(
-                    format_args!("{key}.max_nodes"),
-                    "must be at least 1 and at least the number of static nodes",
-                );
-            }
-            let mut seen = std::collections::HashSet::new();
-            for (i, node) in pool.nodes.iter().enumerate() {
-                let nkey = format!("{key}.nodes[{i}]");
-                match node.address().parse::<NodeAddr>() {
-                    Err(e) => p.add(&nkey, e),
-                    Ok(addr) if !seen.insert(addr.to_string()) => {
-                        p.add(&nkey, format_args!("{} is listed twice", node.address()))
-                    }
-                    Ok(_) => {}
-                }
-                if !(1..=1000).contains(&node.weight()) {
-                    p.add(format_args!("{nkey}.weight"), "use 1 to 1000");
-                }
-            }
         }
     }
 

@@ -7,6 +7,7 @@ mod control;
 pub mod duration;
 mod metrics;
 mod model;
+mod pool;
 mod problems;
 mod raw;
 mod subscription;
@@ -14,10 +15,8 @@ mod tokens;
 
 pub use control::ControlConfig;
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN, DEFAULT_METRICS_MAX_CONNECTIONS};
-pub use model::{
-    Algorithm, Config, EjectionConfig, LimitsConfig, ListenConfig, NodeEntry, PoolConfig,
-    RouteConfig, TimeoutsConfig,
-};
+pub use model::{Config, LimitsConfig, ListenConfig, RouteConfig, TimeoutsConfig};
+pub use pool::{Algorithm, EjectionConfig, PoolConfig, StaticNode};
 pub use problems::{ConfigError, Problems};
 pub use subscription::{SignDigest, SubscriptionConfig};
 pub use tokens::read_tokens;

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::pool::RawPool;
 use super::{
-    ControlConfig, LimitsConfig, MetricsConfig, PoolConfig, RouteConfig, SubscriptionConfig,
-    TimeoutsConfig,
+    ControlConfig, LimitsConfig, MetricsConfig, RouteConfig, SubscriptionConfig, TimeoutsConfig,
 };
 
 /// The whole file. Every field has a default, so an empty file (or none) is a working config.
@@ -24,7 +24,7 @@ pub(super) struct RawConfig {
     /// The pool for requests no route matches. Empty: such requests get a 503.
     pub(super) default_pool: String,
     /// Pools by name.
-    pub(super) pools: BTreeMap<String, PoolConfig>,
+    pub(super) pools: BTreeMap<String, RawPool>,
     /// Routing rules, most specific match wins.
     pub(super) routes: Vec<RouteConfig>,
     /// The gRPC control plane.
@@ -38,7 +38,7 @@ pub(super) struct RawConfig {
 impl Default for RawConfig {
     fn default() -> Self {
         let mut pools = BTreeMap::new();
-        pools.insert("default".to_owned(), PoolConfig::default());
+        pools.insert("default".to_owned(), RawPool::default());
         Self {
             listen: RawListen::default(),
             limits: LimitsConfig::default(),

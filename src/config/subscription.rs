@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Problems;
-use crate::addr::{key_host, DatagramAddr};
+use crate::addr::{key_host, DatagramAddr, Networks};
 
 /// `[subscription]`. Off unless `listen` names at least one address.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -98,12 +98,10 @@ impl SubscriptionConfig {
         !self.listen.is_empty()
     }
 
-    /// `allowed_networks`, parsed (validation has checked every entry).
-    pub fn networks(&self) -> Vec<ipnet::IpNet> {
-        self.allowed_networks
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect()
+    /// `allowed_networks`, parsed (validation has checked every entry; were one bad, nothing
+    /// would be allowed).
+    pub fn networks(&self) -> Networks {
+        Networks::allowed(&self.allowed_networks).unwrap_or(Networks::Only(Vec::new()))
     }
 
     /// The networks whose hosts may announce a relative address for `host` (a key as

@@ -2,7 +2,6 @@
 //! a pool of its own, as uWSGI's FastRouter does); the node then joins with a lease of
 //! `tolerance`, renews it and reports its load, or leaves.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use super::packet::{Action, Subscription};
 use super::signature::{self, ReplayGuard, SignatureError};
 use crate::addr::{key_host, NodeAddr};
 use crate::clock::now_ms;
-use crate::cluster::{address_allowed, Cluster, Node, Pool, PoolSettings, Source};
+use crate::cluster::{Cluster, Node, Pool, PoolSettings, Source};
 use crate::config::{Config, SubscriptionConfig};
 use crate::metrics;
 use crate::proxy::SharedDispatch;
@@ -76,7 +75,7 @@ impl Membership {
         let sub = &config.subscription;
         let s = Subscription::parse(datagram)?;
         let networks = sub.networks();
-        if !ip_allowed(from.ip(), &networks) {
+        if !networks.allows(from.ip()) {
             return Err(Refused::SenderNotAllowed(from.ip()));
         }
         let signed_at = match &sub.key_dir {
@@ -102,7 +101,7 @@ impl Membership {
             }
         }
         let addr = address::resolve(announced, from.ip());
-        if !address_allowed(&addr, &networks) {
+        if !networks.allows_node(&addr) {
             return Err(Refused::AddressNotAllowed(addr.to_string()));
         }
         if let Some(unix) = signed_at {
@@ -273,12 +272,8 @@ fn report_load(node: &Node, s: &Subscription<'_>, now: u64) {
     node.load.at_ms.store(now.max(1), Relaxed);
 }
 
-fn ip_allowed(ip: IpAddr, networks: &[ipnet::IpNet]) -> bool {
-    networks.is_empty() || networks.iter().any(|n| n.contains(&ip))
-}
-
 fn sender_allowed_in(pool: &Pool, from: DatagramSource) -> Result<(), Refused> {
-    if ip_allowed(from.ip(), &pool.settings().allowed_networks) {
+    if pool.settings().allowed_networks.allows(from.ip()) {
         Ok(())
     } else {
         Err(Refused::SenderNotAllowed(from.ip()))
