@@ -77,13 +77,12 @@ impl RouteTable {
                 continue;
             };
             let prefix = r.path_prefix.as_ref().map(|p| p.as_bytes().into());
-            let pattern = r.host.as_deref().map(HostPattern::parse);
-            let (list, port) = match pattern {
-                Some(Ok(HostPattern::Exact(h, port))) => {
-                    (t.exact.entry(h.into_bytes().into()).or_default(), port)
+            let (list, port) = match &r.host {
+                Some(HostPattern::Exact(h, port)) => {
+                    (t.exact.entry(h.as_bytes().into()).or_default(), *port)
                 }
-                Some(Ok(HostPattern::Wildcard(s, port))) => {
-                    let s: Box<[u8]> = s.into_bytes().into();
+                Some(HostPattern::Wildcard(s, port)) => {
+                    let s: Box<[u8]> = s.as_bytes().into();
                     let i = match t.wildcard.iter().position(|(w, _)| *w == s) {
                         Some(i) => i,
                         None => {
@@ -91,9 +90,8 @@ impl RouteTable {
                             t.wildcard.len() - 1
                         }
                     };
-                    (&mut t.wildcard[i].1, port)
+                    (&mut t.wildcard[i].1, *port)
                 }
-                Some(Err(_)) => continue,
                 None => (&mut t.any_host, None),
             };
             list.push(Rule { port, prefix, pool });

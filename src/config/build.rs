@@ -2,7 +2,7 @@
 //! with its key and what to write instead. A config with any problem is refused whole.
 
 use super::raw::{RawConfig, RawListen};
-use super::{Config, ConfigError, ListenConfig, Problems};
+use super::{Config, ConfigError, ListenConfig, Problems, RouteConfig};
 use crate::addr::{parse_socket_mode, HostPattern};
 use crate::protocol::MAX_VARS_SIZE;
 
@@ -19,7 +19,7 @@ impl Config {
             .iter()
             .map(|(name, pool)| (name.clone(), pool.build(name, &mut p)))
             .collect();
-        raw.check_routes(&mut p);
+        let routes = routes(&raw, &mut p);
         raw.control.check(&mut p);
         raw.metrics.check(&mut p);
         raw.subscription.check(&mut p);
@@ -29,7 +29,7 @@ impl Config {
             timeouts: raw.timeouts,
             default_pool: raw.default_pool,
             pools,
-            routes: raw.routes,
+            routes,
             control: raw.control,
             metrics: raw.metrics,
             subscription: raw.subscription,
@@ -149,32 +149,39 @@ impl RawConfig {
             );
         }
     }
+}
 
-    fn check_routes(&self, p: &mut Problems) {
-        for (i, r) in self.routes.iter().enumerate() {
-            let key = format!("routes[{i}]");
-            if !self.pools.contains_key(&r.pool) {
-                p.add(
-                    format_args!("{key}.pool"),
-                    format_args!("no pool named {:?}", r.pool),
-                );
-            }
-            if let Some(host) = &r.host {
-                if let Err(e) = HostPattern::parse(host) {
-                    p.add(format_args!("{key}.host"), e);
-                }
-            }
-            if r.host.is_none() && r.path_prefix.is_none() {
-                p.add(
-                    &key,
-                    "give host, path_prefix or both (default_pool already catches the rest)",
-                );
-            }
-            if let Some(prefix) = &r.path_prefix {
-                if !prefix.starts_with('/') {
-                    p.add(format_args!("{key}.path_prefix"), "must start with '/'");
-                }
+/// The routes, each to a pool of `raw`'s.
+fn routes(raw: &RawConfig, p: &mut Problems) -> Vec<RouteConfig> {
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if !raw.pools.contains_key(&r.pool) {
+            p.add(
+                format_args!("{key}.pool"),
+                format_args!("no pool named {:?}", r.pool),
+            );
+        }
+        let host = match &r.host {
+            Some(host) => p.check(format_args!("{key}.host"), HostPattern::parse(host)),
+            None => None,
+        };
+        if r.host.is_none() && r.path_prefix.is_none() {
+            p.add(
+                &key,
+                "give host, path_prefix or both (default_pool already catches the rest)",
+            );
+        }
+        if let Some(prefix) = &r.path_prefix {
+            if !prefix.starts_with('/') {
+                p.add(format_args!("{key}.path_prefix"), "must start with '/'");
             }
         }
+        routes.push(RouteConfig {
+            host,
+            path_prefix: r.path_prefix.clone(),
+            pool: r.pool.clone(),
+        });
     }
+    routes
 }

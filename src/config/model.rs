@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::PoolConfig;
-use crate::addr::ListenAddr;
+use crate::addr::{HostPattern, ListenAddr};
 
 /// The whole `routerd` configuration, every value parsed and checked: built only by
 /// [`Config::parse`], [`Config::load`] and [`Config::default`].
@@ -102,14 +102,12 @@ impl Default for TimeoutsConfig {
 }
 
 /// `[[routes]]`: send matching requests to `pool`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
-    /// Host to match (HTTP_HOST, else SERVER_NAME): `example.com`, `*.example.com`,
-    /// `example.com:8080`. Omitted: any host.
-    pub host: Option<String>,
-    /// Only requests whose PATH_INFO starts with this.
+    /// Host to match (HTTP_HOST, else SERVER_NAME); `None`: any host.
+    pub host: Option<HostPattern>,
+    /// Only requests whose PATH_INFO starts with this (it starts with `/`).
     pub path_prefix: Option<String>,
-    /// Target pool.
+    /// Target pool, one the config defines.
     pub pool: String,
 }

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::pool::RawPool;
-use super::{
-    ControlConfig, LimitsConfig, MetricsConfig, RouteConfig, SubscriptionConfig, TimeoutsConfig,
-};
+use super::{ControlConfig, LimitsConfig, MetricsConfig, SubscriptionConfig, TimeoutsConfig};
 
 /// The whole file. Every field has a default, so an empty file (or none) is a working config.
 #[derive(Debug, Deserialize)]
@@ -26,7 +24,7 @@ pub(super) struct RawConfig {
     /// Pools by name.
     pub(super) pools: BTreeMap<String, RawPool>,
     /// Routing rules, most specific match wins.
-    pub(super) routes: Vec<RouteConfig>,
+    pub(super) routes: Vec<RawRoute>,
     /// The gRPC control plane.
     pub(super) control: ControlConfig,
     /// The HTTP listener for Prometheus and health probes.
@@ -73,4 +71,17 @@ impl Default for RawListen {
             backlog: 1024,
         }
     }
+}
+
+/// `[[routes]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    /// Host to match (HTTP_HOST, else SERVER_NAME): `example.com`, `*.example.com`,
+    /// `example.com:8080`. Omitted: any host.
+    pub(super) host: Option<String>,
+    /// Only requests whose PATH_INFO starts with this.
+    pub(super) path_prefix: Option<String>,
+    /// Target pool.
+    pub(super) pool: String,
 }
