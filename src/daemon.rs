@@ -60,7 +60,7 @@ impl Daemon {
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
         // Before any listener: its limits are sized against the open file limit.
         let nofile = crate::conn_limit::raise_nofile_limit();
-        if config.metrics.listen_addr().is_some() {
+        if config.metrics.listen.is_some() {
             // Before the cluster: its pools register their series with the recorder.
             metrics::install();
         }
@@ -316,7 +316,7 @@ async fn serve_metrics(
     ready: &Readiness,
     stop: &CancellationToken,
 ) -> Result<Option<std::net::SocketAddr>, StartError> {
-    let Some(addr) = config.listen_addr() else {
+    let Some(addr) = config.listen else {
         return Ok(None);
     };
     let bound = match http::bind(addr).await {
@@ -325,7 +325,7 @@ async fn serve_metrics(
     };
     let (listener, local) = match bound {
         Ok(b) => b,
-        Err(e) if config.is_default() => {
+        Err(e) if config.listen_is_default => {
             tracing::warn!(address = %addr, error = %e, "cannot listen for metrics on the default address; running without /metrics (set [metrics] listen)");
             return Ok(None);
         }

@@ -217,7 +217,7 @@ fn the_embedded_defaults_are_a_working_config() {
 async fn without_a_config_routerd_listens_on_127_0_0_1_3031() {
     let defaults = Config::default();
     let mut ports = vec![defaults.listen.uwsgi[0].to_string()];
-    ports.extend(defaults.control.listen_addr().map(|a| a.to_string()));
+    ports.extend(defaults.control.listen.map(|a| a.to_string()));
     let taken: Vec<&String> = ports
         .iter()
         .filter(|a| std::net::TcpListener::bind(a.as_str()).is_err())

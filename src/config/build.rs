@@ -20,8 +20,8 @@ impl Config {
             .map(|(name, pool)| (name.clone(), pool.build(name, &mut p)))
             .collect();
         let routes = routes(&raw, &mut p);
-        raw.control.check(&mut p);
-        raw.metrics.check(&mut p);
+        let control = raw.control.build(&mut p);
+        let metrics = raw.metrics.build(&mut p);
         raw.subscription.check(&mut p);
         let config = Self {
             listen,
@@ -30,8 +30,8 @@ impl Config {
             default_pool: raw.default_pool,
             pools,
             routes,
-            control: raw.control,
-            metrics: raw.metrics,
+            control,
+            metrics,
             subscription: raw.subscription,
         };
         p.result(config)

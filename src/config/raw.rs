@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::control::RawControl;
+use super::metrics::RawMetrics;
 use super::pool::RawPool;
-use super::{ControlConfig, LimitsConfig, MetricsConfig, SubscriptionConfig, TimeoutsConfig};
+use super::{LimitsConfig, SubscriptionConfig, TimeoutsConfig};
 
 /// The whole file. Every field has a default, so an empty file (or none) is a working config.
 #[derive(Debug, Deserialize)]
@@ -26,9 +28,9 @@ pub(super) struct RawConfig {
     /// Routing rules, most specific match wins.
     pub(super) routes: Vec<RawRoute>,
     /// The gRPC control plane.
-    pub(super) control: ControlConfig,
+    pub(super) control: RawControl,
     /// The HTTP listener for Prometheus and health probes.
-    pub(super) metrics: MetricsConfig,
+    pub(super) metrics: RawMetrics,
     /// uWSGI subscriptions (`--subscribe-to`).
     pub(super) subscription: SubscriptionConfig,
 }
@@ -44,8 +46,8 @@ impl Default for RawConfig {
             default_pool: "default".to_owned(),
             pools,
             routes: Vec::new(),
-            control: ControlConfig::default(),
-            metrics: MetricsConfig::default(),
+            control: RawControl::default(),
+            metrics: RawMetrics::default(),
             subscription: SubscriptionConfig::default(),
         }
     }

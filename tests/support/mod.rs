@@ -25,11 +25,12 @@ pub async fn start_router(toml: &str) -> Daemon {
     }
     // Never a fixed port in tests: the control plane gets an ephemeral one unless configured.
     if !toml.contains("[control]") {
-        config.control.listen = "127.0.0.1:0".into();
+        config.control.listen = Some(([127, 0, 0, 1], 0).into());
     }
     // ... and so does the metrics listener (`Daemon::metrics_addr`).
     if !toml.contains("[metrics]") {
-        config.metrics.listen = Some("127.0.0.1:0".into());
+        config.metrics.listen = Some(([127, 0, 0, 1], 0).into());
+        config.metrics.listen_is_default = false;
     }
     Daemon::start(config, None).await.expect("router starts")
 }
