@@ -22,7 +22,7 @@ impl Config {
         let routes = routes(&raw, &mut p);
         let control = raw.control.build(&mut p);
         let metrics = raw.metrics.build(&mut p);
-        raw.subscription.check(&mut p);
+        let subscription = raw.subscription.build(&mut p);
         let config = Self {
             listen,
             limits: raw.limits,
@@ -32,7 +32,7 @@ impl Config {
             routes,
             control,
             metrics,
-            subscription: raw.subscription,
+            subscription,
         };
         p.result(config)
     }

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::control::RawControl;
 use super::metrics::RawMetrics;
 use super::pool::RawPool;
-use super::{LimitsConfig, SubscriptionConfig, TimeoutsConfig};
+use super::subscription::RawSubscription;
+use super::{LimitsConfig, TimeoutsConfig};
 
 /// The whole file. Every field has a default, so an empty file (or none) is a working config.
 #[derive(Debug, Deserialize)]
@@ -32,7 +33,7 @@ pub(super) struct RawConfig {
     /// The HTTP listener for Prometheus and health probes.
     pub(super) metrics: RawMetrics,
     /// uWSGI subscriptions (`--subscribe-to`).
-    pub(super) subscription: SubscriptionConfig,
+    pub(super) subscription: RawSubscription,
 }
 
 impl Default for RawConfig {
@@ -48,7 +49,7 @@ impl Default for RawConfig {
             routes: Vec::new(),
             control: RawControl::default(),
             metrics: RawMetrics::default(),
-            subscription: SubscriptionConfig::default(),
+            subscription: RawSubscription::default(),
         }
     }
 }

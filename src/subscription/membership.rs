@@ -74,7 +74,7 @@ impl Membership {
         let config = self.config.load_full();
         let sub = &config.subscription;
         let s = Subscription::parse(datagram)?;
-        let networks = sub.networks();
+        let networks = &sub.allowed_networks;
         if !networks.allows(from.ip()) {
             return Err(Refused::SenderNotAllowed(from.ip()));
         }
@@ -90,15 +90,13 @@ impl Membership {
             Some(n) => Some(address::parse_notify(n).ok_or_else(|| Refused::BadNotify(lossy(n)))?),
             None => None,
         };
-        if signed_at.is_some() && matches!(announced, Announced::Relative(_)) {
-            let allowed = sub.relative_networks(&host);
-            if !allowed.iter().any(|n| n.contains(&from.ip())) {
-                return Err(Refused::RelativeAddress {
-                    address: lossy(s.address),
-                    sender: from.ip(),
-                    key: host,
-                });
-            }
+        let relative = signed_at.is_some() && matches!(announced, Announced::Relative(_));
+        if relative && !sub.relative_networks(&host).allows(from.ip()) {
+            return Err(Refused::RelativeAddress {
+                address: lossy(s.address),
+                sender: from.ip(),
+                key: host,
+            });
         }
         let addr = address::resolve(announced, from.ip());
         if !networks.allows_node(&addr) {
@@ -207,7 +205,7 @@ impl Membership {
             return Err(Refused::TooManyPools(sub.max_pools));
         }
         let settings = PoolSettings {
-            allowed_networks: sub.networks(),
+            allowed_networks: sub.allowed_networks.clone(),
             ..PoolSettings::default()
         };
         tracing::info!(

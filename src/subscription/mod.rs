@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 use self::listener::DatagramSocket;
 use self::membership::Membership;
-use crate::addr::DatagramAddr;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::proxy::SharedDispatch;
@@ -63,14 +62,11 @@ impl SubscriptionServer {
         let mode = config.listen.unix_socket_mode;
         let mut sockets = Vec::new();
         for addr in &config.subscription.listen {
-            let bind_error = |source| BindError {
-                addr: addr.clone(),
+            let socket = DatagramSocket::bind(addr, mode).map_err(|source| BindError {
+                addr: addr.to_string(),
                 source,
-            };
-            let parsed: DatagramAddr = addr
-                .parse()
-                .map_err(|e| bind_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-            sockets.push(DatagramSocket::bind(&parsed, mode).map_err(bind_error)?);
+            })?;
+            sockets.push(socket);
         }
         Ok(Some(Self { sockets }))
     }
