@@ -1,5 +1,6 @@
-//! The typed config routerd reads: addresses, modes and durations already parsed and checked.
-//! Sections without text to parse (limits, timeouts, ejection) are also what serde reads.
+//! The typed config routerd reads: the whole of it, `[listen]`, `[limits]`, `[timeouts]` and
+//! routes, every value parsed and checked. Limits and timeouts hold no text to parse, so serde
+//! reads them as they are (durations bounded by [`super::duration`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
