@@ -13,7 +13,7 @@ use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
 use crate::metrics;
-use crate::proxy::{Dispatcher, ListenAddr, Listener};
+use crate::proxy::{Dispatcher, Listener};
 use crate::reloader::{Bindings, Reloader};
 
 /// Why the daemon could not start.
@@ -56,7 +56,7 @@ impl Daemon {
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
         // Before any listener: its limits are sized against the open file limit.
         let nofile = crate::conn_limit::raise_nofile_limit();
-        if config.metrics.listen_addr().is_some() {
+        if config.metrics.listen.is_some() {
             // Before the cluster: its pools register their series with the recorder.
             metrics::install();
         }
@@ -65,19 +65,15 @@ impl Daemon {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limits = Arc::new(Semaphore::new(config.limits.max_connections));
-        let mode = u32::from_str_radix(&config.listen.unix_socket_mode, 8).unwrap_or(0o666);
         let mut listeners = Vec::new();
         for addr in &config.listen.uwsgi {
-            let parsed: ListenAddr = addr.parse().map_err(|e| StartError::Bind {
-                addr: addr.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-            })?;
-            let listener = Listener::bind(&parsed, config.listen.backlog, mode)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?;
+            let listener =
+                Listener::bind(addr, config.listen.backlog, config.listen.unix_socket_mode)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
             listeners.push(listener);
         }
         let subscriptions =
@@ -282,7 +278,7 @@ async fn serve_metrics(
     ready: &Readiness,
     stop: &CancellationToken,
 ) -> Result<Option<std::net::SocketAddr>, StartError> {
-    let Some(addr) = config.listen_addr() else {
+    let Some(addr) = config.listen else {
         return Ok(None);
     };
     let bound = match http::bind(addr).await {
@@ -291,7 +287,7 @@ async fn serve_metrics(
     };
     let (listener, local) = match bound {
         Ok(b) => b,
-        Err(e) if config.is_default() => {
+        Err(e) if config.listen_is_default => {
             tracing::warn!(address = %addr, error = %e, "cannot listen for metrics on the default address; running without /metrics (set [metrics] listen)");
             return Ok(None);
         }

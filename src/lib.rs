@@ -4,11 +4,13 @@
 //! the [`protocol`] codec; [`routing`] maps its host and path to a pool of the [`cluster`]; the
 //! pool's snapshot and a [`balance`] algorithm pick a node; [`proxy`] connects (retrying other
 //! nodes on connect failure), forwards the bytes both ways and records the outcome in the node's
-//! health and in [`metrics`]. [`config`] describes it all; [`daemon`] wires it up and handles
+//! health and in [`metrics`]. [`config`] describes it all, in the address and host pattern types
+//! of [`addr`] that every module shares; [`daemon`] wires it up and handles
 //! reload and shutdown signals; [`http`] serves `/metrics`, `/healthz` and `/readyz`.
 //! Operators steer it through [`control`]'s Admin API with `routerctl`, whose logic is [`routerctl`];
 //! the generated gRPC types both sides use are [`api`]. [`reloader`] applies a new config.
 
+pub mod addr;
 pub mod agent;
 pub mod api;
 pub mod balance;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::addr::{split_port, HostPattern};
 use crate::cluster::{Cluster, Pool};
 use crate::config::Config;
 use crate::protocol::Vars;
@@ -47,70 +48,6 @@ impl<'a> RequestKey<'a> {
     }
 }
 
-/// A `host` pattern of a route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPattern {
-    /// `example.com` or `example.com:8080`.
-    Exact(String, Option<u16>),
-    /// `*.example.com`: any name ending in `.example.com` (not `example.com` itself, as nginx).
-    Wildcard(String, Option<u16>),
-}
-
-impl HostPattern {
-    /// Parses and lowercases a pattern, explaining what is wrong with a bad one.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (host, port) = split_port(s.as_bytes());
-        let port = match port {
-            Some(p) => Some(
-                std::str::from_utf8(p)
-                    .ok()
-                    .and_then(|p| p.parse::<u16>().ok())
-                    .ok_or_else(|| format!("{s:?} has a bad port"))?,
-            ),
-            None => None,
-        };
-        let host = std::str::from_utf8(host)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let (wild, name) = match host.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, host.as_str()),
-        };
-        let ok = !name.is_empty()
-            && name.len() <= 253
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
-        if !ok {
-            return Err(format!(
-                "{s:?} is not a host pattern: use example.com, *.example.com or example.com:8080"
-            ));
-        }
-        Ok(if wild {
-            Self::Wildcard(format!(".{name}"), port)
-        } else {
-            Self::Exact(name.to_owned(), port)
-        })
-    }
-}
-
-/// Splits `host[:port]` and `[v6]:port`; the port is only split off when it is all digits.
-fn split_port(h: &[u8]) -> (&[u8], Option<&[u8]>) {
-    let colon = if h.first() == Some(&b'[') {
-        h.iter()
-            .position(|&c| c == b']')
-            .and_then(|e| (h.get(e + 1) == Some(&b':')).then_some(e + 1))
-    } else {
-        h.iter().rposition(|&c| c == b':')
-    };
-    match colon {
-        Some(i) if i + 1 < h.len() && h[i + 1..].iter().all(u8::is_ascii_digit) => {
-            (&h[..i], Some(&h[i + 1..]))
-        }
-        _ => (h, None),
-    }
-}
-
 #[derive(Debug)]
 struct Rule {
     port: Option<u16>,
@@ -140,13 +77,12 @@ impl RouteTable {
                 continue;
             };
             let prefix = r.path_prefix.as_ref().map(|p| p.as_bytes().into());
-            let pattern = r.host.as_deref().map(HostPattern::parse);
-            let (list, port) = match pattern {
-                Some(Ok(HostPattern::Exact(h, port))) => {
-                    (t.exact.entry(h.into_bytes().into()).or_default(), port)
+            let (list, port) = match &r.host {
+                Some(HostPattern::Exact(h, port)) => {
+                    (t.exact.entry(h.as_bytes().into()).or_default(), *port)
                 }
-                Some(Ok(HostPattern::Wildcard(s, port))) => {
-                    let s: Box<[u8]> = s.into_bytes().into();
+                Some(HostPattern::Wildcard(s, port)) => {
+                    let s: Box<[u8]> = s.as_bytes().into();
                     let i = match t.wildcard.iter().position(|(w, _)| *w == s) {
                         Some(i) => i,
                         None => {
@@ -154,9 +90,8 @@ impl RouteTable {
                             t.wildcard.len() - 1
                         }
                     };
-                    (&mut t.wildcard[i].1, port)
+                    (&mut t.wildcard[i].1, *port)
                 }
-                Some(Err(_)) => continue,
                 None => (&mut t.any_host, None),
             };
             list.push(Rule { port, prefix, pool });

@@ -9,7 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use uwsgi_router::protocol::{parse_packet, HEADER_LEN, MAX_VARS_SIZE, MODIFIER1_SUBSCRIPTION};
-use uwsgi_router::subscription::{key_host, Action, BadPacket, Subscription, MAX_DATAGRAM};
+use uwsgi_router::addr::key_host;
+use uwsgi_router::subscription::{Action, BadPacket, Subscription, MAX_DATAGRAM};
 
 fuzz_target!(|data: &[u8]| {
     let parsed = Subscription::parse(data);

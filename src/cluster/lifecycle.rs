@@ -1,13 +1,12 @@
 //! Membership of dynamic nodes (registered by agents, subscribed by uWSGI): admission checks,
 //! leases, drains, and the maintenance tick that expires leases and completes drains.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, ClusterEvent, LeaveReason, NodeAddr, Pool};
+use super::{Cluster, ClusterEvent, LeaveReason, Pool};
 use crate::clock::now_ms;
 use crate::node::{AdminState, Node, Source};
 
@@ -53,21 +52,6 @@ impl JoinError {
     }
 }
 
-/// True if `addr` may join a pool restricted to `networks` (empty = anywhere). DNS names cannot be
-/// checked without trusting DNS, so a restricted pool refuses them; UNIX sockets are local and
-/// allowed where a loopback network is.
-pub fn address_allowed(addr: &NodeAddr, networks: &[ipnet::IpNet]) -> bool {
-    if networks.is_empty() {
-        return true;
-    }
-    let ip: IpAddr = match addr {
-        NodeAddr::Ip(a) => a.ip(),
-        NodeAddr::Dns(..) => return false,
-        NodeAddr::Unix(_) => IpAddr::from([127, 0, 0, 1]),
-    };
-    networks.iter().any(|n| n.contains(&ip))
-}
-
 impl Cluster {
     /// Admits a dynamic node into `pool` with a lease, replacing an earlier incarnation with the
     /// same id (a re-join after a blip or a router restart keeps nothing stale).
@@ -75,7 +59,7 @@ impl Cluster {
         let pool = self
             .pool(pool)
             .ok_or_else(|| JoinError::UnknownPool(pool.to_owned()))?;
-        if !address_allowed(node.addr(), &pool.settings().allowed_networks) {
+        if !pool.settings().allowed_networks.allows_node(node.addr()) {
             return Err(JoinError::AddressNotAllowed {
                 pool: pool.name.to_string(),
                 addr: node.addr().to_string(),

@@ -1,7 +1,6 @@
 //! Cluster state, the one owner of membership: pools, their nodes, and each pool's snapshot that the
 //! data plane reads lock-free. Membership changes rebuild a snapshot; traffic only touches atomics.
 
-mod addr;
 mod cause;
 mod dynamic;
 mod events;
@@ -11,16 +10,16 @@ mod pool;
 mod rate;
 mod request;
 
-pub use addr::{BadNodeAddr, NodeAddr};
 pub use cause::{EjectCause, LeaveReason};
 pub use events::{ClusterEvent, Events};
-pub use lifecycle::{address_allowed, JoinError, MAINTENANCE_TICK};
+pub use lifecycle::{JoinError, MAINTENANCE_TICK};
 pub use pool::{Pool, PoolSettings, PoolSnapshot};
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::addr::NodeAddr;
 use crate::config::Config;
 use crate::node::RequestCounts;
 
@@ -46,7 +45,7 @@ impl Cluster {
             let statics: Vec<(NodeAddr, u32)> = pool_cfg
                 .nodes
                 .iter()
-                .filter_map(|n| Some((n.address().parse().ok()?, n.weight())))
+                .map(|n| (n.addr.clone(), n.weight))
                 .collect();
             let pool = self
                 .pools

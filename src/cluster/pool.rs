@@ -7,6 +7,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Guard};
 
 use super::{ClusterEvent, EjectCause, Events, JoinError, LeaveReason, NodeAddr};
+use crate::addr::Networks;
 use crate::balance::{self, Balance, PickContext};
 use crate::clock::now_ms;
 use crate::config::{Algorithm, EjectionConfig, PoolConfig};
@@ -26,8 +27,8 @@ pub struct PoolSettings {
     pub slow_start: Duration,
     /// Passive health checking.
     pub ejection: EjectionConfig,
-    /// Networks registered and subscribed nodes' addresses must be in; empty = any.
-    pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Where registered and subscribed nodes' addresses must be.
+    pub allowed_networks: Networks,
     /// Most nodes the pool takes.
     pub max_nodes: usize,
 }
@@ -40,12 +41,7 @@ impl From<&PoolConfig> for PoolSettings {
             connect_attempts: c.connect_attempts.max(1),
             slow_start: c.slow_start,
             ejection: c.ejection.clone(),
-            // Validation has checked every entry.
-            allowed_networks: c
-                .allowed_networks
-                .iter()
-                .filter_map(|n| n.parse().ok())
-                .collect(),
+            allowed_networks: c.allowed_networks.clone(),
             max_nodes: c.max_nodes,
         }
     }

@@ -1,21 +1,21 @@
 //! `[control]`: the gRPC control listener (node registry and admin API) and its credentials.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::validate::Problems;
+use super::Problems;
 
 /// Upper bound of `control.max_connections`.
-pub(super) const MAX_CONNECTIONS: usize = 1_000_000;
+const MAX_CONNECTIONS: usize = 1_000_000;
 
-/// `[control]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
+/// `[control]`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlConfig {
-    /// gRPC listener for agents and routerctl, `ip:port`; `""` disables the control plane.
-    pub listen: String,
+    /// gRPC listener for agents and routerctl; `None` (`listen = ""`): no control plane.
+    pub listen: Option<SocketAddr>,
     /// Files holding the tokens agents must present (`authorization: Bearer <token>`), one per
     /// line; several lines allow rotation.
     pub registry_token_files: Vec<PathBuf>,
@@ -33,27 +33,47 @@ pub struct ControlConfig {
     /// Registry sessions open at once (one per node and router).
     pub max_sessions: usize,
     /// Shortest accepted interval between two load reports of a node; faster ones are dropped.
-    #[serde(deserialize_with = "super::duration::deserialize")]
     pub min_report_interval: Duration,
     /// Time a new session has to send its Announce.
-    #[serde(deserialize_with = "super::duration::deserialize")]
     pub announce_timeout: Duration,
     /// Connections of the control listener open at once (agents hold one per session, routerctl
     /// one per command); at most a quarter of the open file limit is used.
     pub max_connections: usize,
     /// Time a new connection has to complete TLS and HTTP/2 and send a call that passes the
     /// credentials; an idle or unauthenticated connection is closed after it.
-    #[serde(deserialize_with = "super::duration::deserialize")]
     pub handshake_timeout: Duration,
     /// HTTP/2 keepalive: a connection silent this long is pinged.
-    #[serde(deserialize_with = "super::duration::deserialize")]
     pub keepalive_interval: Duration,
     /// HTTP/2 keepalive: a ping unanswered this long closes the connection.
-    #[serde(deserialize_with = "super::duration::deserialize")]
     pub keepalive_timeout: Duration,
 }
 
-impl Default for ControlConfig {
+/// `[control]` as written; each key is described on [`ControlConfig`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawControl {
+    pub(super) listen: String,
+    pub(super) registry_token_files: Vec<PathBuf>,
+    pub(super) admin_token_files: Vec<PathBuf>,
+    pub(super) tls_cert: Option<PathBuf>,
+    pub(super) tls_key: Option<PathBuf>,
+    pub(super) tls_client_ca: Option<PathBuf>,
+    pub(super) max_message_bytes: usize,
+    pub(super) max_sessions: usize,
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub(super) min_report_interval: Duration,
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub(super) announce_timeout: Duration,
+    pub(super) max_connections: usize,
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub(super) handshake_timeout: Duration,
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub(super) keepalive_interval: Duration,
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub(super) keepalive_timeout: Duration,
+}
+
+impl Default for RawControl {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9032".to_owned(),
@@ -74,23 +94,40 @@ impl Default for ControlConfig {
     }
 }
 
-impl ControlConfig {
-    /// The listener address, or `None` when the control plane is disabled.
-    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
-        self.listen.parse().ok()
+impl RawControl {
+    /// The typed `[control]`, every problem recorded in `p`. Without a listener (or with a bad
+    /// one) the other keys are not checked: they would serve nothing.
+    pub(super) fn build(&self, p: &mut Problems) -> ControlConfig {
+        let listen = match self.listen.as_str() {
+            "" => None,
+            text => p.check(
+                "control.listen",
+                text.parse::<SocketAddr>()
+                    .map_err(|_| format!("{text:?} is not ip:port (or \"\" to disable)")),
+            ),
+        };
+        if let Some(addr) = listen {
+            self.check(addr, p);
+        }
+        ControlConfig {
+            listen,
+            registry_token_files: self.registry_token_files.clone(),
+            admin_token_files: self.admin_token_files.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            max_message_bytes: self.max_message_bytes,
+            max_sessions: self.max_sessions,
+            min_report_interval: self.min_report_interval,
+            announce_timeout: self.announce_timeout,
+            max_connections: self.max_connections,
+            handshake_timeout: self.handshake_timeout,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+        }
     }
 
-    pub(super) fn check(&self, p: &mut Problems) {
-        if self.listen.is_empty() {
-            return;
-        }
-        let Some(addr) = self.listen_addr() else {
-            p.add(
-                "control.listen",
-                format_args!("{:?} is not ip:port (or \"\" to disable)", self.listen),
-            );
-            return;
-        };
+    fn check(&self, addr: SocketAddr, p: &mut Problems) {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             p.add("control.tls_cert", "tls_cert and tls_key go together");
         }
@@ -120,7 +157,7 @@ impl ControlConfig {
             .chain(&self.admin_token_files)
             .enumerate()
         {
-            if let Err(e) = super::super::control::auth::read_tokens(f) {
+            if let Err(e) = super::read_tokens(f) {
                 p.add(format_args!("control token file #{}", i + 1), e);
             }
         }

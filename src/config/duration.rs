@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::validate::Problems;
+use super::Problems;
 
 /// The longest duration any key accepts. Each key has a tighter bound, checked by [`check`];
 /// this one is enforced while parsing, so even a key without its own bound stays far from

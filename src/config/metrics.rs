@@ -1,33 +1,43 @@
 //! `[metrics]`: the HTTP listener for Prometheus (`/metrics`) and probes (`/healthz`, `/readyz`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Deserialize;
 
-use super::validate::Problems;
+use super::Problems;
 
 /// Where the metrics listener goes when the config does not say.
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9031";
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9031);
 
 /// Default of `metrics.max_connections`.
 pub const DEFAULT_METRICS_MAX_CONNECTIONS: usize = 64;
 /// Upper bound of `metrics.max_connections`.
-pub(super) const MAX_METRICS_CONNECTIONS: usize = 4096;
+const MAX_METRICS_CONNECTIONS: usize = 4096;
 
-/// `[metrics]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
+/// `[metrics]`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
-    /// `ip:port` of the HTTP listener; `""` disables it (and metrics recording with it). Unset:
-    /// [`DEFAULT_METRICS_LISTEN`], and if that port is taken routerd runs without it (with a
-    /// warning); an address written in the file must be free or routerd does not start.
-    pub listen: Option<String>,
+    /// The HTTP listener; `None` (`listen = ""`) disables it, and metrics recording with it.
+    pub listen: Option<SocketAddr>,
+    /// True when `listen` is [`DEFAULT_METRICS_LISTEN`] because the file does not set it: if that
+    /// port is taken routerd runs without it (with a warning), while an address written in the
+    /// file must be free or routerd does not start.
+    pub listen_is_default: bool,
     /// Connections served at once; when full, the oldest one still sending its request head is
     /// closed for a new one. At most a sixteenth of the open file limit is used.
     pub max_connections: usize,
 }
 
-impl Default for MetricsConfig {
+/// `[metrics]` as written; each key is described on [`MetricsConfig`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
+    pub(super) max_connections: usize,
+}
+
+impl Default for RawMetrics {
     fn default() -> Self {
         Self {
             listen: None,
@@ -36,37 +46,56 @@ impl Default for MetricsConfig {
     }
 }
 
-impl MetricsConfig {
-    /// The address to listen on, `None` when disabled.
-    pub fn listen_addr(&self) -> Option<SocketAddr> {
-        self.listen
-            .as_deref()
-            .unwrap_or(DEFAULT_METRICS_LISTEN)
-            .parse()
-            .ok()
-    }
-
-    /// True when the address is the built-in default rather than one the operator chose.
-    pub fn is_default(&self) -> bool {
-        self.listen.is_none()
-    }
-
-    pub(super) fn check(&self, p: &mut Problems) {
+impl RawMetrics {
+    /// The typed `[metrics]`, every problem recorded in `p`.
+    pub(super) fn build(&self, p: &mut Problems) -> MetricsConfig {
         if !(1..=MAX_METRICS_CONNECTIONS).contains(&self.max_connections) {
             p.add(
                 "metrics.max_connections",
                 format_args!("use 1 to {MAX_METRICS_CONNECTIONS}"),
             );
         }
-        match self.listen.as_deref() {
-            None | Some("") => {}
-            Some(a) if a.parse::<SocketAddr>().is_ok() => {}
-            Some(a) => p.add(
+        let listen = match self.listen.as_deref() {
+            None => Some(DEFAULT_METRICS_LISTEN),
+            Some("") => None,
+            Some(a) => p.check(
                 "metrics.listen",
-                format_args!(
-                    "{a:?} is not ip:port, e.g. \"127.0.0.1:9031\" or \"[::1]:9031\" (\"\" disables metrics)"
-                ),
+                a.parse::<SocketAddr>().map_err(|_| {
+                    format!("{a:?} is not ip:port, e.g. \"127.0.0.1:9031\" or \"[::1]:9031\" (\"\" disables metrics)")
+                }),
             ),
+        };
+        MetricsConfig {
+            listen,
+            listen_is_default: self.listen.is_none(),
+            max_connections: self.max_connections,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn unset_is_the_best_effort_default_and_empty_is_off() {
+        let unset = Config::parse("").unwrap().metrics;
+        assert_eq!(unset.listen, Some(DEFAULT_METRICS_LISTEN));
+        assert!(unset.listen_is_default);
+        let off = Config::parse("[metrics]\nlisten = \"\"\n").unwrap().metrics;
+        assert_eq!((off.listen, off.listen_is_default), (None, false));
+        let given = Config::parse("[metrics]\nlisten = \"[::1]:0\"\n")
+            .unwrap()
+            .metrics;
+        assert_eq!(given.listen, Some("[::1]:0".parse().unwrap()));
+        assert!(!given.listen_is_default);
+        let err = Config::parse("[metrics]\nlisten = \"localhost:9031\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metrics.listen: \"localhost:9031\" is not ip:port"),
+            "{err}"
+        );
     }
 }

@@ -1,20 +1,25 @@
-//! The TOML configuration: its model with embedded defaults, loading, and validation that names keys.
+//! The TOML configuration: the file as serde reads it (`raw`, with the embedded defaults), parsed
+//! once (`build`) into the typed [`Config`] the rest of routerd reads, refused with every problem
+//! named by key.
 
+mod build;
 mod control;
 pub mod duration;
 mod metrics;
 mod model;
+mod pool;
+mod problems;
+mod raw;
 mod subscription;
-mod validate;
+mod tokens;
 
 pub use control::ControlConfig;
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN, DEFAULT_METRICS_MAX_CONNECTIONS};
-pub use model::{
-    Algorithm, Config, EjectionConfig, LimitsConfig, ListenConfig, NodeEntry, PoolConfig,
-    RouteConfig, TimeoutsConfig,
-};
+pub use model::{Config, LimitsConfig, ListenConfig, RouteConfig, TimeoutsConfig};
+pub use pool::{Algorithm, EjectionConfig, PoolConfig, StaticNode};
+pub use problems::{ConfigError, Problems};
 pub use subscription::{SignDigest, SubscriptionConfig};
-pub use validate::{ConfigError, Problems};
+pub use tokens::read_tokens;
 
 use std::path::Path;
 
@@ -28,11 +33,17 @@ impl Config {
         Self::parse(&text)
     }
 
-    /// Parses and validates config text.
+    /// Parses config text into the typed config, or every problem in it.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: Config =
+        let raw: raw::RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        config.validate()?;
-        Ok(config)
+        Self::build(raw)
+    }
+}
+
+impl Default for Config {
+    /// The embedded defaults, what an empty file gives.
+    fn default() -> Self {
+        Self::build(raw::RawConfig::default()).expect("the embedded defaults are a valid config")
     }
 }

@@ -1,13 +1,18 @@
-//! The config model. Every field has a default, so an empty file (or none) is a working config.
+//! The typed config routerd reads: the whole of it, `[listen]`, `[limits]`, `[timeouts]` and
+//! routes, every value parsed and checked. Limits and timeouts hold no text to parse, so serde
+//! reads them as they are (durations bounded by [`super::duration`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The whole `routerd` configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+use super::PoolConfig;
+use crate::addr::{HostPattern, ListenAddr};
+
+/// The whole `routerd` configuration, every value parsed and checked: built only by
+/// [`Config::parse`], [`Config::load`] and [`Config::default`].
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where routerd accepts uwsgi traffic.
     pub listen: ListenConfig,
@@ -29,44 +34,15 @@ pub struct Config {
     pub subscription: super::SubscriptionConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        let mut pools = BTreeMap::new();
-        pools.insert("default".to_owned(), PoolConfig::default());
-        Self {
-            listen: ListenConfig::default(),
-            limits: LimitsConfig::default(),
-            timeouts: TimeoutsConfig::default(),
-            default_pool: "default".to_owned(),
-            pools,
-            routes: Vec::new(),
-            control: super::ControlConfig::default(),
-            metrics: super::MetricsConfig::default(),
-            subscription: super::SubscriptionConfig::default(),
-        }
-    }
-}
-
 /// `[listen]`: client-facing listeners.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenConfig {
-    /// uwsgi listeners: `host:port` (IPv4 or `[IPv6]:port`) or `unix:/path/to.sock`.
-    pub uwsgi: Vec<String>,
-    /// Permissions of UNIX listener sockets, octal (nginx must be able to connect).
-    pub unix_socket_mode: String,
+    /// uwsgi listeners.
+    pub uwsgi: Vec<ListenAddr>,
+    /// Permissions of the UNIX sockets routerd creates (uwsgi and subscription listeners).
+    pub unix_socket_mode: u32,
     /// Kernel accept backlog for TCP and UNIX listeners.
     pub backlog: u32,
-}
-
-impl Default for ListenConfig {
-    fn default() -> Self {
-        Self {
-            uwsgi: vec!["127.0.0.1:3031".to_owned()],
-            unix_socket_mode: "0666".to_owned(),
-            backlog: 1024,
-        }
-    }
 }
 
 /// `[limits]`.
@@ -126,150 +102,13 @@ impl Default for TimeoutsConfig {
     }
 }
 
-/// Balancing algorithm of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Algorithm {
-    /// Power of two choices over a cost from in-flight requests, load, weight and latency.
-    #[default]
-    LeastLoad,
-    /// Each node in turn.
-    RoundRobin,
-    /// Smooth weighted round robin, as nginx.
-    WeightedRoundRobin,
-    /// Fewest in-flight requests relative to weight.
-    LeastConnections,
-    /// Weighted random.
-    Random,
-    /// Consistent hash of a request var (`hash_var`).
-    Hash,
-}
-
-impl Algorithm {
-    /// The config spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::LeastLoad => "least-load",
-            Self::RoundRobin => "round-robin",
-            Self::WeightedRoundRobin => "weighted-round-robin",
-            Self::LeastConnections => "least-connections",
-            Self::Random => "random",
-            Self::Hash => "hash",
-        }
-    }
-}
-
-/// `[pools.NAME]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PoolConfig {
-    /// How nodes are picked.
-    pub algorithm: Algorithm,
-    /// For `hash`: the var whose value is hashed, e.g. `REMOTE_ADDR` or `HTTP_COOKIE`.
-    pub hash_var: Option<String>,
-    /// Connect attempts per request, each on a different node (1 = no retry).
-    pub connect_attempts: u32,
-    /// New nodes ramp from 10% to full weight over this time.
-    #[serde(deserialize_with = "super::duration::deserialize")]
-    pub slow_start: Duration,
-    /// Static nodes: `"host:port"`, `"[v6]:port"`, `"unix:/path"`, or `{ address, weight }`.
-    pub nodes: Vec<NodeEntry>,
-    /// Passive health checking.
-    pub ejection: EjectionConfig,
-    /// Networks (CIDR) that registered and subscribed nodes' addresses must be in; empty = any.
-    pub allowed_networks: Vec<String>,
-    /// Most nodes the pool takes (static, registered and subscribed together).
-    pub max_nodes: usize,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        Self {
-            algorithm: Algorithm::default(),
-            hash_var: None,
-            connect_attempts: 3,
-            slow_start: Duration::from_secs(10),
-            nodes: Vec::new(),
-            ejection: EjectionConfig::default(),
-            allowed_networks: Vec::new(),
-            max_nodes: 1000,
-        }
-    }
-}
-
-/// A static node.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum NodeEntry {
-    /// Just the address, weight 1.
-    Address(String),
-    /// Address and weight.
-    Detailed {
-        /// The node's uwsgi socket.
-        address: String,
-        /// Relative weight, 1 to 1000.
-        #[serde(default = "one")]
-        weight: u32,
-    },
-}
-
-fn one() -> u32 {
-    1
-}
-
-impl NodeEntry {
-    /// The node's address as written.
-    pub fn address(&self) -> &str {
-        match self {
-            Self::Address(a) | Self::Detailed { address: a, .. } => a,
-        }
-    }
-
-    /// The node's weight.
-    pub fn weight(&self) -> u32 {
-        match self {
-            Self::Address(_) => 1,
-            Self::Detailed { weight, .. } => *weight,
-        }
-    }
-}
-
-/// `[pools.NAME.ejection]`: passive health checking, as Envoy's outlier detection.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EjectionConfig {
-    /// Consecutive failures (connect errors, resets, timeouts) that eject a node.
-    pub consecutive_failures: u32,
-    /// First ejection time; doubles with each ejection in a row.
-    #[serde(deserialize_with = "super::duration::deserialize")]
-    pub base_time: Duration,
-    /// Longest ejection time.
-    #[serde(deserialize_with = "super::duration::deserialize")]
-    pub max_time: Duration,
-    /// Most of the pool that may be ejected at once, in percent (at least one node always may).
-    pub max_percent: u32,
-}
-
-impl Default for EjectionConfig {
-    fn default() -> Self {
-        Self {
-            consecutive_failures: 3,
-            base_time: Duration::from_secs(2),
-            max_time: Duration::from_secs(60),
-            max_percent: 50,
-        }
-    }
-}
-
 /// `[[routes]]`: send matching requests to `pool`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
-    /// Host to match (HTTP_HOST, else SERVER_NAME): `example.com`, `*.example.com`,
-    /// `example.com:8080`. Omitted: any host.
-    pub host: Option<String>,
-    /// Only requests whose PATH_INFO starts with this.
+    /// Host to match (HTTP_HOST, else SERVER_NAME); `None`: any host.
+    pub host: Option<HostPattern>,
+    /// Only requests whose PATH_INFO starts with this (it starts with `/`).
     pub path_prefix: Option<String>,
-    /// Target pool.
+    /// Target pool, one the config defines.
     pub pool: String,
 }

@@ -4,20 +4,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::validate::Problems;
-use crate::subscription::{key_host, DatagramAddr};
+use super::Problems;
+use crate::addr::{key_host, parse_networks, DatagramAddr, Networks};
 
-/// `[subscription]`. Off unless `listen` names at least one address.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
+/// `[subscription]`, parsed. Off unless `listen` names at least one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionConfig {
-    /// Datagram listeners: `ip:port` (UDP) or `unix:/path` (UNIX datagram socket).
-    pub listen: Vec<String>,
+    /// Datagram listeners: UDP or UNIX datagram sockets, each once.
+    pub listen: Vec<DatagramAddr>,
     /// A node that has not re-announced itself for this long leaves its pool (uWSGI's
     /// `--subscription-tolerance`).
-    #[serde(deserialize_with = "super::duration::deserialize")]
     pub tolerance: Duration,
     /// A key that no route matches gets a pool of its own, named after the key, with default
     /// settings and an exact-host route to it (as uWSGI's FastRouter does). Off: such keys are
@@ -27,9 +26,9 @@ pub struct SubscriptionConfig {
     pub max_pools: usize,
     /// Most subscribed nodes at once, over all pools.
     pub max_nodes: usize,
-    /// Networks (CIDR) the sender of a datagram and the address it announces must be in; empty =
-    /// any. Pools created from keys take them as their `allowed_networks`.
-    pub allowed_networks: Vec<String>,
+    /// Where the sender of a datagram and the address it announces must be. Pools created from
+    /// keys take them as their `allowed_networks`.
+    pub allowed_networks: Networks,
     /// Directory of public keys (PEM), one per key as uWSGI names them: `<key>.pem`, characters
     /// other than letters, digits, `.`, `-` and `_` replaced by `_`. When set, only packets signed
     /// with the key's private key (uWSGI `--subscribe-to ADDR:KEY,MODIFIER1,SHA1:private.pem`)
@@ -40,19 +39,38 @@ pub struct SubscriptionConfig {
     /// How far a signed packet's `unix` time may be from the router's clock. Within it, a node's
     /// packets must go forward in time (or repeat the last one byte for byte), so a captured
     /// packet cannot be replayed, nor its command changed.
-    #[serde(deserialize_with = "super::duration::deserialize")]
     pub replay_window: Duration,
-    /// Signed subscriptions only: per key (as a route host: `shop.example.com`), the networks
-    /// (CIDR) whose hosts may announce a relative address (`:3031`, `0.0.0.0:3031`, `[::]:3031`),
-    /// which names the sender's IP and so is not covered by the signature. Keys not listed may
-    /// not announce one.
-    pub relative_address_networks: BTreeMap<String, Vec<String>>,
+    /// Signed subscriptions only: per key, as [`key_host`] writes it (`shop.example.com`), the
+    /// networks whose hosts may announce a relative address (`:3031`, `0.0.0.0:3031`,
+    /// `[::]:3031`), which names the sender's IP and so is not covered by the signature. Keys
+    /// written differently that name the same host share their networks; keys not listed may not
+    /// announce one ([`SubscriptionConfig::relative_networks`]).
+    pub relative_address_networks: BTreeMap<String, Networks>,
     /// Directory the acknowledgements of new nodes (`notify`) may be sent to: only to a socket
     /// in it (symlinks resolved). Unset: no acknowledgement is sent.
     pub notify_dir: Option<PathBuf>,
 }
 
-impl Default for SubscriptionConfig {
+/// `[subscription]` as written; each key is described on [`SubscriptionConfig`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSubscription {
+    pub(super) listen: Vec<String>,
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub(super) tolerance: Duration,
+    pub(super) create_pools: bool,
+    pub(super) max_pools: usize,
+    pub(super) max_nodes: usize,
+    pub(super) allowed_networks: Vec<String>,
+    pub(super) key_dir: Option<PathBuf>,
+    pub(super) digest: SignDigest,
+    #[serde(deserialize_with = "super::duration::deserialize")]
+    pub(super) replay_window: Duration,
+    pub(super) relative_address_networks: BTreeMap<String, Vec<String>>,
+    pub(super) notify_dir: Option<PathBuf>,
+}
+
+impl Default for RawSubscription {
     fn default() -> Self {
         Self {
             listen: Vec::new(),
@@ -92,49 +110,29 @@ pub enum SignDigest {
     Sha512,
 }
 
+/// Where nobody may announce a relative address from.
+static NOWHERE: Networks = Networks::Only(Vec::new());
+
 impl SubscriptionConfig {
     /// True when at least one listener is configured.
     pub fn enabled(&self) -> bool {
         !self.listen.is_empty()
     }
 
-    /// `allowed_networks`, parsed (validation has checked every entry).
-    pub fn networks(&self) -> Vec<ipnet::IpNet> {
-        self.allowed_networks
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect()
-    }
-
     /// The networks whose hosts may announce a relative address for `host` (a key as
-    /// [`key_host`] writes it); empty when none may.
-    pub fn relative_networks(&self, host: &str) -> Vec<ipnet::IpNet> {
-        self.relative_address_networks
-            .iter()
-            .filter(|(key, _)| key_host(key.as_bytes()).as_deref() == Some(host))
-            .flat_map(|(_, nets)| nets.iter().filter_map(|n| n.parse().ok()))
-            .collect()
-    }
-
-    pub(super) fn check(&self, p: &mut Problems) {
-        let mut seen = std::collections::HashSet::new();
-        for (i, a) in self.listen.iter().enumerate() {
-            let key = format!("subscription.listen[{i}]");
-            match a.parse::<DatagramAddr>() {
-                Err(e) => p.add(&key, e),
-                Ok(addr) if !seen.insert(addr.clone()) => {
-                    p.add(&key, format_args!("{a} is listed twice"))
-                }
-                Ok(DatagramAddr::Udp(s))
-                    if !s.ip().is_loopback()
-                        && self.key_dir.is_none()
-                        && self.allowed_networks.is_empty() =>
-                {
-                    p.add(&key, format_args!("{s} is reachable from other hosts, and anyone there could announce nodes: set subscription.key_dir (signed subscriptions) or subscription.allowed_networks, or listen on 127.0.0.1"));
-                }
-                Ok(_) => {}
-            }
+    /// [`key_host`] writes it); nowhere for a key not listed.
+    pub fn relative_networks(&self, host: &str) -> &Networks {
+        match self.relative_address_networks.get(host) {
+            Some(networks) => networks,
+            None => &NOWHERE,
         }
+    }
+}
+
+impl RawSubscription {
+    /// The typed `[subscription]`, every problem recorded in `p`.
+    pub(super) fn build(&self, p: &mut Problems) -> SubscriptionConfig {
+        let listen = self.listen_addrs(p);
         if self.tolerance.is_zero() {
             p.add("subscription.tolerance", "must be longer than 0s");
         }
@@ -147,14 +145,19 @@ impl SubscriptionConfig {
                 "must be at least 1 while create_pools is on",
             );
         }
-        for (i, net) in self.allowed_networks.iter().enumerate() {
-            if net.parse::<ipnet::IpNet>().is_err() {
-                p.add(
-                    format_args!("subscription.allowed_networks[{i}]"),
-                    format_args!("{net:?} is not a network: use CIDR such as \"10.0.0.0/8\""),
-                );
+        let allowed_networks = match Networks::allowed(&self.allowed_networks) {
+            Ok(networks) => networks,
+            Err(bad) => {
+                for b in bad {
+                    p.add(
+                        format_args!("subscription.allowed_networks[{}]", b.index),
+                        format_args!("{b}: use CIDR such as \"10.0.0.0/8\""),
+                    );
+                }
+                // Never used (the config is refused), and allowing nothing even so.
+                Networks::Only(Vec::new())
             }
-        }
+        };
         if let Some(dir) = &self.key_dir {
             if !dir.is_dir() {
                 p.add(
@@ -166,34 +169,86 @@ impl SubscriptionConfig {
                 p.add("subscription.replay_window", "must be longer than 0s");
             }
         }
-        self.check_relative_networks(p);
+        let relative_address_networks = self.relative_networks(p);
         self.check_notify_dir(p);
+        SubscriptionConfig {
+            listen,
+            tolerance: self.tolerance,
+            create_pools: self.create_pools,
+            max_pools: self.max_pools,
+            max_nodes: self.max_nodes,
+            allowed_networks,
+            key_dir: self.key_dir.clone(),
+            digest: self.digest,
+            replay_window: self.replay_window,
+            relative_address_networks,
+            notify_dir: self.notify_dir.clone(),
+        }
     }
 
-    fn check_relative_networks(&self, p: &mut Problems) {
+    fn listen_addrs(&self, p: &mut Problems) -> Vec<DatagramAddr> {
+        let mut addrs: Vec<DatagramAddr> = Vec::with_capacity(self.listen.len());
+        for (i, a) in self.listen.iter().enumerate() {
+            let key = format!("subscription.listen[{i}]");
+            match p.check(&key, a.parse::<DatagramAddr>()) {
+                None => {}
+                Some(addr) if addrs.contains(&addr) => {
+                    p.add(&key, format_args!("{a} is listed twice"));
+                }
+                Some(addr) => {
+                    if let DatagramAddr::Udp(s) = addr {
+                        if !s.ip().is_loopback()
+                            && self.key_dir.is_none()
+                            && self.allowed_networks.is_empty()
+                        {
+                            p.add(&key, format_args!("{s} is reachable from other hosts, and anyone there could announce nodes: set subscription.key_dir (signed subscriptions) or subscription.allowed_networks, or listen on 127.0.0.1"));
+                        }
+                    }
+                    addrs.push(addr);
+                }
+            }
+        }
+        addrs
+    }
+
+    /// `relative_address_networks` by key host; keys naming the same host share their networks.
+    fn relative_networks(&self, p: &mut Problems) -> BTreeMap<String, Networks> {
         if !self.relative_address_networks.is_empty() && self.key_dir.is_none() {
             p.add(
                 "subscription.relative_address_networks",
                 "applies to signed subscriptions only: set subscription.key_dir, or remove it",
             );
         }
+        let mut by_host: BTreeMap<String, Vec<IpNet>> = BTreeMap::new();
         for (key, nets) in &self.relative_address_networks {
             let name = format!("subscription.relative_address_networks.{key:?}");
-            if key_host(key.as_bytes()).is_none() {
+            let host = key_host(key.as_bytes());
+            if host.is_none() {
                 p.add(
                     &name,
                     format_args!("{key:?} is not a subscription key: use a host name such as \"shop.example.com\" (or name:port), no wildcard"),
                 );
             }
-            for (i, net) in nets.iter().enumerate() {
-                if net.parse::<ipnet::IpNet>().is_err() {
-                    p.add(
-                        format_args!("{name}[{i}]"),
-                        format_args!("{net:?} is not a network: use CIDR such as \"10.0.0.11/32\""),
-                    );
+            let nets = match parse_networks(nets) {
+                Ok(nets) => nets,
+                Err(bad) => {
+                    for b in bad {
+                        p.add(
+                            format_args!("{name}[{}]", b.index),
+                            format_args!("{b}: use CIDR such as \"10.0.0.11/32\""),
+                        );
+                    }
+                    Vec::new()
                 }
+            };
+            if let Some(host) = host {
+                by_host.entry(host).or_default().extend(nets);
             }
         }
+        by_host
+            .into_iter()
+            .map(|(host, nets)| (host, Networks::Only(nets)))
+            .collect()
     }
 
     fn check_notify_dir(&self, p: &mut Problems) {
@@ -226,122 +281,4 @@ impl SubscriptionConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::config::{Config, SignDigest};
-    use std::time::Duration;
-
-    #[test]
-    fn off_by_default_and_parsed_when_given() {
-        assert!(!Config::default().subscription.enabled());
-        let c = Config::parse(
-            "[subscription]\nlisten = [\"127.0.0.1:2626\", \"unix:/run/x.sock\"]\ntolerance = \"5s\"\ncreate_pools = false\ndigest = \"SHA256\"\n",
-        )
-        .unwrap();
-        let s = &c.subscription;
-        assert!(s.enabled());
-        assert_eq!(s.tolerance, Duration::from_secs(5));
-        assert!(!s.create_pools);
-        assert_eq!(s.digest, SignDigest::Sha256);
-        assert_eq!(s.max_pools, 100);
-    }
-
-    #[test]
-    fn every_problem_names_its_key() {
-        let err = Config::parse(
-            r#"
-[subscription]
-listen = ["0.0.0.0:2626", "nowhere", "unix:/run/a.sock", "/run/a.sock"]
-tolerance = "0s"
-max_nodes = 0
-max_pools = 0
-allowed_networks = ["10.0.0.0/33"]
-key_dir = "/nonexistent/keys"
-"#,
-        )
-        .unwrap_err()
-        .to_string();
-        for expected in [
-            "subscription.listen[1]: \"nowhere\" is not a subscription address",
-            "subscription.listen[3]: /run/a.sock is listed twice",
-            "subscription.tolerance: must be longer than 0s",
-            "subscription.max_nodes: must be at least 1",
-            "subscription.max_pools: must be at least 1",
-            "subscription.allowed_networks[0]:",
-            "subscription.key_dir: /nonexistent/keys is not a directory",
-        ] {
-            assert!(err.contains(expected), "{expected:?} not in:\n{err}");
-        }
-        // With a key directory, 0.0.0.0 is fine: only signed packets get in.
-        assert!(!err.contains("subscription.listen[0]"), "{err}");
-        let open = Config::parse("[subscription]\nlisten = [\"0.0.0.0:2626\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            open.contains("subscription.listen[0]: 0.0.0.0:2626 is reachable from other hosts"),
-            "{open}"
-        );
-        let unknown = Config::parse("[subscription]\ndigest = \"md5\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(unknown.contains("md5"), "{unknown}");
-    }
-
-    #[test]
-    fn notify_dir_and_relative_address_networks_are_checked_by_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().display();
-        let ok = Config::parse(&format!(
-            "[subscription]\nkey_dir = \"{keys}\"\nnotify_dir = \"{keys}\"\n[subscription.relative_address_networks]\n\"Shop.Example.com\" = [\"10.0.0.11/32\", \"10.0.1.0/24\"]\n"
-        ))
-        .unwrap();
-        let s = &ok.subscription;
-        assert_eq!(s.notify_dir.as_deref(), Some(dir.path()));
-        assert_eq!(
-            s.relative_networks("shop.example.com").len(),
-            2,
-            "keys match as hosts do"
-        );
-        assert!(s.relative_networks("other.example.com").is_empty());
-
-        for (toml, expected) in [
-            (
-                "notify_dir = \"relative/dir\"\n".to_owned(),
-                "subscription.notify_dir: relative/dir is not an absolute path",
-            ),
-            (
-                "notify_dir = \"/nonexistent/notify\"\n".to_owned(),
-                "subscription.notify_dir: /nonexistent/notify is not a directory",
-            ),
-            (
-                format!("key_dir = \"{keys}\"\n[subscription.relative_address_networks]\n\"shop.test\" = [\"10.0.0.0/33\"]\n"),
-                "subscription.relative_address_networks.\"shop.test\"[0]: \"10.0.0.0/33\" is not a network",
-            ),
-            (
-                format!("key_dir = \"{keys}\"\n[subscription.relative_address_networks]\n\"*.shop.test\" = []\n"),
-                "subscription.relative_address_networks.\"*.shop.test\": \"*.shop.test\" is not a subscription key",
-            ),
-            (
-                "[subscription.relative_address_networks]\n\"shop.test\" = [\"10.0.0.0/8\"]\n".to_owned(),
-                "subscription.relative_address_networks: applies to signed subscriptions only",
-            ),
-        ] {
-            let err = Config::parse(&format!("[subscription]\n{toml}"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(expected), "{expected:?} not in:\n{err}");
-        }
-        // Too long for a socket path in it to fit in `notify`.
-        let long = dir.path().join("d".repeat(100));
-        std::fs::create_dir(&long).unwrap();
-        let err = Config::parse(&format!(
-            "[subscription]\nnotify_dir = \"{}\"\n",
-            long.display()
-        ))
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("subscription.notify_dir:") && err.contains("is too long"),
-            "{err}"
-        );
-    }
-}
+mod tests;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::addr::NodeAddr;
 use crate::api::Announce;
-use crate::cluster::NodeAddr;
 use crate::node::{Node, NodeMeta, Source};
 
 /// Report interval assumed when the agent gives none.

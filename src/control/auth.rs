@@ -8,28 +8,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
-/// Reads tokens from `path`: one per non-empty line, surrounding whitespace trimmed.
-pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if tokens.is_empty() {
-        return Err(format!("token file {} holds no token", path.display()));
-    }
-    if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
-        return Err(format!(
-            "token file {}: a token of {} characters is too short to be secret (use 16 or more, e.g. `openssl rand -hex 32`)",
-            path.display(),
-            short.len()
-        ));
-    }
-    Ok(tokens)
-}
+use crate::config::read_tokens;
 
 /// What a caller of one service must present.
 #[derive(Debug, Clone, Default)]
@@ -124,18 +103,5 @@ mod tests {
             Credentials::default().check(&Request::new(())).is_ok(),
             "nothing configured: open"
         );
-    }
-
-    #[test]
-    fn bad_token_files_are_explained() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t");
-        std::fs::write(&f, "short\n").unwrap();
-        assert!(read_tokens(&f).unwrap_err().contains("too short"));
-        std::fs::write(&f, "\n\n").unwrap();
-        assert!(read_tokens(&f).unwrap_err().contains("holds no token"));
-        assert!(read_tokens(&dir.path().join("missing"))
-            .unwrap_err()
-            .contains("cannot read"));
     }
 }

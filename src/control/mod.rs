@@ -46,7 +46,7 @@ pub enum ControlError {
 /// Binds the control listener if `[control] listen` is set; [`Bound::serve`] then starts it.
 /// Binding comes first so that the router's status can name the bound address.
 pub async fn bind(config: &ControlConfig) -> Result<Option<Bound>, ControlError> {
-    let Some(addr) = config.listen_addr() else {
+    let Some(addr) = config.listen else {
         return Ok(None);
     };
     let bind = || {

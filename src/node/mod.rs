@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::now_ms;
-use crate::cluster::NodeAddr;
+use crate::addr::NodeAddr;
 
 /// A node of a pool. Shared by `Arc` between its pool (owner) and pool snapshots.
 #[derive(Debug)]

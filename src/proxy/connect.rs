@@ -11,7 +11,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
-use crate::cluster::{NodeAddr, Pool};
+use crate::addr::NodeAddr;
+use crate::cluster::Pool;
 use crate::node::{InFlight, Node};
 
 /// A connection to a node.

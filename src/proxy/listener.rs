@@ -4,7 +4,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,35 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::session::{self, Peer};
 use super::SharedDispatch;
-
-/// Where a listener binds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    /// `127.0.0.1:3031`, `[::1]:3031`, `0.0.0.0:3031`.
-    Tcp(SocketAddr),
-    /// `unix:/run/uwsgi-router/router.sock`.
-    Unix(PathBuf),
-}
-
-/// A listen address that could not be parsed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0:?} is not a listen address: use ip:port, [ipv6]:port or unix:/path/to.sock")]
-pub struct BadListenAddr(String);
-
-impl FromStr for ListenAddr {
-    type Err = BadListenAddr;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.strip_prefix("unix:") {
-            Some(p) if p.starts_with('/') => Ok(Self::Unix(p.into())),
-            Some(_) => Err(BadListenAddr(s.to_owned())),
-            None => s
-                .parse()
-                .map(Self::Tcp)
-                .map_err(|_| BadListenAddr(s.to_owned())),
-        }
-    }
-}
+use crate::addr::ListenAddr;
 
 /// A bound listener.
 #[derive(Debug)]

@@ -12,4 +12,4 @@ mod listener;
 mod session;
 
 pub use dispatch::{Dispatch, Dispatcher, SharedDispatch};
-pub use listener::{BadListenAddr, ListenAddr, Listener};
+pub use listener::Listener;

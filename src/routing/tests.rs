@@ -160,18 +160,6 @@ fn no_default_pool_means_no_route() {
 }
 
 #[test]
-fn splits_ports_of_every_host_form() {
-    assert_eq!(split_port(b"a.b:80"), (&b"a.b"[..], Some(&b"80"[..])));
-    assert_eq!(
-        split_port(b"[::1]:8080"),
-        (&b"[::1]"[..], Some(&b"8080"[..]))
-    );
-    assert_eq!(split_port(b"[::1]"), (&b"[::1]"[..], None));
-    assert_eq!(split_port(b"a.b:"), (&b"a.b:"[..], None));
-    assert_eq!(split_port(b"a.b"), (&b"a.b"[..], None));
-}
-
-#[test]
 fn subscription_keys_route_by_host_rules_only_and_dynamic_routes_come_last() {
     let config = Config::parse(CONFIG).unwrap();
     let cluster = Cluster::default();

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 
-use crate::cluster::NodeAddr;
+use crate::addr::NodeAddr;
 
 /// Longest `address` accepted: a host name (253) and a port, with room to spare.
 pub(super) const MAX_ADDRESS: usize = 263;

@@ -6,7 +6,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,35 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::MAX_DATAGRAM;
+use crate::addr::DatagramAddr;
 use crate::metrics;
-
-/// Where a subscription socket binds.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum DatagramAddr {
-    /// UDP: `127.0.0.1:2626`, `[::1]:2626`.
-    Udp(SocketAddr),
-    /// UNIX datagram socket: `unix:/run/routerd/subscribe.sock` (or the bare path, as uWSGI).
-    Unix(PathBuf),
-}
-
-/// An address that could not be parsed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0:?} is not a subscription address: use ip:port (UDP) or unix:/path/to.sock")]
-pub struct BadDatagramAddr(String);
-
-impl FromStr for DatagramAddr {
-    type Err = BadDatagramAddr;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let path = s.strip_prefix("unix:").unwrap_or(s);
-        if path.starts_with('/') {
-            return Ok(Self::Unix(path.into()));
-        }
-        s.parse()
-            .map(Self::Udp)
-            .map_err(|_| BadDatagramAddr(s.to_owned()))
-    }
-}
 
 /// Who sent a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,27 +143,6 @@ impl Drop for DatagramSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_udp_and_unix_addresses() {
-        assert_eq!(
-            "127.0.0.1:2626".parse::<DatagramAddr>().unwrap(),
-            DatagramAddr::Udp("127.0.0.1:2626".parse().unwrap())
-        );
-        assert_eq!(
-            "[::1]:2626".parse::<DatagramAddr>().unwrap(),
-            DatagramAddr::Udp("[::1]:2626".parse().unwrap())
-        );
-        for unix in ["unix:/run/x.sock", "/run/x.sock"] {
-            assert_eq!(
-                unix.parse::<DatagramAddr>().unwrap(),
-                DatagramAddr::Unix("/run/x.sock".into())
-            );
-        }
-        for bad in ["", "localhost:2626", "unix:relative", "2626", "127.0.0.1"] {
-            assert!(bad.parse::<DatagramAddr>().is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn a_stale_unix_socket_is_replaced_and_a_live_one_is_not() {

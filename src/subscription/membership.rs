@@ -2,7 +2,6 @@
 //! a pool of its own, as uWSGI's FastRouter does); the node then joins with a lease of
 //! `tolerance`, renews it and reports its load, or leaves.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,13 +12,13 @@ use super::notify;
 use super::outcome::{LogLimiter, Outcome, Refused};
 use super::packet::{Action, Subscription};
 use super::signature::{self, ReplayGuard, SignatureError};
+use crate::addr::{key_host, NodeAddr};
 use crate::clock::now_ms;
-use crate::cluster::{address_allowed, Cluster, LeaveReason, NodeAddr, Pool, PoolSettings};
+use crate::cluster::{Cluster, LeaveReason, Pool, PoolSettings};
 use crate::config::{Config, SubscriptionConfig};
 use crate::metrics;
 use crate::node::{LoadReport, Node, Source};
 use crate::proxy::SharedDispatch;
-use crate::routing::HostPattern;
 
 /// Applies datagrams, one at a time, to the cluster.
 #[derive(Debug)]
@@ -67,8 +66,8 @@ impl Membership {
         let config = self.dispatch.load().config.clone();
         let sub = &config.subscription;
         let s = Subscription::parse(datagram)?;
-        let networks = sub.networks();
-        if !ip_allowed(from.ip(), &networks) {
+        let networks = &sub.allowed_networks;
+        if !networks.allows(from.ip()) {
             return Err(Refused::SenderNotAllowed(from.ip()));
         }
         let signed_at = match &sub.key_dir {
@@ -83,18 +82,16 @@ impl Membership {
             Some(n) => Some(address::parse_notify(n).ok_or_else(|| Refused::BadNotify(lossy(n)))?),
             None => None,
         };
-        if signed_at.is_some() && matches!(announced, Announced::Relative(_)) {
-            let allowed = sub.relative_networks(&host);
-            if !allowed.iter().any(|n| n.contains(&from.ip())) {
-                return Err(Refused::RelativeAddress {
-                    address: lossy(s.address),
-                    sender: from.ip(),
-                    key: host,
-                });
-            }
+        let relative = signed_at.is_some() && matches!(announced, Announced::Relative(_));
+        if relative && !sub.relative_networks(&host).allows(from.ip()) {
+            return Err(Refused::RelativeAddress {
+                address: lossy(s.address),
+                sender: from.ip(),
+                key: host,
+            });
         }
         let addr = address::resolve(announced, from.ip());
-        if !address_allowed(&addr, &networks) {
+        if !networks.allows_node(&addr) {
             return Err(Refused::AddressNotAllowed(addr.to_string()));
         }
         if let Some(unix) = signed_at {
@@ -198,7 +195,7 @@ impl Membership {
             return Err(Refused::TooManyPools(sub.max_pools));
         }
         let settings = PoolSettings {
-            allowed_networks: sub.networks(),
+            allowed_networks: sub.allowed_networks.clone(),
             ..PoolSettings::default()
         };
         tracing::info!(
@@ -267,27 +264,11 @@ fn report(s: &Subscription<'_>) -> LoadReport {
     }
 }
 
-fn ip_allowed(ip: IpAddr, networks: &[ipnet::IpNet]) -> bool {
-    networks.is_empty() || networks.iter().any(|n| n.contains(&ip))
-}
-
 fn sender_allowed_in(pool: &Pool, from: DatagramSource) -> Result<(), Refused> {
-    if ip_allowed(from.ip(), &pool.settings().allowed_networks) {
+    if pool.settings().allowed_networks.allows(from.ip()) {
         Ok(())
     } else {
         Err(Refused::SenderNotAllowed(from.ip()))
-    }
-}
-
-/// A subscription key as a route host: lowercase `name` or `name:port`, as a created pool and
-/// its route are named; `None` when it cannot be one (a wildcard, blanks, not UTF-8).
-pub fn key_host(key: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(key).ok()?;
-    let text = text.strip_suffix('.').unwrap_or(text);
-    match HostPattern::parse(text) {
-        Ok(HostPattern::Exact(name, None)) => Some(name),
-        Ok(HostPattern::Exact(name, Some(port))) => Some(format!("{name}:{port}")),
-        _ => None,
     }
 }
 

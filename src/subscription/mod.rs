@@ -12,8 +12,7 @@ mod outcome;
 mod packet;
 mod signature;
 
-pub use listener::{BadDatagramAddr, DatagramAddr, DatagramSource};
-pub use membership::key_host;
+pub use listener::DatagramSource;
 pub use notify::ack_message;
 pub use outcome::Refused;
 pub use packet::{Action, BadPacket, Signed, Subscription, MAX_DATAGRAM};
@@ -59,17 +58,14 @@ impl SubscriptionServer {
         if !config.subscription.enabled() {
             return Ok(None);
         }
-        let mode = u32::from_str_radix(&config.listen.unix_socket_mode, 8).unwrap_or(0o666);
+        let mode = config.listen.unix_socket_mode;
         let mut sockets = Vec::new();
         for addr in &config.subscription.listen {
-            let bind_error = |source| BindError {
-                addr: addr.clone(),
+            let socket = DatagramSocket::bind(addr, mode).map_err(|source| BindError {
+                addr: addr.to_string(),
                 source,
-            };
-            let parsed: DatagramAddr = addr
-                .parse()
-                .map_err(|e| bind_error(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-            sockets.push(DatagramSocket::bind(&parsed, mode).map_err(bind_error)?);
+            })?;
+            sockets.push(socket);
         }
         Ok(Some(Self { sockets }))
     }

@@ -21,7 +21,7 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 
-use crate::cluster::NodeAddr;
+use crate::addr::NodeAddr;
 use crate::config::SignDigest;
 
 /// Why a packet's signature was not accepted.

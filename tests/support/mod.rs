@@ -21,15 +21,16 @@ pub const STEP: Duration = Duration::from_secs(20);
 pub async fn start_router(toml: &str) -> Daemon {
     let mut config = Config::parse(toml).expect("test config must be valid");
     if !toml.contains("[listen]") {
-        config.listen.uwsgi = vec!["127.0.0.1:0".into()];
+        config.listen.uwsgi = vec!["127.0.0.1:0".parse().unwrap()];
     }
     // Never a fixed port in tests: the control plane gets an ephemeral one unless configured.
     if !toml.contains("[control]") {
-        config.control.listen = "127.0.0.1:0".into();
+        config.control.listen = Some(([127, 0, 0, 1], 0).into());
     }
     // ... and so does the metrics listener (`Daemon::metrics_addr`).
     if !toml.contains("[metrics]") {
-        config.metrics.listen = Some("127.0.0.1:0".into());
+        config.metrics.listen = Some(([127, 0, 0, 1], 0).into());
+        config.metrics.listen_is_default = false;
     }
     Daemon::start(config, None).await.expect("router starts")
 }
