@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::now_ms;
 use crate::addr::NodeAddr;
+use crate::clock::now_ms;
 
 /// A node of a pool. Shared by `Arc` between its pool (owner) and pool snapshots.
 #[derive(Debug)]

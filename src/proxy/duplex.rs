@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{sleep_until, Instant};
 
 use super::connect::NodeStream;
-use super::forward::{ForwardError, BUF_SIZE};
+use super::failure::{ForwardError, BUF_SIZE};
 use crate::clock;
 
 /// Phase 2: both directions at once, so a node streaming its response while still reading the

@@ -6,6 +6,7 @@
 mod connect;
 mod dispatch;
 mod duplex;
+mod failure;
 mod forward;
 mod head;
 mod listener;

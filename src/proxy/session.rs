@@ -12,7 +12,8 @@ use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{connect, connect_any, NoConnection};
-use super::forward::{forward, linger, Blame, ForwardError, LINGER};
+use super::failure::{Blame, ForwardError};
+use super::forward::{forward, linger, LINGER};
 use super::head::{read_head, Head, HeadError};
 use super::{Dispatch, SharedDispatch};
 use crate::cluster::{Cluster, Pool};
