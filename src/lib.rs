@@ -1,14 +1,26 @@
 //! uwsgi-router: a load-balancing router for the uwsgi protocol.
 //!
 //! A request's path through the modules: [`proxy`] accepts a client and reads the packet head with
-//! the [`protocol`] codec; [`routing`] maps its host and path to a pool of the [`cluster`]; the
-//! pool's snapshot and a [`balance`] algorithm pick a node; [`proxy`] connects (retrying other
-//! nodes on connect failure), forwards the bytes both ways and records the outcome in the node's
-//! health and in [`metrics`]. [`config`] describes it all, in the address and host pattern types
-//! of [`addr`] that every module shares; [`daemon`] wires it up and handles
-//! reload and shutdown signals; [`http`] serves `/metrics`, `/healthz` and `/readyz`.
-//! Operators steer it through [`control`]'s Admin API with `routerctl`, whose logic is [`routerctl`];
-//! the generated gRPC types both sides use are [`api`]. [`reloader`] applies a new config.
+//! the [`protocol`] codec, then reads the router snapshot (`proxy::Dispatch`: the config in force
+//! and its routes, written only by `proxy::Dispatcher`); [`routing`] maps its host and path to a
+//! pool of the [`cluster`]; the pool's snapshot and a [`balance`] algorithm pick a [`node`];
+//! [`proxy`] connects (retrying other nodes on connect failure) and forwards the bytes both ways;
+//! the node's in-flight guard and the pool record the outcome, latency and health in one place.
+//!
+//! Each piece of state has one owner: a node's counters, load, admin state and health are private
+//! to [`node`], which derives the state shown to users; membership, leases, drains, ejections and
+//! their typed causes belong to [`cluster`], whose events write the log line and the metric
+//! together. [`config`] is built once into typed values, in the address, host pattern and network
+//! types of [`addr`]; [`reloader`] applies a new one; [`daemon`] wires it all up and handles the
+//! signals. [`metrics`] is the catalog and the recording functions; [`scrape`] renders `/metrics`,
+//! which [`http`] serves with `/healthz` and `/readyz`. Nodes join through [`control`]'s Registry
+//! (agents: [`agent`]) or [`subscription`] datagrams; operators steer it through [`control`]'s
+//! Admin API with `routerctl` ([`routerctl`]); [`api`] holds the generated gRPC types both sides
+//! use.
+//!
+//! Imports run one way: [`protocol`], [`clock`], [`addr`] -> [`config`] -> [`node`] -> [`metrics`]
+//! -> [`balance`] -> [`cluster`] -> [`routing`] -> [`proxy`], [`control`], [`subscription`] ->
+//! [`reloader`] -> [`daemon`].
 
 pub mod addr;
 pub mod agent;
