@@ -58,8 +58,8 @@ fn main() {
         let now = time(threads, |i| {
             let request = node.start_request();
             pool.metrics.connected(took(i));
-            let answered = Evidence::Answered(took(i));
-            pool.finish_request(request, Outcome::Ok, answered, took(i));
+            let answered = Evidence::Answered(took(i), Some(200));
+            pool.finish_request(request, Outcome::Responded(Some(200)), answered, took(i));
         });
         let lookups = time(threads, |i| {
             ::metrics::counter!("bench_requests_total", "pool" => pool_name.clone(), "node" => node_id.clone(), "outcome" => "ok").increment(1);

@@ -13,6 +13,9 @@ use crate::metrics::{
 };
 use crate::node::{Node, NodeStatus, RequestCounts};
 
+/// Outcomes every node shows, 0 included.
+const NODE_ALWAYS: [&str; 5] = ["2xx", "4xx", "5xx", "502", "504"];
+
 /// What the scrape reads: every pool with the snapshot taken for this scrape.
 type Pools = [(Arc<Pool>, Arc<PoolSnapshot>)];
 
@@ -65,13 +68,18 @@ fn render_cluster(cluster: &Cluster, out: &mut String) {
 }
 
 /// [`REQUESTS`]: per node, per pool for requests that reached no node, and for requests that
-/// matched no pool. Outcomes a scope can have are always shown (0 included) so that `rate()`
-/// sees their first increment; others only once they happened.
+/// matched no pool. The outcomes error-ratio queries divide by are always shown (0 included) so
+/// that `rate()` sees their first increment: a node's `2xx`, `4xx`, `5xx`, `502` and `504`, the
+/// `503` of a pool or of no pool; others only once they happened.
 fn requests(w: &mut Writer<'_>, unrouted: &RequestCounts, pools: &Pools) {
     w.family(&REQUESTS);
     let mut counts = |pool: &str, node: &str, counts: &RequestCounts| {
         for (outcome, n) in counts.iter() {
-            let expected = (outcome == "503") == node.is_empty();
+            let expected = if node.is_empty() {
+                outcome == "503"
+            } else {
+                NODE_ALWAYS.contains(&outcome)
+            };
             if expected || n > 0 {
                 let labels = [("pool", pool), ("node", node), ("outcome", outcome)];
                 w.sample(REQUESTS.name, &labels, n);

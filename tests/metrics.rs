@@ -77,7 +77,7 @@ async fn request_counts_match_what_was_sent_by_outcome() {
         }
         m.get(requests, &labels)
     };
-    assert_eq!(count("m_ok", &node(&ok), "ok"), Some(5.0), "{}", m.text);
+    assert_eq!(count("m_ok", &node(&ok), "2xx"), Some(5.0), "{}", m.text);
     assert_eq!(
         count("m_ok", &node(&ok), "504"),
         Some(0.0),
@@ -132,14 +132,14 @@ async fn request_counts_match_what_was_sent_by_outcome() {
         Some(0.0),
         "none succeeded"
     );
-    assert_eq!(
-        m.get("uwsgi_router_retries_total", &pool_label("m_dead")),
-        Some(2.0)
-    );
-    assert_eq!(
-        m.get("uwsgi_router_retries_total", &pool_label("m_ok")),
-        Some(0.0)
-    );
+    let retries = |pool: &str| {
+        m.get(
+            "uwsgi_router_retries_total",
+            &[("pool", pool), ("reason", "connect_failure")],
+        )
+    };
+    assert_eq!(retries("m_dead"), Some(2.0));
+    assert_eq!(retries("m_ok"), Some(0.0));
     let failures = "uwsgi_router_node_failures_total";
     assert_eq!(
         m.get(failures, &[("pool", "m_broken"), ("node", &node(&closer))]),
@@ -312,7 +312,7 @@ async fn node_gauges_match_the_cluster() {
     let ok = [
         ("pool", "g_slow"),
         ("node", slow_node.id()),
-        ("outcome", "ok"),
+        ("outcome", "2xx"),
     ];
     assert_eq!(m.get("uwsgi_router_requests_total", &ok), Some(1.0));
 }

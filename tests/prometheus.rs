@@ -319,7 +319,7 @@ async fn prometheus_scrapes_routerd_and_answers_a_request_rate_query() {
     );
     let rate = prometheus
         .wait_for(
-            "sum by (pool) (rate(uwsgi_router_requests_total{outcome=\"ok\"}[5s]))",
+            "sum by (pool) (rate(uwsgi_router_requests_total{outcome=\"2xx\"}[5s]))",
             |r| r.len() == 1 && value(&r[0]) > 0.0,
         )
         .await;
@@ -335,7 +335,9 @@ async fn prometheus_scrapes_routerd_and_answers_a_request_rate_query() {
     let total = sent.load(SeqCst) as f64;
     prometheus
         .wait_for(
-            &format!("sum(uwsgi_router_requests_total{{pool=\"prom\",outcome=\"ok\"}}) == {total}"),
+            &format!(
+                "sum(uwsgi_router_requests_total{{pool=\"prom\",outcome=\"2xx\"}}) == {total}"
+            ),
             |r| r.len() == 1,
         )
         .await;

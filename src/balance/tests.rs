@@ -14,8 +14,11 @@ fn busy(node: &Arc<Node>, n: usize) -> Vec<InFlight> {
 
 /// One request on `node` answered after `first_byte` (a latency sample taken now).
 fn answered(node: &Arc<Node>, first_byte: Duration) {
-    node.start_request()
-        .finish(Outcome::Ok, Evidence::Answered(first_byte));
+    node.start_request().finish(
+        Outcome::Responded(Some(200)),
+        Evidence::Answered(first_byte, Some(200)),
+        &crate::config::EjectionConfig::default(),
+    );
 }
 
 fn nodes(weights: &[u32]) -> Vec<Arc<Node>> {

@@ -63,6 +63,10 @@ impl fmt::Display for LeaveReason {
 pub enum EjectCause {
     /// Passive health checks: failures in a row, or a failed probe after an ejection.
     ConsecutiveFailures,
+    /// The node answered 502, 503 or 504 too many times in a row.
+    ConsecutiveGatewayErrors,
+    /// The node answered 5xx too many times in a row.
+    Consecutive5xx,
     /// `routerctl eject`.
     Operator,
 }
@@ -72,18 +76,27 @@ impl EjectCause {
     pub fn label(self) -> &'static str {
         match self {
             Self::ConsecutiveFailures => "consecutive_failures",
+            Self::ConsecutiveGatewayErrors => "consecutive_gateway_errors",
+            Self::Consecutive5xx => "consecutive_5xx",
             Self::Operator => "operator",
         }
     }
 
     /// Every label, so that their series can start at 0.
-    pub const LABELS: [&'static str; 2] = ["consecutive_failures", "operator"];
+    pub const LABELS: [&'static str; 4] = [
+        "consecutive_failures",
+        "consecutive_gateway_errors",
+        "consecutive_5xx",
+        "operator",
+    ];
 }
 
 impl fmt::Display for EjectCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::ConsecutiveFailures => "after consecutive failures",
+            Self::ConsecutiveGatewayErrors => "after consecutive gateway errors (502, 503, 504)",
+            Self::Consecutive5xx => "after consecutive 5xx answers",
             Self::Operator => "by an operator",
         })
     }
@@ -104,7 +117,12 @@ mod tests {
             LeaveReason::RemovedByOperator,
         ];
         assert_eq!(leaves.map(|r| r.label()), LeaveReason::LABELS);
-        let ejects = [EjectCause::ConsecutiveFailures, EjectCause::Operator];
+        let ejects = [
+            EjectCause::ConsecutiveFailures,
+            EjectCause::ConsecutiveGatewayErrors,
+            EjectCause::Consecutive5xx,
+            EjectCause::Operator,
+        ];
         assert_eq!(ejects.map(EjectCause::label), EjectCause::LABELS);
     }
 }

@@ -9,11 +9,13 @@ mod operate;
 mod pool;
 mod rate;
 mod request;
+mod retry;
 
 pub use cause::{EjectCause, LeaveReason};
 pub use events::{ClusterEvent, Events};
 pub use lifecycle::{JoinError, MAINTENANCE_TICK};
 pub use pool::{Pool, PoolSettings, PoolSnapshot};
+pub use retry::RetryPermit;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use super::{ClusterEvent, EjectCause, Events, JoinError, LeaveReason, NodeAddr};
 use crate::addr::Networks;
 use crate::balance::{self, Balance, PickContext};
 use crate::clock::now_ms;
-use crate::config::{Algorithm, EjectionConfig, PoolConfig};
+use crate::config::{Algorithm, EjectionConfig, PoolConfig, RetryConfig};
 use crate::metrics;
 use crate::node::{AdminState, FailureVerdict, Node, Source};
 
@@ -27,6 +27,8 @@ pub struct PoolSettings {
     pub slow_start: Duration,
     /// Passive health checking.
     pub ejection: EjectionConfig,
+    /// Which failed requests are resent elsewhere, and the retry budget.
+    pub retry: RetryConfig,
     /// Where registered and subscribed nodes' addresses must be.
     pub allowed_networks: Networks,
     /// Most nodes the pool takes.
@@ -41,6 +43,7 @@ impl From<&PoolConfig> for PoolSettings {
             connect_attempts: c.connect_attempts.max(1),
             slow_start: c.slow_start,
             ejection: c.ejection.clone(),
+            retry: c.retry.clone(),
             allowed_networks: c.allowed_networks.clone(),
             max_nodes: c.max_nodes,
         }
@@ -85,6 +88,8 @@ pub struct Pool {
     eject_lock: Mutex<()>,
     events: Events,
     rate: super::rate::RateMeter,
+    /// Resends in flight now, against the retry budget.
+    pub(super) retries_in_flight: std::sync::atomic::AtomicU32,
 }
 
 impl Pool {
@@ -109,6 +114,7 @@ impl Pool {
             eject_lock: Mutex::new(()),
             events,
             rate: super::rate::RateMeter::default(),
+            retries_in_flight: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -272,6 +278,14 @@ impl Pool {
         else {
             return None;
         };
+        self.eject_capped(node, time, EjectCause::ConsecutiveFailures)
+            .then_some(time)
+    }
+
+    /// Ejects `node` for `time` unless that would eject more of the pool than its cap allows.
+    /// Returns whether it was ejected.
+    pub(super) fn eject_capped(&self, node: &Node, time: Duration, cause: EjectCause) -> bool {
+        let snap = self.snapshot();
         let _serial = self.eject_lock.lock().unwrap_or_else(|e| e.into_inner());
         let now = now_ms();
         let ejected = snap
@@ -281,11 +295,11 @@ impl Pool {
             .count();
         let cap = (snap.nodes.len() * snap.settings.ejection.max_percent as usize / 100).max(1);
         if ejected >= cap {
-            tracing::warn!(pool = %self.name, node = %node.id(), ejected, cap, "node keeps failing but the ejection cap is reached; it stays in");
-            return None;
+            tracing::warn!(pool = %self.name, node = %node.id(), ejected, cap, cause = cause.label(), "node keeps failing but the ejection cap is reached; it stays in");
+            return false;
         }
-        self.eject(node, now, time, EjectCause::ConsecutiveFailures);
-        Some(time)
+        self.eject(node, now, time, cause);
+        true
     }
 
     /// Ejects `node` from `now` for `time`, and announces why.
@@ -346,6 +360,12 @@ impl Members {
 }
 
 impl PoolSnapshot {
+    /// True when a node not in `tried` could take a request now (without claiming a probe).
+    pub fn pick_available(&self, tried: &[usize]) -> bool {
+        let now = now_ms();
+        (0..self.nodes.len()).any(|i| !tried.contains(&i) && self.nodes[i].is_usable(now))
+    }
+
     /// Picks a node for a request, skipping the indices in `tried`. Takes the probe slot of a node
     /// whose ejection just ended. If every untried active node is ejected, picks among those anyway
     /// (panic mode): a request tried on a suspect node beats a certain 503.

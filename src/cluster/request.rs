@@ -4,14 +4,21 @@
 
 use std::time::Duration;
 
-use super::{Cluster, Pool};
-use crate::node::{Evidence, InFlight, Node, Outcome};
+use super::{Cluster, EjectCause, Pool};
+use crate::node::{Evidence, Fault, InFlight, Node, Outcome, StatusFault};
 
 impl Pool {
     /// A connect attempt on the node of `attempt` failed: a failure of the node (which may eject
     /// it); the request goes on to another node.
     pub fn attempt_failed(&self, attempt: InFlight) {
         self.record_failure(attempt.node());
+    }
+
+    /// The request is sent to another node after `evidence` on the node of `attempt`.
+    pub fn attempt_resent(&self, attempt: InFlight, evidence: Evidence) {
+        let node = attempt.node().clone();
+        let fault = attempt.abandon(evidence, &self.settings().ejection);
+        self.count_fault(&node, fault);
     }
 
     /// The request ended on the node of `request` with `outcome`, `took` after its head was read.
@@ -23,13 +30,26 @@ impl Pool {
         took: Duration,
     ) {
         let node = request.node().clone();
-        if request.finish(outcome, evidence) {
-            self.record_failure(&node);
-        }
+        let fault = request.finish(outcome, evidence, &self.settings().ejection);
+        self.count_fault(&node, fault);
         if evidence == Evidence::RequestRefused {
             self.metrics.request_dropped();
         }
         self.metrics.request_finished(took);
+    }
+
+    fn count_fault(&self, node: &Node, fault: Option<Fault>) {
+        match fault {
+            Some(Fault::Failed) => drop(self.record_failure(node)),
+            Some(Fault::ErrorAnswers(time, why)) => {
+                let cause = match why {
+                    StatusFault::GatewayErrors => EjectCause::ConsecutiveGatewayErrors,
+                    StatusFault::ServerErrors => EjectCause::Consecutive5xx,
+                };
+                self.eject_capped(node, time, cause);
+            }
+            None => {}
+        }
     }
 
     /// The request reached no node: none was usable, or every connect failed (`last` is the node

@@ -10,6 +10,7 @@ mod model;
 mod pool;
 mod problems;
 mod raw;
+mod retry;
 mod subscription;
 mod tokens;
 
@@ -18,6 +19,7 @@ pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN, DEFAULT_METRICS_MAX_CON
 pub use model::{Config, LimitsConfig, ListenConfig, RouteConfig, TimeoutsConfig};
 pub use pool::{Algorithm, EjectionConfig, PoolConfig, StaticNode};
 pub use problems::{ConfigError, Problems};
+pub use retry::{RetryConfig, RetryOn};
 pub use subscription::{SignDigest, SubscriptionConfig};
 pub use tokens::read_tokens;
 

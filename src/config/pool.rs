@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Problems;
+use super::{Problems, RetryConfig};
 use crate::addr::{Networks, NodeAddr};
 
 /// Balancing algorithm of a pool.
@@ -57,6 +57,8 @@ pub struct PoolConfig {
     pub nodes: Vec<StaticNode>,
     /// Passive health checking.
     pub ejection: EjectionConfig,
+    /// Which failed requests are resent to another node.
+    pub retry: RetryConfig,
     /// Where registered and subscribed nodes' addresses must be.
     pub allowed_networks: Networks,
     /// Most nodes the pool takes (static, registered and subscribed together).
@@ -88,6 +90,11 @@ pub struct StaticNode {
 pub struct EjectionConfig {
     /// Consecutive failures (connect errors, resets, timeouts) that eject a node.
     pub consecutive_failures: u32,
+    /// Consecutive 502, 503 or 504 answers of the node itself that eject it; 0 = never.
+    pub consecutive_gateway_errors: u32,
+    /// Consecutive 5xx answers (500 included) that eject a node; 0 = never. Off by default: a
+    /// Django 500 is usually one view's bug, answered by every node alike.
+    pub consecutive_5xx: u32,
     /// First ejection time; doubles with each ejection in a row.
     #[serde(deserialize_with = "super::duration::deserialize")]
     pub base_time: Duration,
@@ -102,6 +109,8 @@ impl Default for EjectionConfig {
     fn default() -> Self {
         Self {
             consecutive_failures: 3,
+            consecutive_gateway_errors: 5,
+            consecutive_5xx: 0,
             base_time: Duration::from_secs(2),
             max_time: Duration::from_secs(60),
             max_percent: 50,
@@ -126,6 +135,8 @@ pub(super) struct RawPool {
     pub(super) nodes: Vec<NodeEntry>,
     /// Passive health checking.
     pub(super) ejection: EjectionConfig,
+    /// Retries.
+    pub(super) retry: RetryConfig,
     /// Networks (CIDR) that registered and subscribed nodes' addresses must be in; empty = any.
     pub(super) allowed_networks: Vec<String>,
     /// Most nodes the pool takes (static, registered and subscribed together).
@@ -141,6 +152,7 @@ impl Default for RawPool {
             slow_start: Duration::from_secs(10),
             nodes: Vec::new(),
             ejection: EjectionConfig::default(),
+            retry: RetryConfig::default(),
             allowed_networks: Vec::new(),
             max_nodes: 1000,
         }
@@ -205,6 +217,7 @@ impl RawPool {
             p.add(format_args!("{key}.connect_attempts"), "use 1 to 16");
         }
         check_ejection(&self.ejection, &key, p);
+        self.retry.check(&key, p);
         let allowed_networks = match Networks::allowed(&self.allowed_networks) {
             Ok(networks) => networks,
             Err(bad) => {
@@ -231,6 +244,7 @@ impl RawPool {
             slow_start: self.slow_start,
             nodes: self.static_nodes(&key, p),
             ejection: self.ejection.clone(),
+            retry: self.retry.clone(),
             allowed_networks,
             max_nodes: self.max_nodes,
         }

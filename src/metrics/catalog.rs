@@ -80,13 +80,23 @@ pub const CONNECT_DURATION: Family = family(
     &["pool"],
     "Time to open a connection to a node, per pool (successful connects).",
 );
-/// Connect attempts retried on another node.
+/// Requests sent again, to another node.
 pub const RETRIES: Family = family(
     FromRecorder,
     C,
     "uwsgi_router_retries_total",
+    &["pool", "reason"],
+    "Requests sent again to another node, by reason: connect_failure, reset_before_response \
+         (the node closed before any response byte), gateway_error (it answered 502, 503 or 504).",
+);
+/// Resends the retry budget refused.
+pub const RETRY_BUDGET_EXHAUSTED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_retry_budget_exhausted_total",
     &["pool"],
-    "Connect attempts retried on another node after a failed connect.",
+    "Resends refused because the pool's retry budget was spent (retry.budget_percent of the \
+         requests in flight, at least retry.min_concurrency).",
 );
 /// Requests a node dropped while it still accepted connections: the request's fault.
 pub const REQUEST_DROPS: Family = family(
@@ -286,6 +296,7 @@ pub const FAMILIES: &[Family] = &[
     REQUEST_DURATION,
     CONNECT_DURATION,
     RETRIES,
+    RETRY_BUDGET_EXHAUSTED,
     REQUEST_DROPS,
     EJECTIONS,
     NODES_LEFT,

@@ -7,7 +7,9 @@ use metrics::{counter, histogram, Counter, Histogram};
 
 use super::{
     CONNECT_DURATION, EJECTIONS, NODES_LEFT, PANIC_PICKS, REQUEST_DROPS, REQUEST_DURATION, RETRIES,
+    RETRY_BUDGET_EXHAUSTED,
 };
+use crate::config::RetryOn;
 use crate::node::RequestCounts;
 
 /// Label values of [`EJECTIONS`] and [`NODES_LEFT`], so their series start at 0.
@@ -26,7 +28,9 @@ pub struct PoolMetrics {
     pub no_node: RequestCounts,
     request_duration: Histogram,
     connect_duration: Histogram,
-    retries: Counter,
+    /// By [`RetryOn::ALL`] order.
+    retries: [Counter; RetryOn::ALL.len()],
+    retries_refused: Counter,
     drops: Counter,
 }
 
@@ -46,7 +50,9 @@ impl PoolMetrics {
             no_node: RequestCounts::new(),
             request_duration: histogram!(REQUEST_DURATION.name, "pool" => pool.clone()),
             connect_duration: histogram!(CONNECT_DURATION.name, "pool" => pool.clone()),
-            retries: counter!(RETRIES.name, "pool" => pool.clone()),
+            retries: RetryOn::ALL
+                .map(|why| counter!(RETRIES.name, "pool" => pool.clone(), "reason" => why.label())),
+            retries_refused: counter!(RETRY_BUDGET_EXHAUSTED.name, "pool" => pool.clone()),
             drops: counter!(REQUEST_DROPS.name, "pool" => pool),
         }
     }
@@ -61,9 +67,15 @@ impl PoolMetrics {
         self.connect_duration.record(took.as_secs_f64());
     }
 
-    /// A failed connect is retried on another node.
-    pub fn retry(&self) {
-        self.retries.increment(1);
+    /// A request is sent again, to another node, because of `why`.
+    pub fn retry(&self, why: RetryOn) {
+        let i = RetryOn::ALL.iter().position(|w| *w == why).unwrap_or(0);
+        self.retries[i].increment(1);
+    }
+
+    /// A resend was refused by the retry budget.
+    pub fn retry_refused(&self) {
+        self.retries_refused.increment(1);
     }
 
     /// A node dropped a request but accepts connections.

@@ -1,5 +1,6 @@
-//! Passive health: consecutive failures eject a node for a backoff that doubles (with jitter) while
-//! it keeps failing; when the ejection ends one probe request is let through before the others.
+//! Passive health: consecutive failures, or consecutive gateway errors and 5xx answers of the node,
+//! eject a node for a backoff that doubles (with jitter) while it keeps failing; when the ejection
+//! ends one probe request is let through before the others.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -12,6 +13,10 @@ use crate::config::EjectionConfig;
 #[derive(Debug, Default)]
 pub struct Health {
     consecutive: AtomicU32,
+    /// 502, 503 and 504 answers in a row.
+    gateway_errors: AtomicU32,
+    /// 5xx answers in a row.
+    server_errors: AtomicU32,
     /// Ejections in a row without a success in between: the backoff exponent.
     streak: AtomicU32,
     /// `now_ms` until which the node is ejected; 0 = not ejected.
@@ -31,6 +36,15 @@ pub enum FailureVerdict {
     Counted,
     /// Over the threshold: eject for this long (if the pool's cap allows).
     Eject(Duration),
+}
+
+/// Which rule an error answer tripped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFault {
+    /// `consecutive_gateway_errors`.
+    GatewayErrors,
+    /// `consecutive_5xx`.
+    ServerErrors,
 }
 
 impl Health {
@@ -62,6 +76,8 @@ impl Health {
     /// A request reached the node and got an answer: the node is healthy again.
     pub fn record_success(&self) {
         self.consecutive.store(0, Relaxed);
+        self.gateway_errors.store(0, Relaxed);
+        self.server_errors.store(0, Relaxed);
         if self.ejected_until.load(Relaxed) != 0 {
             self.ejected_until.store(0, Relaxed);
             self.streak.store(0, Relaxed);
@@ -87,9 +103,50 @@ impl Health {
         }
     }
 
+    /// The node answered with `status` (a 5xx: anything else is a success). It is reachable, so
+    /// its run of connection failures ends; its run of error answers grows, and ejects it when a
+    /// rule of `cfg` that is on is reached, or when it was the probe after an ejection.
+    pub fn record_error_status(
+        &self,
+        status: u16,
+        cfg: &EjectionConfig,
+    ) -> Option<(Duration, StatusFault)> {
+        self.consecutive.store(0, Relaxed);
+        let gateway = matches!(status, 502..=504);
+        let g = if gateway {
+            self.gateway_errors.fetch_add(1, Relaxed) + 1
+        } else {
+            self.gateway_errors.store(0, Relaxed);
+            0
+        };
+        let s = self.server_errors.fetch_add(1, Relaxed) + 1;
+        let probe_failed = self.probe_at.swap(0, Relaxed) != 0;
+        let reached = |rule: u32, run: u32| rule > 0 && (run >= rule || probe_failed);
+        let fault = if gateway && reached(cfg.consecutive_gateway_errors, g) {
+            StatusFault::GatewayErrors
+        } else if reached(cfg.consecutive_5xx, s) {
+            StatusFault::ServerErrors
+        } else {
+            if probe_failed {
+                // Ejected for failing to answer, and it answers: no rule holds it out.
+                self.end_ejection();
+            }
+            return None;
+        };
+        Some((backoff(cfg, self.streak.load(Relaxed)), fault))
+    }
+
+    fn end_ejection(&self) {
+        self.ejected_until.store(0, Relaxed);
+        self.streak.store(0, Relaxed);
+        self.probe_at.store(0, Relaxed);
+    }
+
     /// Ejects until `now_ms + time`.
     pub fn eject(&self, now_ms: u64, time: Duration) {
         self.consecutive.store(0, Relaxed);
+        self.gateway_errors.store(0, Relaxed);
+        self.server_errors.store(0, Relaxed);
         self.streak.fetch_add(1, Relaxed);
         self.probe_at.store(0, Relaxed);
         self.ejected_until
@@ -99,6 +156,8 @@ impl Health {
     /// Ends an ejection at once (operator `resume`, or a re-join).
     pub fn clear(&self) {
         self.consecutive.store(0, Relaxed);
+        self.gateway_errors.store(0, Relaxed);
+        self.server_errors.store(0, Relaxed);
         self.streak.store(0, Relaxed);
         self.ejected_until.store(0, Relaxed);
         self.probe_at.store(0, Relaxed);
@@ -129,6 +188,8 @@ mod tests {
     fn cfg() -> EjectionConfig {
         EjectionConfig {
             consecutive_failures: 3,
+            consecutive_gateway_errors: 2,
+            consecutive_5xx: 0,
             base_time: Duration::from_secs(2),
             max_time: Duration::from_secs(10),
             max_percent: 50,
@@ -170,5 +231,35 @@ mod tests {
         h.record_success();
         assert!(!h.is_ejected(after));
         assert_eq!(h.ejected_until(), None);
+    }
+
+    #[test]
+    fn gateway_errors_in_a_row_eject_and_other_answers_end_the_run() {
+        let h = Health::default();
+        assert_eq!(h.record_error_status(503, &cfg()), None);
+        h.record_success();
+        assert_eq!(h.record_error_status(502, &cfg()), None);
+        assert_eq!(
+            h.record_error_status(500, &cfg()),
+            None,
+            "a 500 ends the run"
+        );
+        assert_eq!(h.record_error_status(504, &cfg()), None);
+        let Some((_, fault)) = h.record_error_status(503, &cfg()) else {
+            panic!("two gateway errors in a row must eject")
+        };
+        assert_eq!(fault, StatusFault::GatewayErrors);
+        // 5xx is off by default: any number of 500s keeps the node in.
+        for _ in 0..20 {
+            assert_eq!(h.record_error_status(500, &cfg()), None);
+        }
+        let strict = EjectionConfig {
+            consecutive_5xx: 3,
+            ..cfg()
+        };
+        assert_eq!(
+            h.record_error_status(500, &strict).map(|(_, f)| f),
+            Some(StatusFault::ServerErrors)
+        );
     }
 }

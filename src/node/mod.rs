@@ -14,10 +14,10 @@ mod request;
 mod state;
 
 pub use ewma::PeakEwma;
-pub use health::{FailureVerdict, Health};
+pub use health::{FailureVerdict, Health, StatusFault};
 pub use load::{LoadReport, ReportedLoad, REPORT_STALE_MS};
 pub use outcome::{Outcome, RequestCounts, LABELS as OUTCOME_LABELS};
-pub use request::{Evidence, InFlight};
+pub use request::{Evidence, Fault, InFlight};
 pub use state::{AdminState, NodeStatus, Source};
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};

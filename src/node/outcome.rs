@@ -1,5 +1,7 @@
 //! How a request ended: its metric label (written here once), the reply the router gives itself
 //! where no node byte reached the client, and the per-outcome counters kept on nodes and pools.
+//! A response the node gave is labelled by its status class (`2xx` ... `5xx`), the router's own
+//! answers by their status (`502`, `503`, `504`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -8,8 +10,8 @@ use crate::protocol::ReplyStatus;
 /// The end of a session that carried a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The node's response was delivered.
-    Ok,
+    /// The node's response was delivered; its status code (`None`: not an HTTP status line).
+    Responded(Option<u16>),
     /// The client went away first.
     ClientAbort,
     /// The client stopped reading the response (or sending its body) and was cut.
@@ -32,8 +34,13 @@ pub enum Outcome {
 
 /// The `outcome` label values, in counter order. Several outcomes share a label (`502` is a
 /// failed connect or a node that closed without answering).
-pub const LABELS: [&str; 8] = [
-    "ok",
+pub const LABELS: [&str; 13] = [
+    "1xx",
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "other_status",
     "client_abort",
     "client_timeout",
     "502",
@@ -47,14 +54,28 @@ impl Outcome {
     /// Index of its label in [`LABELS`].
     const fn index(self) -> usize {
         match self {
-            Self::Ok => 0,
-            Self::ClientAbort => 1,
-            Self::ClientTimeout => 2,
-            Self::ConnectFailed | Self::NoResponse => 3,
-            Self::NoPool | Self::NoNode => 4,
-            Self::Timeout => 5,
-            Self::NodeError => 6,
-            Self::IdleTimeout => 7,
+            Self::Responded(Some(status @ 100..=599)) => (status / 100) as usize - 1,
+            Self::Responded(_) => 5,
+            Self::ClientAbort => 6,
+            Self::ClientTimeout => 7,
+            Self::ConnectFailed | Self::NoResponse => 8,
+            Self::NoPool | Self::NoNode => 9,
+            Self::Timeout => 10,
+            Self::NodeError => 11,
+            Self::IdleTimeout => 12,
+        }
+    }
+
+    /// True for a response the node gave with a 5xx status.
+    pub fn is_server_error(self) -> bool {
+        matches!(self, Self::Responded(Some(500..=599)))
+    }
+
+    /// The status the client saw, if it saw one: the node's, or the router's own reply.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Self::Responded(status) => status,
+            _ => self.reply().map(|r| r.code()),
         }
     }
 
@@ -66,7 +87,7 @@ impl Outcome {
     /// The event name its log line is throttled under (see [`crate::throttle`]).
     pub fn event(self) -> &'static str {
         match self {
-            Self::Ok => "request_ok",
+            Self::Responded(_) => "request_responded",
             Self::ClientAbort => "request_client_abort",
             Self::ClientTimeout => "request_client_timeout",
             Self::NoPool => "request_no_pool",
@@ -86,7 +107,7 @@ impl Outcome {
             Self::NoPool | Self::NoNode => Some(ReplyStatus::ServiceUnavailable),
             Self::ConnectFailed | Self::NoResponse => Some(ReplyStatus::BadGateway),
             Self::Timeout => Some(ReplyStatus::GatewayTimeout),
-            Self::Ok
+            Self::Responded(_)
             | Self::ClientAbort
             | Self::ClientTimeout
             | Self::NodeError
@@ -133,11 +154,24 @@ mod tests {
     #[test]
     fn outcomes_sharing_a_label_share_its_count() {
         let c = RequestCounts::new();
-        c.add(Outcome::Ok);
+        c.add(Outcome::Responded(Some(200)));
+        c.add(Outcome::Responded(Some(204)));
+        c.add(Outcome::Responded(Some(503)));
+        c.add(Outcome::Responded(Some(999)));
+        c.add(Outcome::Responded(None));
         c.add(Outcome::ConnectFailed);
         c.add(Outcome::NoResponse);
         c.add(Outcome::NoPool);
         let counts: Vec<_> = c.iter().filter(|(_, n)| *n > 0).collect();
-        assert_eq!(counts, [("ok", 1), ("502", 2), ("503", 1)]);
+        assert_eq!(
+            counts,
+            [
+                ("2xx", 2),
+                ("5xx", 1),
+                ("other_status", 2),
+                ("502", 2),
+                ("503", 1)
+            ]
+        );
     }
 }

@@ -5,14 +5,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Node, Outcome};
+use super::{Node, Outcome, StatusFault};
 use crate::clock::now_ms;
+use crate::config::EjectionConfig;
 
 /// What an exchange says about its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evidence {
-    /// The node answered; its time to first byte.
-    Answered(Duration),
+    /// The node answered: its time to first byte, and the status its response began with.
+    Answered(Duration, Option<u16>),
     /// The node failed the request: closed or reset it, or broke off its response.
     Failed,
     /// The node gave no first byte within this time: a failure, and a latency sample.
@@ -28,6 +29,15 @@ impl Evidence {
     pub fn is_failure(self) -> bool {
         matches!(self, Self::Failed | Self::TimedOut(_))
     }
+}
+
+/// What a request's end holds against its node, for the pool to count towards an ejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A failure: connect, reset, timeout.
+    Failed,
+    /// Error answers in a row reached a rule: eject for this long.
+    ErrorAnswers(Duration, StatusFault),
 }
 
 /// A request in flight on a node. Dropping it without [`InFlight::finish`] (a failed connect)
@@ -59,14 +69,38 @@ impl InFlight {
     }
 
     /// Records how the request ended on the node: its outcome, a latency sample, and what it
-    /// says about the node's health short of a failure (which the pool counts, since ejection
-    /// is capped per pool). Returns the evidence's verdict: true if it was the node's failure.
-    pub fn finish(self, outcome: Outcome, evidence: Evidence) -> bool {
+    /// says about the node's health. What counts towards an ejection is returned, for the pool
+    /// to decide (ejection is capped per pool).
+    pub fn finish(
+        self,
+        outcome: Outcome,
+        evidence: Evidence,
+        cfg: &EjectionConfig,
+    ) -> Option<Fault> {
+        self.node.outcomes.add(outcome);
+        self.judge(evidence, cfg)
+    }
+
+    /// Records what an attempt that is given up for another node says about this one (no
+    /// outcome: the request's outcome is counted where it ends).
+    pub fn abandon(self, evidence: Evidence, cfg: &EjectionConfig) -> Option<Fault> {
+        self.judge(evidence, cfg)
+    }
+
+    fn judge(&self, evidence: Evidence, cfg: &EjectionConfig) -> Option<Fault> {
         let node = &self.node;
-        node.outcomes.add(outcome);
+        let mut fault = evidence.is_failure().then_some(Fault::Failed);
         match evidence {
-            Evidence::Answered(first_byte) => {
-                node.health.record_success();
+            Evidence::Answered(first_byte, status) => {
+                match status {
+                    Some(code @ 500..=599) => {
+                        fault = node
+                            .health
+                            .record_error_status(code, cfg)
+                            .map(|(time, why)| Fault::ErrorAnswers(time, why));
+                    }
+                    _ => node.health.record_success(),
+                }
                 // Requests queued beside this one on the node made it wait: what the balancer
                 // needs is the node's time per request, so that a node is not charged for its
                 // queue twice (once through this latency, once through its in-flight count).
@@ -79,7 +113,7 @@ impl InFlight {
             Evidence::RequestRefused => node.health.release_probe(),
             Evidence::Failed | Evidence::Unrelated => {}
         }
-        evidence.is_failure()
+        fault
     }
 }
 
@@ -112,14 +146,20 @@ mod tests {
         drop(a);
         assert_eq!(n.in_flight(), 1, "a failed connect still leaves the count");
         // Two requests were on the node: 40 ms to the first byte is 20 ms of the node's time.
-        assert!(!b.finish(Outcome::Ok, Evidence::Answered(Duration::from_millis(40))));
+        let cfg = EjectionConfig::default();
+        let answered = Evidence::Answered(Duration::from_millis(40), Some(200));
+        assert_eq!(
+            b.finish(Outcome::Responded(Some(200)), answered, &cfg),
+            None
+        );
         assert_eq!(n.in_flight(), 0);
         let latency = n.latency_ms(now_ms());
         assert!((19.0..=20.0).contains(&latency), "{latency}");
-        let ok = n.outcomes().iter().find(|(l, _)| *l == "ok").unwrap().1;
+        let ok = n.outcomes().iter().find(|(l, _)| *l == "2xx").unwrap().1;
         assert_eq!(ok, 1);
-        assert!(n
+        let failed = n
             .start_request()
-            .finish(Outcome::NoResponse, Evidence::Failed));
+            .finish(Outcome::NoResponse, Evidence::Failed, &cfg);
+        assert_eq!(failed, Some(Fault::Failed));
     }
 }

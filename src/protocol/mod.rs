@@ -1,13 +1,16 @@
-//! The uwsgi wire format: packet header, vars block and the replies the router writes itself. Pure: no I/O.
+//! The uwsgi wire format: packet header, vars block, the status line of a response and the replies
+//! the router writes itself. Pure: no I/O.
 
 mod error;
 mod header;
 mod reply;
+mod status;
 mod vars;
 
 pub use error::{EncodeError, PacketError};
 pub use header::{Header, HEADER_LEN, MAX_VARS_SIZE};
 pub use reply::{reply, ReplyStatus};
+pub use status::{response_status, StatusLine, STATUS_PREFIX};
 pub use vars::{encode_packet, encode_vars, Vars, VarsIter};
 
 /// `modifier1` of a subscription packet (uWSGI's FastRouter protocol).

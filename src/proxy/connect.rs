@@ -12,7 +12,8 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
 use crate::addr::NodeAddr;
-use crate::cluster::Pool;
+use crate::cluster::{Pool, PoolSnapshot};
+use crate::config::RetryOn;
 use crate::node::{InFlight, Node};
 
 /// A connection to a node.
@@ -63,25 +64,45 @@ pub(super) enum NoConnection {
     Failed(ConnectError, Arc<Node>),
 }
 
-/// Picks nodes and connects, retrying on other nodes up to the pool's `connect_attempts`.
-/// Failures feed passive health checks; only a connect failure is retried, since no byte of the
-/// request has reached any node yet.
+/// The nodes a request has been sent to (indices into its pool snapshot) and how many more
+/// attempts it may make, connect retries and resends together.
+#[derive(Debug)]
+pub(super) struct Attempts {
+    pub(super) tried: Vec<usize>,
+    left: u32,
+}
+
+impl Attempts {
+    pub(super) fn new(max: u32) -> Self {
+        Self {
+            tried: Vec::new(),
+            left: max.max(1),
+        }
+    }
+
+    /// True while another attempt is allowed.
+    pub(super) fn any_left(&self) -> bool {
+        self.left > 0
+    }
+}
+
+/// Picks nodes of `snap` and connects, trying other nodes on connect failure while `attempts`
+/// allow and the pool retries connect failures. Failures feed passive health checks.
 pub(super) async fn connect_any(
     pool: &Pool,
+    snap: &PoolSnapshot,
     hash_key: Option<&[u8]>,
     timeout: Duration,
+    attempts: &mut Attempts,
 ) -> Result<(InFlight, NodeStream), NoConnection> {
-    let snap = pool.snapshot_arc();
-    let mut tried: Vec<usize> = Vec::new();
     let mut last = None;
-    for attempt in 0..snap.settings.connect_attempts {
-        let Some(i) = snap.pick(hash_key, &tried) else {
+    while attempts.any_left() {
+        let Some(i) = snap.pick(hash_key, &attempts.tried) else {
             break;
         };
+        attempts.left -= 1;
         let request = snap.nodes[i].start_request();
-        if attempt > 0 {
-            pool.metrics.retry();
-        }
+        attempts.tried.push(i);
         let started = Instant::now();
         match connect(request.node().addr(), timeout).await {
             Ok(stream) => {
@@ -90,10 +111,15 @@ pub(super) async fn connect_any(
             }
             Err(e) => {
                 let node = request.node().clone();
-                tracing::debug!(pool = %snap.pool, node = %node.id(), error = %e, attempt, "connect failed");
+                tracing::debug!(pool = %snap.pool, node = %node.id(), error = %e, "connect failed");
                 pool.attempt_failed(request);
-                tried.push(i);
                 last = Some((e, node));
+                if !snap.settings.retry.on(RetryOn::ConnectFailure) {
+                    break;
+                }
+                if attempts.any_left() {
+                    pool.metrics.retry(RetryOn::ConnectFailure);
+                }
             }
         }
     }

@@ -29,6 +29,14 @@ pub(super) enum ForwardError {
     /// Nothing moved either way for `timeouts.idle` after the response started.
     #[error("no byte moved for {0:?}")]
     IdleTimeout(Duration),
+    /// The node answered 502, 503 or 504, held back to resend the request elsewhere.
+    #[error("node answered {status}")]
+    GatewayAnswer {
+        /// 502, 503 or 504.
+        status: u16,
+        /// When its first byte came.
+        first_byte: Duration,
+    },
 }
 
 /// What a failed exchange says about the node's health.
@@ -51,6 +59,8 @@ impl ForwardError {
             Self::Timeout(_) => Blame::Node,
             Self::NoResponse(_) | Self::NodeError(_) => Blame::Dropped,
             Self::ClientAbort(_) | Self::ClientStalled(_) | Self::IdleTimeout(_) => Blame::None,
+            // Counted through its status, as an answer.
+            Self::GatewayAnswer { .. } => Blame::None,
         }
     }
 }

@@ -18,17 +18,30 @@ use super::duplex::stream_rest;
 use super::failure::{ForwardError, BUF_SIZE};
 use crate::clock;
 use crate::config::TimeoutsConfig;
+use crate::protocol::{response_status, StatusLine, STATUS_PREFIX};
+
+/// How an exchange that delivered a response went.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Exchange {
+    /// From the head being sent to the first response byte.
+    pub(super) first_byte: Duration,
+    /// The response's status code, if it began with an HTTP status line.
+    pub(super) status: Option<u16>,
+}
 
 /// Forwards `head` (sent unchanged), then the rest of the exchange; `body_left` is how many body
 /// bytes the client still owes after the head (CONTENT_LENGTH less those that came with it).
-/// Returns the time from the head being sent to the first response byte.
+/// The response is held until its status is known (the first 12 bytes, nearly always in the
+/// first read); with `resend_gateway_errors`, a 502, 503 or 504 answer is not relayed at all but
+/// returned as [`ForwardError::GatewayAnswer`], for the request to be sent elsewhere.
 pub(super) async fn forward<C>(
     client: &mut C,
     node: &mut NodeStream,
     head: &Bytes,
     body_left: u64,
     t: &TimeoutsConfig,
-) -> Result<Duration, ForwardError>
+    resend_gateway_errors: bool,
+) -> Result<Exchange, ForwardError>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -43,7 +56,12 @@ where
         Err(_) => return Err(ForwardError::Timeout(t.first_byte)),
     }
     let (mut buf, mut body, client_done) = await_response(client, node, body_left, t).await?;
-    let ttfb = sent.elapsed();
+    let first_byte = sent.elapsed();
+    let status = read_status(node, &mut buf, t.first_byte).await?;
+    if resend_gateway_errors && matches!(status, Some(502..=504)) {
+        let status = status.unwrap_or_default();
+        return Err(ForwardError::GatewayAnswer { status, first_byte });
+    }
     write_client(client, &buf, t.idle).await?;
     buf.clear();
     match relay_response(client, node, buf, &mut body, client_done, t.idle).await? {
@@ -57,7 +75,32 @@ where
             stream_rest(client, node, t.idle).await?;
         }
     }
-    Ok(ttfb)
+    Ok(Exchange { first_byte, status })
+}
+
+/// Reads until the status code at the head of `buf` is known (or known not to be there), within
+/// `limit`. A node that closes inside its status line is relayed as it is, without a status.
+async fn read_status(
+    node: &mut NodeStream,
+    buf: &mut BytesMut,
+    limit: Duration,
+) -> Result<Option<u16>, ForwardError> {
+    let deadline = clock::deadline(limit);
+    loop {
+        match response_status(buf) {
+            StatusLine::Code(code) => return Ok(Some(code)),
+            StatusLine::NotHttp => return Ok(None),
+            StatusLine::NeedMore => {}
+        }
+        debug_assert!(buf.len() < STATUS_PREFIX);
+        match tokio::time::timeout_at(deadline, node.read_buf(buf)).await {
+            Ok(Ok(0)) => return Ok(None),
+            Ok(Ok(_)) => {}
+            // Nothing reached the client yet: as a node that closed without answering.
+            Ok(Err(e)) => return Err(ForwardError::NoResponse(e.to_string())),
+            Err(_) => return Err(ForwardError::Timeout(limit)),
+        }
+    }
 }
 
 /// Writes response bytes to the client, which must take them within `idle`.

@@ -10,6 +10,7 @@ mod failure;
 mod forward;
 mod head;
 mod listener;
+mod replay;
 mod session;
 
 pub use dispatch::{Dispatch, Dispatcher, SharedDispatch};

@@ -11,12 +11,14 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{connect, connect_any, NoConnection};
+use super::connect::{connect, connect_any, Attempts, NoConnection};
 use super::failure::{Blame, ForwardError};
 use super::forward::{forward, linger, LINGER};
 use super::head::{read_head, Head, HeadError};
+use super::replay;
 use super::{Dispatch, SharedDispatch};
 use crate::cluster::{Cluster, Pool};
+use crate::config::RetryOn;
 use crate::metrics;
 use crate::node::{Evidence, InFlight, Node, Outcome};
 use crate::protocol::reply;
@@ -146,52 +148,114 @@ async fn proxy<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (request, mut stream) = match connect_any(pool, hash_key, d.timeouts.connect).await {
-        Ok(c) => c,
-        Err(NoConnection::NoNode) => {
-            let reason = format!("no usable node in pool {:?}", pool.name);
-            let end = End::Unreached(pool, None);
-            return finish(client, peer, end, Outcome::NoNode, &reason, started).await;
+    let snap = pool.snapshot_arc();
+    let retry = &snap.settings.retry;
+    let replayable = replay::replayable(head, retry);
+    // A request that may be resent is read whole first; any other streams its body.
+    let (rest, body_left) = if replayable {
+        match replay::read_body(client, head.body_left(), d.timeouts.idle).await {
+            Ok(rest) => (rest, 0),
+            Err(e) => {
+                let outcome = match e {
+                    ForwardError::ClientStalled(_) => Outcome::ClientTimeout,
+                    _ => Outcome::ClientAbort,
+                };
+                let reason = format!("reading the request body: {e}");
+                let end = End::Unreached(pool, None);
+                return finish(client, peer, end, outcome, &reason, started).await;
+            }
         }
-        Err(NoConnection::Failed(e, last)) => {
-            let reason = format!(
-                "could not connect to any node of pool {:?} (last: {}: {e})",
-                pool.name,
-                last.addr()
-            );
-            let end = End::Unreached(pool, Some(&last));
-            return finish(client, peer, end, Outcome::ConnectFailed, &reason, started).await;
-        }
+    } else {
+        (bytes::Bytes::new(), head.body_left())
     };
-    let node = request.node().clone();
-    let bytes = head.bytes_for(node.modifiers());
-    let result = forward(client, &mut stream, &bytes, head.body_left(), &d.timeouts).await;
-    drop(stream);
-    let (outcome, evidence, reason) = match result {
-        Ok(first_byte) => (Outcome::Ok, Evidence::Answered(first_byte), String::new()),
-        Err(e) => {
-            let evidence = match e.blame() {
-                Blame::Node => match e {
-                    ForwardError::Timeout(t) => Evidence::TimedOut(t),
-                    _ => Evidence::Failed,
-                },
-                Blame::Dropped => judge_drop(pool, &node, d).await,
-                Blame::None => Evidence::Unrelated,
-            };
-            let outcome = match e {
-                ForwardError::NoResponse(_) => Outcome::NoResponse,
-                ForwardError::Timeout(_) => Outcome::Timeout,
-                ForwardError::ClientAbort(_) => Outcome::ClientAbort,
-                ForwardError::ClientStalled(_) => Outcome::ClientTimeout,
-                ForwardError::NodeError(_) => Outcome::NodeError,
-                ForwardError::IdleTimeout(_) => Outcome::IdleTimeout,
-            };
-            let reason = format!("node {} ({}): {e}", node.id(), node.addr());
-            (outcome, evidence, reason)
+    let mut attempts = Attempts::new(snap.settings.connect_attempts);
+    // Held while a resend is in flight, against the pool's retry budget.
+    let mut _permit = None;
+    loop {
+        let connected = connect_any(pool, &snap, hash_key, d.timeouts.connect, &mut attempts).await;
+        let (request, mut stream) = match connected {
+            Ok(c) => c,
+            Err(NoConnection::NoNode) => {
+                let reason = format!("no usable node in pool {:?}", pool.name);
+                let end = End::Unreached(pool, None);
+                return finish(client, peer, end, Outcome::NoNode, &reason, started).await;
+            }
+            Err(NoConnection::Failed(e, last)) => {
+                let reason = format!(
+                    "could not connect to any node of pool {:?} (last: {}: {e})",
+                    pool.name,
+                    last.addr()
+                );
+                let end = End::Unreached(pool, Some(&last));
+                return finish(client, peer, end, Outcome::ConnectFailed, &reason, started).await;
+            }
+        };
+        let node = request.node().clone();
+        // Another node must be there to take a resend, or the answer is relayed as it is.
+        let may_resend = replayable && attempts.any_left() && snap.pick_available(&attempts.tried);
+        let hold = may_resend && retry.on(RetryOn::GatewayError);
+        let bytes = replay::request_bytes(head, node.modifiers(), &rest);
+        let result = forward(client, &mut stream, &bytes, body_left, &d.timeouts, hold).await;
+        drop(stream);
+        let (outcome, evidence, reason) = match result {
+            Ok(x) => {
+                let answered = Evidence::Answered(x.first_byte, x.status);
+                (Outcome::Responded(x.status), answered, String::new())
+            }
+            Err(e) => judge(e, pool, &node, d).await,
+        };
+        let why = match outcome {
+            Outcome::NoResponse => Some(RetryOn::ResetBeforeResponse),
+            Outcome::Responded(Some(502..=504)) if hold => Some(RetryOn::GatewayError),
+            _ => None,
+        };
+        if let Some(why) = why.filter(|w| may_resend && retry.on(*w)) {
+            if let Some(permit) = pool.try_retry() {
+                tracing::debug!(pool = %pool.name, node = %node.id(), reason, why = why.label(), "sending the request to another node");
+                pool.attempt_resent(request, evidence);
+                pool.metrics.retry(why);
+                _permit = Some(permit);
+                continue;
+            }
         }
+        let end = End::Reached(pool, request, evidence);
+        return finish(client, peer, end, outcome, &reason, started).await;
+    }
+}
+
+/// What a failed exchange was, for the outcome, for the node's health, and for the log.
+async fn judge(
+    e: ForwardError,
+    pool: &Pool,
+    node: &Node,
+    d: &Dispatch,
+) -> (Outcome, Evidence, String) {
+    let evidence = match e.blame() {
+        Blame::Node => match e {
+            ForwardError::Timeout(t) => Evidence::TimedOut(t),
+            _ => Evidence::Failed,
+        },
+        Blame::Dropped => judge_drop(pool, node, d).await,
+        Blame::None => Evidence::Unrelated,
     };
-    let end = End::Reached(pool, request, evidence);
-    finish(client, peer, end, outcome, &reason, started).await;
+    let outcome = match e {
+        ForwardError::NoResponse(_) => Outcome::NoResponse,
+        ForwardError::Timeout(_) => Outcome::Timeout,
+        ForwardError::ClientAbort(_) => Outcome::ClientAbort,
+        ForwardError::ClientStalled(_) => Outcome::ClientTimeout,
+        ForwardError::NodeError(_) => Outcome::NodeError,
+        ForwardError::IdleTimeout(_) => Outcome::IdleTimeout,
+        ForwardError::GatewayAnswer { status, .. } => Outcome::Responded(Some(status)),
+    };
+    let evidence = match e {
+        // Held back to be resent: an answer, whose status counts against the node.
+        ForwardError::GatewayAnswer { status, first_byte } => {
+            Evidence::Answered(first_byte, Some(status))
+        }
+        _ => evidence,
+    };
+    let reason = format!("node {} ({}): {e}", node.id(), node.addr());
+    (outcome, evidence, reason)
 }
 
 /// The node dropped the connection of a request. A healthy uWSGI does that to a request it
@@ -260,8 +324,8 @@ async fn finish<S>(
 /// rest (a client that stalled is the client's doing: info).
 fn log_end(peer: Peer, pool: &str, node: &str, outcome: Outcome, reason: &str, took: Duration) {
     match outcome {
-        Outcome::Ok => {
-            tracing::debug!(%peer, pool, node, took = ?took, "request done")
+        Outcome::Responded(status) => {
+            tracing::debug!(%peer, pool, node, status, took = ?took, "request done")
         }
         Outcome::ClientAbort => {
             tracing::debug!(%peer, pool, node, reason, "client went away")
