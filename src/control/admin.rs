@@ -17,7 +17,7 @@ use crate::api::{
 };
 use crate::clock::now_ms;
 use crate::cluster::{Cluster, ClusterEvent, LeaveReason, Pool};
-use crate::node::{Node, NodeStatus};
+use crate::node::{Node, NodeStatus, Outcome};
 
 /// What the Admin service needs from the daemon besides the cluster.
 pub trait RouterControl: Send + Sync + 'static {
@@ -87,6 +87,7 @@ pub fn node_info(pool: &Pool, node: &Node) -> NodeInfo {
         in_flight: node.in_flight(),
         requests_total: node.requests_total(),
         errors_total: node.failures_total(),
+        responses_5xx: node.outcomes().count(Outcome::Responded(Some(500))),
         latency_ms: node.latency_ms(now),
         report_age_ms: load.map_or(-1, |l| now.saturating_sub(l.at_ms) as i64),
         ejected_for_ms: node
@@ -117,6 +118,7 @@ fn pool_info(pool: &Pool) -> PoolInfo {
         nodes_ejected: count(&[NodeStatus::Ejected]),
         requests_total: infos.iter().map(|n| n.requests_total).sum(),
         errors_total: infos.iter().map(|n| n.errors_total).sum(),
+        responses_5xx: infos.iter().map(|n| n.responses_5xx).sum(),
         requests_per_second: pool.requests_per_second(),
         in_flight: infos.iter().map(|n| n.in_flight).sum(),
     }

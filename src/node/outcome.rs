@@ -132,6 +132,11 @@ impl RequestCounts {
         self.0[outcome.index()].fetch_add(1, Relaxed);
     }
 
+    /// Requests counted under `outcome`'s label.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.0[outcome.index()].load(Relaxed)
+    }
+
     /// Every label with its count, in [`LABELS`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         LABELS

@@ -52,6 +52,7 @@ fn node(views: &[(&str, &NodeInfo)]) -> Known<NodeInfo> {
         info.in_flight += n.in_flight;
         info.requests_total += n.requests_total;
         info.errors_total += n.errors_total;
+        info.responses_5xx += n.responses_5xx;
         info.latency_ms = info.latency_ms.max(n.latency_ms);
         info.ejected_for_ms = info.ejected_for_ms.max(n.ejected_for_ms);
         info.age_seconds = info.age_seconds.max(n.age_seconds);
@@ -102,6 +103,7 @@ pub fn pools(per_router: &[(String, Vec<PoolInfo>)]) -> Vec<Known<PoolInfo>> {
             i.nodes_ejected = i.nodes_ejected.max(p.nodes_ejected);
             i.requests_total += p.requests_total;
             i.errors_total += p.errors_total;
+            i.responses_5xx += p.responses_5xx;
             i.requests_per_second += p.requests_per_second;
             i.in_flight += p.in_flight;
             m.routers.push(url.clone());

@@ -83,6 +83,7 @@ fn pools_table(pools: &[Known<PoolInfo>], show_routers: bool) -> String {
         right("REQ/S"),
         right("REQUESTS"),
         right("ERRORS"),
+        right("5XX"),
     ];
     with_routers(&mut cols, show_routers);
     let mut t = Table::new(&cols);
@@ -99,6 +100,7 @@ fn pools_table(pools: &[Known<PoolInfo>], show_routers: bool) -> String {
             rate(i.requests_per_second),
             i.requests_total.to_string(),
             i.errors_total.to_string(),
+            i.responses_5xx.to_string(),
         ];
         push_routers(&mut row, &p.routers, show_routers);
         t.row(row);
@@ -135,6 +137,7 @@ fn nodes_table(nodes: &[Known<NodeInfo>], show_routers: bool) -> String {
         right("IN-FLIGHT"),
         right("REQUESTS"),
         right("ERRORS"),
+        right("5XX"),
         right("LATENCY"),
         right("BUSY/CAP"),
         right("QUEUE"),
@@ -154,6 +157,7 @@ fn nodes_table(nodes: &[Known<NodeInfo>], show_routers: bool) -> String {
             i.in_flight.to_string(),
             i.requests_total.to_string(),
             i.errors_total.to_string(),
+            i.responses_5xx.to_string(),
             latency(i.latency_ms),
             load(i),
             i.queue.to_string(),
@@ -252,6 +256,7 @@ fn node_detail(n: &Known<NodeInfo>) -> String {
         ("in flight", i.in_flight.to_string()),
         ("requests", i.requests_total.to_string()),
         ("errors", i.errors_total.to_string()),
+        ("5xx answers", i.responses_5xx.to_string()),
         ("latency", latency(i.latency_ms)),
         ("last report", age_ms(i.report_age_ms)),
         ("ejected", ejected),
