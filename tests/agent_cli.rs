@@ -2,6 +2,7 @@
 //! that name the file or key.
 
 mod agent_support;
+mod support;
 
 use std::process::Command;
 

@@ -2,11 +2,13 @@
 //! Leave, exit 0; as a library call and as the binary receiving SIGTERM.
 
 mod agent_support;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats, STEP};
+use agent_support::{AgentSetup, FakeRegistry, FakeStats};
+use support::{wait_until, STEP};
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
 use uwsgi_router::api::node_message::Msg;

@@ -1,8 +1,10 @@
 //! router-agent's `/metrics`: its counters and the node's state in the Prometheus text format.
 
 mod agent_support;
+mod support;
 
-use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats};
+use agent_support::{AgentSetup, FakeRegistry, FakeStats};
+use support::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uwsgi_router::agent::Agent;
 

@@ -8,9 +8,10 @@ mod support;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use agent_support::{wait_until, AgentSetup, FakeStats, STEP};
+use agent_support::{AgentSetup, FakeStats};
 use support::binary::Routerd;
 use support::{get, node_of, send, start_router, Behaviour, FakeNode};
+use support::{wait_until, STEP};
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
 use uwsgi_router::daemon::Daemon;

@@ -2,11 +2,13 @@
 //! interval, and how it follows uWSGI, routers and refusals going away and coming back.
 
 mod agent_support;
+mod support;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats, Seen, INTERVAL, TOKEN};
+use agent_support::{AgentSetup, FakeRegistry, FakeStats, Seen, INTERVAL, TOKEN};
+use support::wait_until;
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
 use uwsgi_router::api::{node_message::Msg, router_message, DrainRequested, RejectCode, Removed};

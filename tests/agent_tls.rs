@@ -6,8 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use agent_support::{AgentSetup, FakeStats, STEP};
+use agent_support::{AgentSetup, FakeStats};
 use clap::Parser;
+use support::STEP;
 use support::{get, node_of, send, start_router, Behaviour, FakeNode};
 use tokio::time::Instant;
 use uwsgi_router::agent::config::FileConfig;

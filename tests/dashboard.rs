@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering::SeqCst;
 
 use serde_json::Value;
+use support::programs::repo_path;
+use support::promql::promql_metric_names;
 use support::scrape::*;
 use support::*;
 use uwsgi_router::clock::now_ms;

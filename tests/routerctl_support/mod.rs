@@ -4,10 +4,8 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use uwsgi_router::daemon::Daemon;
 
 use crate::support::registry_client::{announce, NodeSession};
@@ -158,13 +156,4 @@ pub async fn register_at(control: SocketAddr, id: &str, addr: SocketAddr) -> Reg
         .expect("registration accepted");
     let reporter = session.keep_reporting(Arc::new(Mutex::new((0, 2, 0))));
     Registered { session, reporter }
-}
-
-/// Waits until `cond` holds, polling every 20 ms; panics after [`STEP`].
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
