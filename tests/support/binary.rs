@@ -20,29 +20,28 @@ pub const STARTUP: Duration = Duration::from_secs(10);
 
 /// `routerd --config CONFIG`, logging at info without colours, blind to `ROUTERD_CONFIG`.
 pub fn routerd_command(config: &Path) -> Command {
-    with_routerd_args(Command::new(ROUTERD), config)
+    let mut cmd = Command::new(ROUTERD);
+    add_routerd_args(&mut cmd, config);
+    cmd
 }
 
-/// `cmd` (routerd, or a shell that execs it) given the arguments and environment above.
-fn with_routerd_args(mut cmd: Command, config: &Path) -> Command {
+/// Gives `cmd` (routerd, or a wrapper that execs it) the arguments and environment above.
+pub fn add_routerd_args(cmd: &mut Command, config: &Path) {
     cmd.arg("--config")
         .arg(config)
         .env_remove("ROUTERD_CONFIG")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1");
-    cmd
 }
 
-/// The address in the first line of `log` holding `marker`, from its `address=` field (routerd
-/// logs `listening for uwsgi clients`, `control plane listening`, `serving /metrics` so).
+/// The first TCP address logged on a line of `log` holding `marker`, from its `address=` field
+/// (routerd logs `listening for uwsgi clients`, `control plane listening` and `serving /metrics`
+/// so; a UNIX listener's `unix:/path` is passed over).
 pub fn logged_addr(log: &str, marker: &str) -> Option<SocketAddr> {
-    let line = log.lines().find(|l| l.contains(marker))?;
-    let at = line.find("address=")? + "address=".len();
-    let addr = line[at..].split_whitespace().next()?;
-    Some(
-        addr.parse()
-            .unwrap_or_else(|e| panic!("{addr:?} in {line:?}: {e}")),
-    )
+    log.lines().filter(|l| l.contains(marker)).find_map(|line| {
+        let at = line.find("address=")? + "address=".len();
+        line[at..].split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// A running `routerd --config FILE`, killed when dropped.
@@ -92,7 +91,7 @@ impl Routerd {
         let addr = format!("unix:{}", socket.display());
         let config_path = dir.path().join("routerd.toml");
         write_atomically(dir.path(), &config_path, &listen_last(body, &addr));
-        let program = if ulimit.is_empty() {
+        let mut cmd = if ulimit.is_empty() {
             Command::new(ROUTERD)
         } else {
             // `exec` keeps the pid: signals and /proc reach routerd itself.
@@ -101,7 +100,7 @@ impl Routerd {
             shell.arg("-c").arg(script).arg(ROUTERD);
             shell
         };
-        let cmd = with_routerd_args(program, &config_path);
+        add_routerd_args(&mut cmd, &config_path);
         Self {
             process: Process::spawn("routerd", cmd, dir.path()),
             dir,
@@ -146,11 +145,11 @@ impl Routerd {
         self.process.wait_log(needle, count, limit).await;
     }
 
-    /// The address routerd logged on the line holding `marker`, once it has logged it.
+    /// The TCP address routerd logged on a line holding `marker`, once it has logged it.
     pub async fn logged_addr(&mut self, marker: &str) -> SocketAddr {
         self.wait_log(marker, 1, STARTUP).await;
         logged_addr(&self.stderr(), marker)
-            .unwrap_or_else(|| panic!("no address on the {marker:?} line:\n{}", self.stderr()))
+            .unwrap_or_else(|| panic!("no TCP address on a {marker:?} line:\n{}", self.stderr()))
     }
 
     /// The metrics listener (`serving /metrics ... address=`).

@@ -7,6 +7,9 @@
 /// The real routerd binary, run as a process.
 pub mod binary;
 
+/// Short commands run to their end.
+pub mod command;
+
 /// A uwsgi client: connect, send, read the response.
 pub mod client;
 

@@ -92,6 +92,11 @@ impl Process {
         }
     }
 
+    /// Blocking: waits at most `limit` for the process to exit.
+    pub fn poll_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait::poll_within(limit, || self.try_exit()).ok()
+    }
+
     /// Blocking: waits at most `limit` for the process to exit; fails the test with the log
     /// when it still runs.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
@@ -101,6 +106,37 @@ impl Process {
                 self.name,
                 self.log_tail(40)
             )
+        })
+    }
+
+    /// Blocking: polls `probe` until it returns `Some`, for at most `limit`; fails the test with
+    /// the log if the process exits first (a crash fails fast) or the limit passes.
+    pub fn poll_while_running<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
+        let found = wait::poll_within(limit, || {
+            probe().or_else(|| {
+                self.assert_running();
+                None
+            })
+        });
+        found.unwrap_or_else(|e| panic!("{what}: {e}:\n{}", self.log_tail(40)))
+    }
+
+    /// Blocking: waits until `find` finds what it looks for in the log (a line, an address);
+    /// fails the test with the log if the process exits first or `limit` passes.
+    pub fn poll_log<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut find: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let log = self.log.clone();
+        self.poll_while_running(what, limit, || {
+            find(&std::fs::read_to_string(&log).unwrap_or_default())
         })
     }
 

@@ -13,7 +13,6 @@ use std::time::Duration;
 use super::packet::node_get;
 use super::process::Process;
 use super::programs::repo_path;
-use super::wait;
 
 /// The Django sites the tests run.
 #[derive(Debug, Clone, Copy)]
@@ -114,17 +113,9 @@ fn exchange(mut stream: impl Read + Write, path: &str) -> io::Result<String> {
 /// it exits or `limit` passes.
 pub fn wait_serving(uwsgi: &mut Process, name: &str, socket: &Socket, limit: Duration) {
     let marker = format!("node={name}\n");
-    let served = wait::poll_every(Duration::from_millis(20), limit, || {
-        if direct_get(socket, "/echo/").is_ok_and(|reply| reply.contains(&marker)) {
-            return Some(());
-        }
-        uwsgi.assert_running();
-        None
+    let what = format!("uWSGI {name} serving on {socket}");
+    uwsgi.poll_while_running(&what, limit, || {
+        let reply = direct_get(socket, "/echo/").ok()?;
+        reply.contains(&marker).then_some(())
     });
-    if let Err(e) = served {
-        panic!(
-            "uWSGI {name} on {socket} not serving: {e}:\n{}",
-            uwsgi.log_tail(40)
-        );
-    }
 }
