@@ -11,9 +11,7 @@ use uwsgi_router::api::admin_client::AdminClient;
 use uwsgi_router::api::*;
 
 async fn admin(router: &uwsgi_router::daemon::Daemon) -> AdminClient<tonic::transport::Channel> {
-    AdminClient::connect(format!("http://{}", router.control_addr().unwrap()))
-        .await
-        .unwrap()
+    AdminClient::connect(control_url(router)).await.unwrap()
 }
 
 fn req<T>(t: T) -> Request<T> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use agent_support::{AgentSetup, FakeStats};
 use support::binary::Routerd;
-use support::{get, node_of, send, start_router, Behaviour, FakeNode};
+use support::{control_url, get, node_of, send, start_router, wait_answer, Behaviour, FakeNode};
 use support::{wait_until, STEP};
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
@@ -26,32 +26,15 @@ async fn router(setup: &AgentSetup, control: &str) -> Daemon {
     .await
 }
 
-/// The control endpoint URL of `router`.
-fn url(router: &Daemon) -> String {
-    format!(
-        "http://{}",
-        router.control_addr().expect("control listener")
-    )
-}
-
 /// Sends requests to a router listener until one is answered by `node` (or, with `None`, until
 /// one gets a 503).
 async fn wait_served_by(addr: &str, node: Option<&str>) {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let r = send(addr, &get("app.example.com", "/"), b"").await;
-        match node {
-            Some(n) if r.status == 200 && node_of(&r) == n => return,
-            None if r.status == 503 => return,
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {} from the router, wanted {node:?}",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("answers from {node:?}");
+    wait_answer(addr, "app.example.com", &what, |r| match node {
+        Some(n) => r.status == 200 && node_of(r) == n,
+        None => r.status == 503,
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -61,7 +44,7 @@ async fn an_announced_node_takes_traffic_and_drains_away_on_shutdown() {
     let node = FakeNode::start("n1", Behaviour::Echo).await;
     let stats = FakeStats::start("idle").await;
     let config = setup.config(
-        &[url(&router)],
+        &[control_url(&router)],
         stats.addr,
         &node.addr.to_string(),
         &["--node-id", "n1"],
@@ -101,7 +84,7 @@ async fn shutdown_waits_for_requests_in_flight_before_leaving() {
     let node = FakeNode::start("n1", Behaviour::Echo).await;
     let stats = FakeStats::start("idle").await;
     let config = setup.config(
-        &[url(&router)],
+        &[control_url(&router)],
         stats.addr,
         &node.addr.to_string(),
         &["--node-id", "n1"],
@@ -144,7 +127,7 @@ async fn the_node_leaves_when_uwsgi_stops_answering_and_returns_with_it() {
     let node = FakeNode::start("n1", Behaviour::Echo).await;
     let stats = FakeStats::start("idle").await;
     let config = setup.config(
-        &[url(&router)],
+        &[control_url(&router)],
         stats.addr,
         &node.addr.to_string(),
         &["--node-id", "n1"],
@@ -181,8 +164,7 @@ async fn a_restarted_routerd_gets_the_node_back() {
         )
     };
     let mut first = Routerd::start(&body("127.0.0.1:0")).await;
-    first.wait_log("control plane listening", 1, STEP).await;
-    let control = control_addr(&first.stderr());
+    let control = first.control_addr().await.to_string();
     let node = FakeNode::start("n1", Behaviour::Echo).await;
     let stats = FakeStats::start("idle").await;
     let routers = [format!("http://{control}")];
@@ -211,16 +193,6 @@ async fn a_restarted_routerd_gets_the_node_back() {
     agent.shutdown().await;
 }
 
-/// The control address routerd logged (`control plane listening address=IP:PORT`).
-fn control_addr(log: &str) -> String {
-    let line = log
-        .lines()
-        .find(|l| l.contains("control plane listening"))
-        .expect("a control plane line");
-    let at = line.find("address=").expect("an address field") + "address=".len();
-    line[at..].split_whitespace().next().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn one_agent_feeds_two_routers_and_drains_on_both() {
     let setup = AgentSetup::new();
@@ -231,7 +203,7 @@ async fn one_agent_feeds_two_routers_and_drains_on_both() {
     let node = FakeNode::start("n1", Behaviour::Echo).await;
     let stats = FakeStats::start("queued").await;
     let config = setup.config(
-        &[url(&r1), url(&r2)],
+        &[control_url(&r1), control_url(&r2)],
         stats.addr,
         &node.addr.to_string(),
         &["--node-id", "n1"],

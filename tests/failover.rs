@@ -76,12 +76,15 @@ async fn a_failing_node_is_ejected_then_returns() {
 
     // b comes back on its old port: after the backoff a probe finds it and it takes traffic again.
     let b = FakeNode::start_at("b", b_addr, Behaviour::Echo).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.served() == 0 {
-        assert!(Instant::now() < deadline, "b never got traffic back");
-        assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "b to get traffic back",
+        Duration::from_secs(10),
+        async || {
+            assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
+            (b.served() > 0).then_some(())
+        },
+    )
+    .await;
     assert!(
         b_node.health.ejected_until().is_none(),
         "a successful probe ends the ejection"

@@ -29,14 +29,7 @@ async fn a_connection_over_the_limit_waits_until_one_finishes() {
             (r, Instant::now())
         }));
     }
-    let deadline = Instant::now() + STEP;
-    while node.served() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the first two never reached the node"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    node.wait_served(2).await;
     node.set_behaviour(Behaviour::Echo);
 
     // A third client connects (the kernel completes the handshake) and sends its request, but

@@ -10,7 +10,6 @@ use std::time::Duration;
 use support::scrape::*;
 use support::*;
 use tokio::io::AsyncWriteExt;
-use tokio::time::Instant;
 use uwsgi_router::clock::now_ms;
 use uwsgi_router::cluster::{Node, NodeState};
 use uwsgi_router::metrics::Origin;
@@ -183,14 +182,6 @@ async fn open_request(addr: &str, pool: &str) -> Box<dyn Stream> {
     s
 }
 
-async fn wait_served(node: &FakeNode, n: usize) {
-    let deadline = Instant::now() + STEP;
-    while node.served() < n {
-        assert!(Instant::now() < deadline, "the node never got the request");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test]
 async fn node_gauges_match_the_cluster() {
     let slow = FakeNode::start("slow", Behaviour::Slow(Duration::from_secs(3))).await;
@@ -208,18 +199,14 @@ async fn node_gauges_match_the_cluster() {
 
     // One request held in flight on the slow node.
     let mut held = open_request(&addr, "g_slow").await;
-    wait_served(&slow, 1).await;
+    slow.wait_served(1).await;
     // One node drained, one ejected, one reporting its load as an agent would.
     let web = cluster.pool("g_web").unwrap();
     let b_id = b.addr.to_string();
     let b_node = web.node(&b_id).unwrap();
     assert!(cluster.drain(&b_id));
     // With nothing in flight, the maintenance tick moves it on to drained.
-    let deadline = Instant::now() + STEP;
-    while b_node.state() != NodeState::Drained {
-        assert!(Instant::now() < deadline, "b never drained");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("b to drain", || b_node.state() == NodeState::Drained).await;
     let a_node = web.node(&a.addr.to_string()).unwrap();
     a_node.load.capacity.store(8, SeqCst);
     a_node.load.busy.store(3, SeqCst);
@@ -300,16 +287,12 @@ async fn node_gauges_match_the_cluster() {
     assert!(raw.starts_with(b"HTTP/1.1 200"));
     drop(held);
     // The client has its response a moment before the session records its end.
-    let deadline = Instant::now() + STEP;
-    let m = loop {
+    let m = wait_for("in flight to drop to 0", STEP, async || {
         let m = scrape(&router).await;
         let in_flight = "uwsgi_router_node_in_flight_requests";
-        if node_value(&m, in_flight, "g_slow", &slow_node) == Some(0.0) {
-            break m;
-        }
-        assert!(Instant::now() < deadline, "in flight never dropped to 0");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+        (node_value(&m, in_flight, "g_slow", &slow_node) == Some(0.0)).then_some(m)
+    })
+    .await;
     let ok = [
         ("pool", "g_slow"),
         ("node", &*slow_node.id),

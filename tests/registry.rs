@@ -14,14 +14,6 @@ use uwsgi_router::api::{node_message::Msg, router_message::Msg as R, Drain, Leav
 
 const POOL: &str = "[pools.default]\nslow_start = \"0s\"\n";
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_registered_node_joins_and_takes_traffic() {
     let node = FakeNode::start("a", Behaviour::Echo).await;

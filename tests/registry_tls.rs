@@ -68,7 +68,7 @@ async fn mtls_admits_certified_agents_only() {
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
 
     // Plain text to a TLS listener: no session.
-    let plain = Channel::from_shared(format!("http://{}", router.control_addr().unwrap()))
+    let plain = Channel::from_shared(control_url(&router))
         .unwrap()
         .connect()
         .await;

@@ -177,14 +177,11 @@ async fn sighup_under_traffic_loses_no_request() {
             .wait_log("reloaded config on SIGHUP", i + 1, Duration::from_secs(5))
             .await;
         let before = done.load(SeqCst);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while done.load(SeqCst) < before + 20 {
-            assert!(
-                Instant::now() < deadline,
-                "traffic stalled after reload {i}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let what = format!("traffic to go on after reload {i}");
+        wait_for(what, Duration::from_secs(5), async || {
+            (done.load(SeqCst) >= before + 20).then_some(())
+        })
+        .await;
     }
     stop.store(true, SeqCst);
 
@@ -286,21 +283,10 @@ async fn a_sighup_as_soon_as_routerd_accepts_reloads_it() {
         hup.stdin.take().unwrap().write_all(b"go\n").unwrap();
         assert!(hup.wait().unwrap().success(), "kill -HUP failed");
 
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !routerd.stderr().contains("reloaded config on SIGHUP") {
-            if let Some(status) = routerd.try_exit() {
-                panic!(
-                    "attempt {attempt}: a SIGHUP right after startup killed routerd ({status}):\n{}",
-                    routerd.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "attempt {attempt}: no reload logged:\n{}",
-                routerd.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // Fails naming the exit status if the SIGHUP killed routerd instead.
+        routerd
+            .wait_log("reloaded config on SIGHUP", 1, Duration::from_secs(5))
+            .await;
         let r = send(&routerd.addr, &get("h", "/"), b"").await;
         assert_eq!(r.status, 200, "attempt {attempt}: {}", r.text());
     }

@@ -43,7 +43,7 @@ async fn fleet(algorithm: &str) -> Fleet {
         register(&router, "web-2", w2.addr).await,
     ];
     Fleet {
-        url: url(&router),
+        url: control_url(&router),
         static_id: s.addr.to_string(),
         router,
         _nodes: vec![s, w1, w2],
@@ -276,7 +276,7 @@ async fn drain_wait_under_load_loses_no_request() {
     .await;
 
     let run = routerctl(
-        &[url(&router)],
+        &[control_url(&router)],
         &["drain", "slow", "--wait", "--timeout", "15s"],
     )
     .await;
@@ -332,7 +332,7 @@ async fn drain_wait_gives_up_at_the_timeout_with_exit_1() {
     wait_until("a request is in flight", || node.in_flight.load(SeqCst) > 0).await;
 
     let run = routerctl(
-        &[url(&router)],
+        &[control_url(&router)],
         &["drain", &id, "--wait", "--timeout", "300ms"],
     )
     .await;
@@ -340,7 +340,7 @@ async fn drain_wait_gives_up_at_the_timeout_with_exit_1() {
     assert!(
         msg.contains(&format!(
             "{id} is still draining after 0.3s on {} (1 in flight)",
-            url(&router)
+            control_url(&router)
         )),
         "{msg}"
     );
@@ -364,7 +364,7 @@ async fn two_routers_merge_by_node_and_writes_apply_to_both() {
         register(&b, "web-1", web.addr).await,
         register(&b, "only-b", only.addr).await,
     ];
-    let (ua, ub) = (url(&a), url(&b));
+    let (ua, ub) = (control_url(&a), control_url(&b));
     let both = [ua.clone(), ub.clone()];
     for _ in 0..3 {
         assert_eq!(
@@ -472,7 +472,7 @@ async fn a_wrong_or_missing_token_exits_3() {
         good.display()
     );
     let router = start_router(&toml).await;
-    let routers = [url(&router)];
+    let routers = [control_url(&router)];
 
     let run = routerctl(&routers, &["pools"]).await;
     let msg = run.fails(3);
@@ -549,7 +549,7 @@ async fn reload_with_a_broken_config_names_the_key_and_keeps_the_old_one() {
     std::fs::write(&path, &good).unwrap();
     let config = uwsgi_router::config::Config::load(&path).unwrap();
     let router = Daemon::start(config, Some(path.clone())).await.unwrap();
-    let routers = [url(&router)];
+    let routers = [control_url(&router)];
     std::fs::write(
         &path,
         format!("{good}\n[[routes]]\nhost = \"x.test\"\npool = \"missing\"\n"),

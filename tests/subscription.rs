@@ -119,26 +119,6 @@ impl Node {
     }
 }
 
-/// Fails the test once `limit` has passed; otherwise pauses briefly. For bounded polling loops.
-struct Deadline {
-    until: Instant,
-    what: String,
-}
-
-impl Deadline {
-    fn new(what: impl Into<String>) -> Self {
-        Self {
-            until: Instant::now() + STEP,
-            what: what.into(),
-        }
-    }
-
-    async fn tick(&self) {
-        assert!(Instant::now() < self.until, "timed out: {}", self.what);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn counted(router: &Daemon, outcome: &str) -> f64 {
     scrape(router)
         .await
@@ -148,10 +128,12 @@ async fn counted(router: &Daemon, outcome: &str) -> f64 {
 
 /// Waits until the counter of `outcome` exceeds `before`: the datagram was handled.
 async fn wait_counted(router: &Daemon, outcome: &str, before: f64) {
-    let d = Deadline::new(format!("a datagram counted as {outcome}"));
-    while counted(router, outcome).await <= before {
-        d.tick().await;
-    }
+    wait_for(
+        format!("a datagram counted as {outcome}"),
+        STEP,
+        async || (counted(router, outcome).await > before).then_some(()),
+    )
+    .await;
 }
 
 fn pool_nodes(router: &Daemon, pool: &str) -> Vec<String> {
@@ -166,14 +148,11 @@ fn pool_nodes(router: &Daemon, pool: &str) -> Vec<String> {
 
 /// Waits until a request for `host` is answered by `node` (the route was rebuilt).
 async fn wait_served_by(router: &Daemon, host: &str, node: &str) {
-    let d = Deadline::new(format!("{host} served by {node}"));
-    loop {
-        let r = send(&router.local_addrs()[0], &get(host, "/"), b"").await;
-        if r.status == 200 && node_of(&r) == node {
-            return;
-        }
-        d.tick().await;
-    }
+    let what = format!("{host} served by {node}");
+    wait_answer(&router.local_addrs()[0], host, &what, |r| {
+        r.status == 200 && node_of(r) == node
+    })
+    .await;
 }
 
 /// Returns once `router` has handled every datagram `from` sent before: it handles them one at a
@@ -191,10 +170,10 @@ async fn sync(router: &Daemon, from: &Node, signed_with_key: bool) {
     };
     from.send(&datagram).await;
     let id = format!("127.0.0.1:{port}@sync.test");
-    let d = Deadline::new(format!("{id} to join"));
-    while router.cluster().find(&id).is_none() {
-        d.tick().await;
-    }
+    wait_until(format!("{id} to join"), || {
+        router.cluster().find(&id).is_some()
+    })
+    .await;
 }
 
 async fn start(subscription: &str) -> Daemon {
@@ -263,25 +242,22 @@ async fn a_node_leaves_on_unsubscribe_and_an_emptied_key_pool_goes() {
     );
     node.send(&packet(SUBSCRIBE, &va)).await;
     node.send(&packet(SUBSCRIBE, &vb)).await;
-    let d = Deadline::new("both nodes in alpha.test");
-    while pool_nodes(&router, "alpha.test").len() < 2 {
-        d.tick().await;
-    }
+    wait_until("both nodes in alpha.test", || {
+        pool_nodes(&router, "alpha.test").len() >= 2
+    })
+    .await;
     // Routed (least-load then picks whichever node is cheaper).
-    let d = Deadline::new("alpha.test routed");
-    while send(&router.local_addrs()[0], &get("alpha.test", "/"), b"")
-        .await
-        .status
-        != 200
-    {
-        d.tick().await;
-    }
+    wait_for("alpha.test routed", STEP, async || {
+        let r = send(&router.local_addrs()[0], &get("alpha.test", "/"), b"").await;
+        (r.status == 200).then_some(())
+    })
+    .await;
 
     node.send(&packet(UNSUBSCRIBE, &va)).await;
-    let d = Deadline::new("a out of alpha.test");
-    while pool_nodes(&router, "alpha.test") != [b.addr.to_string()] {
-        d.tick().await;
-    }
+    wait_until("a out of alpha.test", || {
+        pool_nodes(&router, "alpha.test") == [b.addr.to_string()]
+    })
+    .await;
     let served_by_a = a.served();
     let addr = &router.local_addrs()[0];
     for _ in 0..20 {
@@ -300,14 +276,12 @@ async fn a_node_leaves_on_unsubscribe_and_an_emptied_key_pool_goes() {
     );
 
     node.send(&packet(UNSUBSCRIBE, &vb)).await;
-    let d = Deadline::new("the emptied pool and its route dropped");
-    loop {
+    wait_for("the emptied pool and its route dropped", STEP, async || {
         let r = send(addr, &get("alpha.test", "/"), b"").await;
-        if router.cluster().pool("alpha.test").is_none() && r.text().contains("no pool for host") {
-            break;
-        }
-        d.tick().await;
-    }
+        let dropped = router.cluster().pool("alpha.test").is_none();
+        (dropped && r.text().contains("no pool for host")).then_some(())
+    })
+    .await;
     // The key can come back.
     node.send(&packet(SUBSCRIBE, &vb)).await;
     wait_served_by(&router, "alpha.test", "b").await;
@@ -328,12 +302,16 @@ async fn a_silent_node_leaves_after_the_tolerance_while_an_announcing_one_stays(
     node.send(&packet(SUBSCRIBE, &vb)).await;
     let joined = Instant::now();
     wait_served_by(&router, "alpha.test", "a").await;
-    let d = Deadline::new("the silent node to leave");
-    while !pool_nodes(&router, "alpha.test").is_empty() {
+    wait_for("the silent node to leave", STEP, async || {
+        if pool_nodes(&router, "alpha.test").is_empty() {
+            return Some(());
+        }
+        // The stimulus: beta.test's node renews about every 100 ms meanwhile.
         node.send(&packet(SUBSCRIBE, &vb)).await;
         tokio::time::sleep(Duration::from_millis(90)).await;
-        d.tick().await;
-    }
+        None
+    })
+    .await;
     let silent_for = joined.elapsed();
     assert!(
         silent_for >= Duration::from_millis(500),
@@ -364,13 +342,11 @@ async fn announcements_feed_weight_capacity_and_listen_queue_to_the_balancer() {
         "5",
     );
     node.send(&packet(SUBSCRIBE, &busy)).await;
-    let d = Deadline::new("a joined");
-    let n = loop {
-        if let Some((_, n)) = router.cluster().find(&format!("{}@alpha.test", a.addr)) {
-            break n;
-        }
-        d.tick().await;
-    };
+    let id = format!("{}@alpha.test", a.addr);
+    let n = wait_for("a joined", STEP, async || {
+        router.cluster().find(&id).map(|(_, n)| n)
+    })
+    .await;
     assert_eq!(n.weight(), 5);
     assert_eq!(n.load.capacity.load(SeqCst), 8);
     assert_eq!(n.load.queue.load(SeqCst), 3);
@@ -540,14 +516,11 @@ async fn signed_subscriptions_are_checked_and_forged_ones_refused() {
     wait_counted(&router, "unsigned", before).await;
     assert_eq!(pool_nodes(&router, "signed.test").len(), 1);
     node.send(&signed(UNSUBSCRIBE, va, &key, now + 2)).await;
-    let d = Deadline::new("a signed unsubscribe to take a out");
-    while router
-        .cluster()
-        .find(&format!("{}@signed.test", a.addr))
-        .is_some()
-    {
-        d.tick().await;
-    }
+    let id = format!("{}@signed.test", a.addr);
+    wait_until("a signed unsubscribe to take a out", || {
+        router.cluster().find(&id).is_none()
+    })
+    .await;
 }
 
 async fn ack(notify: &UnixDatagram) -> String {
@@ -663,19 +636,19 @@ async fn a_flood_of_new_keys_is_bounded_counted_and_freed_when_the_nodes_go_quie
     for i in 0..5 {
         node.send(&flood(i)).await;
     }
-    let d = Deadline::new("the first five keys to get pools");
-    while router.cluster().dynamic_route_count() < 5 {
-        d.tick().await;
-    }
+    wait_until("the first five keys to get pools", || {
+        router.cluster().dynamic_route_count() >= 5
+    })
+    .await;
     for batch in 0..10u16 {
         for i in 0..25 {
             node.send(&flood(5 + batch * 25 + i)).await;
         }
         let refused = pools_full + f64::from((batch + 1) * 25);
-        let d = Deadline::new("a batch of the flood refused");
-        while counted(&router, "max_pools").await < refused {
-            d.tick().await;
-        }
+        wait_for("a batch of the flood refused", STEP, async || {
+            (counted(&router, "max_pools").await >= refused).then_some(())
+        })
+        .await;
     }
     for i in 0..20 {
         node.send(&packet(
@@ -684,10 +657,10 @@ async fn a_flood_of_new_keys_is_bounded_counted_and_freed_when_the_nodes_go_quie
         ))
         .await;
     }
-    let d = Deadline::new("nodes over max_nodes refused");
-    while counted(&router, "max_nodes").await < nodes_full + 17.0 {
-        d.tick().await;
-    }
+    wait_for("nodes over max_nodes refused", STEP, async || {
+        (counted(&router, "max_nodes").await >= nodes_full + 17.0).then_some(())
+    })
+    .await;
     assert_eq!(
         router.cluster().dynamic_route_count(),
         5,
@@ -711,10 +684,10 @@ async fn a_flood_of_new_keys_is_bounded_counted_and_freed_when_the_nodes_go_quie
     assert_eq!(node_of(&r), "alive", "the router keeps serving");
 
     // The flood stops; its nodes expire, their pools go, and a new key gets in again.
-    let d = Deadline::new("the flood's pools to go");
-    while router.cluster().dynamic_route_count() > 0 {
-        d.tick().await;
-    }
+    wait_until("the flood's pools to go", || {
+        router.cluster().dynamic_route_count() == 0
+    })
+    .await;
     node.send(&packet(
         SUBSCRIBE,
         &announce("late.test", &alive.addr.to_string()),
@@ -747,10 +720,10 @@ async fn subscriptions_arrive_over_a_unix_datagram_socket_too() {
         .unwrap();
     wait_served_by(&router, "alpha.test", "a").await;
     router.shutdown().await;
-    let d = Deadline::new("the socket file removed on shutdown");
-    while Path::new(&path).exists() {
-        d.tick().await;
-    }
+    wait_until("the socket file removed on shutdown", || {
+        !Path::new(&path).exists()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -840,10 +813,10 @@ fn with_command(datagram: &[u8], action: u8) -> Vec<u8> {
 }
 
 async fn wait_gone(router: &Daemon, id: &str) {
-    let d = Deadline::new(format!("{id} to leave"));
-    while router.cluster().find(id).is_some() {
-        d.tick().await;
-    }
+    wait_until(format!("{id} to leave"), || {
+        router.cluster().find(id).is_none()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -998,10 +971,10 @@ async fn relative_addresses_resolve_only_from_the_hosts_allowed_for_their_key() 
     host_b
         .send(&as_uwsgi_sends(UWSGI_SIGNED_SUBSCRIBE, &relative, now))
         .await;
-    let d = Deadline::new("both allowed hosts in the pool");
-    while pool_nodes(&router, "signed.example.com").len() < 2 {
-        d.tick().await;
-    }
+    wait_until("both allowed hosts in the pool", || {
+        pool_nodes(&router, "signed.example.com").len() >= 2
+    })
+    .await;
     let before = counted(&router, "relative_address").await;
     thief_host.send(&from_a).await;
     wait_counted(&router, "relative_address", before).await;
@@ -1080,13 +1053,14 @@ async fn junk_addresses_are_refused_counted_and_never_join() {
         vars[1].1.clone_from(address);
         let before = counted(&router, "bad_address").await;
         node.send(&packet(SUBSCRIBE, &vars)).await;
-        let d = Deadline::new(format!(
+        let what = format!(
             "{:?} refused as bad_address",
             String::from_utf8_lossy(address)
-        ));
-        while counted(&router, "bad_address").await <= before {
-            d.tick().await;
-        }
+        );
+        wait_for(what, STEP, async || {
+            (counted(&router, "bad_address").await > before).then_some(())
+        })
+        .await;
     }
     sync(&router, &node, false).await;
     assert!(
@@ -1097,8 +1071,8 @@ async fn junk_addresses_are_refused_counted_and_never_join() {
     // Counted as rejected registrations too, right after the packet counter (the counters are
     // the process's: other tests may add to them).
     let expected = rejections + junk.len() as f64;
-    let d = Deadline::new("every junk address counted as a rejected registration");
-    loop {
+    let what = "every junk address counted as a rejected registration";
+    wait_for(what, STEP, async || {
         let after = scrape(&router)
             .await
             .get(
@@ -1106,11 +1080,9 @@ async fn junk_addresses_are_refused_counted_and_never_join() {
                 &[("reason", "bad_address")],
             )
             .unwrap_or(0.0);
-        if after >= expected {
-            break;
-        }
-        d.tick().await;
-    }
+        (after >= expected).then_some(())
+    })
+    .await;
     // Every well-formed kind still joins.
     for (key, address) in [
         ("alpha.test", a.addr.to_string()),
@@ -1157,10 +1129,10 @@ async fn join_naming(router: &Daemon, node: &Node, key: &str, address: &str, not
     ))
     .await;
     let id = format!("{address}@{key}");
-    let d = Deadline::new(format!("{id} to join"));
-    while router.cluster().find(&id).is_none() {
-        d.tick().await;
-    }
+    wait_until(format!("{id} to join"), || {
+        router.cluster().find(&id).is_some()
+    })
+    .await;
 }
 
 #[tokio::test]

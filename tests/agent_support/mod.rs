@@ -21,7 +21,7 @@ mod setup;
 
 pub use fake_registry::{FakeRegistry, Script, Seen};
 pub use fake_stats::{fixture, FakeStats};
-pub use setup::AgentSetup;
+pub use setup::{AgentSetup, AGENT};
 
 /// The agents' report interval in these tests.
 pub const INTERVAL: Duration = Duration::from_millis(100);

@@ -3,11 +3,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::process::Command;
+
 use tempfile::TempDir;
 use uwsgi_router::agent::config::FileConfig;
 use uwsgi_router::agent::{AgentConfig, Flags};
 
 use super::TOKEN;
+use crate::support::process::Process;
+
+/// Path of the agent binary.
+pub const AGENT: &str = env!("CARGO_BIN_EXE_router-agent");
 
 /// A token file and agent configs pointing at it.
 pub struct AgentSetup {
@@ -72,5 +78,13 @@ impl AgentSetup {
         argv.extend(self.args(routers, stats, node, extra));
         let flags = Flags::try_parse_from(argv).expect("agent flags");
         AgentConfig::merge(FileConfig::default(), flags).expect("agent config")
+    }
+
+    /// Runs the router-agent binary with `args`, as its operators run it, logging at info to
+    /// `agent.log` in the temp dir.
+    pub fn spawn_agent(&self, args: &[String]) -> Process {
+        let mut cmd = Command::new(AGENT);
+        cmd.args(args).env("RUST_LOG", "info").env("NO_COLOR", "1");
+        Process::spawn("agent", cmd, self.dir.path())
     }
 }

@@ -14,14 +14,6 @@ use crate::support::STEP;
 /// The binary under test.
 pub const ROUTERCTL: &str = env!("CARGO_BIN_EXE_routerctl");
 
-/// A router's control URL, as routerctl takes it.
-pub fn url(router: &Daemon) -> String {
-    format!(
-        "http://{}",
-        router.control_addr().expect("control listener")
-    )
-}
-
 /// What one routerctl run did.
 #[derive(Debug)]
 pub struct Run {

@@ -4,7 +4,8 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
-use super::STEP;
+use super::packet::get;
+use super::wait::{self, STEP};
 
 /// A response as the client saw it.
 #[derive(Debug, Clone)]
@@ -82,4 +83,25 @@ pub fn node_of(r: &Response) -> String {
         .find_map(|l| l.strip_prefix("node="))
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Sends `GET /` for `host` to `addr` until `accept` takes the response (a route or a node that
+/// changed shows in the answers); fails the test after [`STEP`] with the last answer.
+pub async fn wait_answer(
+    addr: &str,
+    host: &str,
+    what: &str,
+    accept: impl Fn(&Response) -> bool,
+) -> Response {
+    let mut last = None;
+    let found = wait::within(STEP, async || {
+        let r = send(addr, &get(host, "/"), b"").await;
+        if accept(&r) {
+            return Some(r);
+        }
+        last = Some((r.status, r.text()));
+        None
+    })
+    .await;
+    found.unwrap_or_else(|e| panic!("waiting for {what}: {e}; last answer: {last:?}"))
 }

@@ -11,6 +11,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use uwsgi_router::protocol::{parse_packet, MAX_VARS_SIZE};
 
+use super::wait::wait_until;
+
 /// What a fake node does with each request.
 #[derive(Debug, Clone)]
 pub enum Behaviour {
@@ -91,6 +93,13 @@ impl FakeNode {
 
     pub fn served(&self) -> usize {
         self.served.load(SeqCst)
+    }
+
+    /// Waits until the node has read `n` request heads (those requests are in flight in the
+    /// router while the node holds them).
+    pub async fn wait_served(&self, n: usize) {
+        let what = format!("{} to get {n} request(s)", self.name);
+        wait_until(what, || self.served() >= n).await;
     }
 
     pub fn set_behaviour(&self, b: Behaviour) {

@@ -30,3 +30,11 @@ pub fn pool_toml(algorithm: &str, nodes: &[&FakeNode]) -> String {
         list.join(", ")
     )
 }
+
+/// The control listener's URL of `router`, as agents and routerctl take it.
+pub fn control_url(router: &Daemon) -> String {
+    let addr = router
+        .control_addr()
+        .expect("the router has a control listener");
+    format!("http://{addr}")
+}
