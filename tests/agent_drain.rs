@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use agent_support::{AgentSetup, FakeRegistry, FakeStats};
+use agent_support::{AgentSetup, FakeRegistry, FakeStats, Fakes};
 use support::{wait_until, STEP};
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
@@ -49,18 +49,10 @@ async fn shutdown_drains_every_router_then_leaves() {
 
 #[tokio::test]
 async fn drain_timeout_bounds_shutdown_when_drained_never_comes() {
-    let stats = FakeStats::start("busy").await;
-    let router = FakeRegistry::start().await;
+    let fakes = Fakes::start("busy").await;
+    let router = &fakes.router;
     router.script(|s| s.answer_drain = false);
-    let setup = AgentSetup::new();
-    let config = setup.config(
-        &[router.url()],
-        stats.addr,
-        "127.0.0.1:3031",
-        &["--drain-timeout", "700ms"],
-    );
-    let agent = Agent::start(config).unwrap();
-    router.wait_report("a first report", |_| true).await;
+    let agent = fakes.reporting_agent(&["--drain-timeout", "700ms"]).await;
     let reports_before = router.reports().len();
     let started = Instant::now();
     agent.shutdown().await;
@@ -71,7 +63,7 @@ async fn drain_timeout_bounds_shutdown_when_drained_never_comes() {
     );
     assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
     assert_eq!(
-        drain_then_leave(&router),
+        drain_then_leave(router),
         ["drain", "leave"],
         "Leave even without Drained"
     );
@@ -105,11 +97,7 @@ async fn sigterm_drains_then_exits_zero() {
         agent.log()
     );
 
-    agent.signal("TERM");
-    let status = agent
-        .exited_within(STEP)
-        .await
-        .unwrap_or_else(|| panic!("router-agent did not exit:\n{}", agent.log()));
+    let status = agent.stop_async("TERM", STEP).await;
     let log = || agent.log();
     assert!(status.success(), "exit status {status}:\n{}", log());
     for r in [&a, &b] {

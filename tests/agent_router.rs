@@ -26,6 +26,20 @@ async fn router(setup: &AgentSetup, control: &str) -> Daemon {
     .await
 }
 
+/// Node n1 (a fake uwsgi node), its stats server serving fixture `stats`, and an in-process
+/// agent announcing it to `routers`.
+async fn node_with_agent(
+    setup: &AgentSetup,
+    routers: &[String],
+    stats: &str,
+) -> (FakeNode, FakeStats, Agent) {
+    let node = FakeNode::start("n1", Behaviour::Echo).await;
+    let stats = FakeStats::start(stats).await;
+    let extra = ["--node-id", "n1"];
+    let config = setup.config(routers, stats.addr, &node.addr.to_string(), &extra);
+    (node, stats, Agent::start(config).unwrap())
+}
+
 /// Sends requests to a router listener until one is answered by `node` (or, with `None`, until
 /// one gets a 503).
 async fn wait_served_by(addr: &str, node: Option<&str>) {
@@ -41,15 +55,7 @@ async fn wait_served_by(addr: &str, node: Option<&str>) {
 async fn an_announced_node_takes_traffic_and_drains_away_on_shutdown() {
     let setup = AgentSetup::new();
     let router = router(&setup, "127.0.0.1:0").await;
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
-    let config = setup.config(
-        &[control_url(&router)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (_node, stats, agent) = node_with_agent(&setup, &[control_url(&router)], "idle").await;
     wait_served_by(&router.local_addrs()[0], Some("n1")).await;
 
     // Reports reach the router's view of the node.
@@ -81,15 +87,7 @@ async fn an_announced_node_takes_traffic_and_drains_away_on_shutdown() {
 async fn shutdown_waits_for_requests_in_flight_before_leaving() {
     let setup = AgentSetup::new();
     let router = router(&setup, "127.0.0.1:0").await;
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
-    let config = setup.config(
-        &[control_url(&router)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (node, _stats, agent) = node_with_agent(&setup, &[control_url(&router)], "idle").await;
     let addr = router.local_addrs()[0].clone();
     wait_served_by(&addr, Some("n1")).await;
 
@@ -124,15 +122,7 @@ async fn shutdown_waits_for_requests_in_flight_before_leaving() {
 async fn the_node_leaves_when_uwsgi_stops_answering_and_returns_with_it() {
     let setup = AgentSetup::new();
     let router = router(&setup, "127.0.0.1:0").await;
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
-    let config = setup.config(
-        &[control_url(&router)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (_node, stats, agent) = node_with_agent(&setup, &[control_url(&router)], "idle").await;
     wait_served_by(&router.local_addrs()[0], Some("n1")).await;
 
     stats.stop().await;
@@ -165,16 +155,8 @@ async fn a_restarted_routerd_gets_the_node_back() {
     };
     let mut first = Routerd::start(&body("127.0.0.1:0")).await;
     let control = first.control_addr().await.to_string();
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
     let routers = [format!("http://{control}")];
-    let config = setup.config(
-        &routers,
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (_node, _stats, agent) = node_with_agent(&setup, &routers, "idle").await;
     wait_served_by(&first.addr, Some("n1")).await;
 
     // The router process goes away (its sockets with it) and comes back on the same port.
@@ -200,15 +182,8 @@ async fn one_agent_feeds_two_routers_and_drains_on_both() {
         router(&setup, "127.0.0.1:0").await,
         router(&setup, "127.0.0.1:0").await,
     );
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("queued").await;
-    let config = setup.config(
-        &[control_url(&r1), control_url(&r2)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let routers = [control_url(&r1), control_url(&r2)];
+    let (_node, _stats, agent) = node_with_agent(&setup, &routers, "queued").await;
     // Each router has its own soft state, fed by the same agent.
     for r in [&r1, &r2] {
         wait_served_by(&r.local_addrs()[0], Some("n1")).await;

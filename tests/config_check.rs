@@ -246,11 +246,7 @@ async fn without_a_config_routerd_listens_on_127_0_0_1_3031() {
         r.text()
     );
 
-    routerd.signal("TERM");
-    let status = routerd
-        .exited_within(STARTUP)
-        .await
-        .unwrap_or_else(|| panic!("routerd did not stop on SIGTERM:\n{}", routerd.log()));
+    let status = routerd.stop_async("TERM", STARTUP).await;
     assert!(status.success(), "exit status {status}:\n{}", routerd.log());
 }
 

@@ -14,28 +14,10 @@ use std::time::Duration;
 use support::binary::{self, Routerd};
 use support::*;
 use tokio::time::Instant;
-use uwsgi_router::config::{Config, ConfigError};
-use uwsgi_router::daemon::Daemon;
+use uwsgi_router::config::ConfigError;
 
 /// Startups raced against a SIGHUP.
 const ATTEMPTS: usize = 200;
-
-/// A config file in a temp dir, and an in-process router started from it.
-async fn router_from_file(body: &str) -> (Daemon, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("routerd.toml");
-    std::fs::write(&path, with_tcp_listener(body)).unwrap();
-    let config = Config::load(&path).expect("the first config is valid");
-    let daemon = Daemon::start(config, Some(path.clone()))
-        .await
-        .expect("router starts");
-    (daemon, dir, path)
-}
-
-/// `body` with ephemeral ports for the uwsgi and control listeners.
-fn with_tcp_listener(body: &str) -> String {
-    format!("{body}\n[listen]\nuwsgi = [\"127.0.0.1:0\"]\n[control]\nlisten = \"127.0.0.1:0\"\n")
-}
 
 /// Which node answered each of `n` requests, by name.
 async fn answered_by(addr: &str, n: usize) -> BTreeMap<String, usize> {
@@ -52,14 +34,14 @@ async fn answered_by(addr: &str, n: usize) -> BTreeMap<String, usize> {
 async fn a_reload_moves_new_requests_to_the_new_nodes() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let (router, _dir, path) = router_from_file(&pool_toml("round-robin", &[&a])).await;
+    let (router, file) = start_router_from_file(&pool_toml("round-robin", &[&a])).await;
     let addr = router.local_addrs()[0].clone();
     assert_eq!(
         answered_by(&addr, 5).await,
         BTreeMap::from([("a".into(), 5)])
     );
 
-    std::fs::write(&path, with_tcp_listener(&pool_toml("least-load", &[&b]))).unwrap();
+    file.write(&pool_toml("least-load", &[&b]));
     router.reload().expect("the new config is valid");
 
     assert_eq!(
@@ -79,11 +61,11 @@ async fn a_reload_moves_new_requests_to_the_new_nodes() {
 async fn a_broken_file_is_refused_and_the_old_config_keeps_serving() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let (router, _dir, path) = router_from_file(&pool_toml("round-robin", &[&a])).await;
+    let (router, file) = start_router_from_file(&pool_toml("round-robin", &[&a])).await;
     let addr = router.local_addrs()[0].clone();
 
     // Not TOML at all: a half-finished edit.
-    std::fs::write(&path, "[pools.default\nnodes = [").unwrap();
+    file.write_raw("[pools.default\nnodes = [");
     let err = router.reload().expect_err("half a file is not a config");
     assert!(matches!(err, ConfigError::Syntax(_)), "{err}");
     assert_eq!(
@@ -96,7 +78,7 @@ async fn a_broken_file_is_refused_and_the_old_config_keeps_serving() {
         "{}[[routes]]\nhost = \"api.test\"\npool = \"api\"\n",
         pool_toml("round-robin", &[&b])
     );
-    std::fs::write(&path, with_tcp_listener(&dangling)).unwrap();
+    file.write(&dangling);
     let err = router.reload().expect_err("a route to a missing pool");
     let msg = err.to_string();
     assert!(msg.contains("routes[0].pool"), "names the key: {msg}");
@@ -111,7 +93,7 @@ async fn a_broken_file_is_refused_and_the_old_config_keeps_serving() {
     );
 
     // The file vanished (a deploy in progress).
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&file.path).unwrap();
     let err = router.reload().expect_err("no file");
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     assert_eq!(

@@ -540,21 +540,12 @@ async fn unknown_ids_exit_1_and_ambiguous_prefixes_list_the_candidates() {
 #[tokio::test]
 async fn reload_with_a_broken_config_names_the_key_and_keeps_the_old_one() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("routerd.toml");
-    let good = format!(
-        "[listen]\nuwsgi = [\"127.0.0.1:0\"]\n[control]\nlisten = \"127.0.0.1:0\"\n{}",
-        pool_toml("round-robin", &[&a])
-    );
-    std::fs::write(&path, &good).unwrap();
-    let config = uwsgi_router::config::Config::load(&path).unwrap();
-    let router = Daemon::start(config, Some(path.clone())).await.unwrap();
+    let good = pool_toml("round-robin", &[&a]);
+    let (router, file) = start_router_from_file(&good).await;
     let routers = [control_url(&router)];
-    std::fs::write(
-        &path,
-        format!("{good}\n[[routes]]\nhost = \"x.test\"\npool = \"missing\"\n"),
-    )
-    .unwrap();
+    file.write(&format!(
+        "{good}[[routes]]\nhost = \"x.test\"\npool = \"missing\"\n"
+    ));
 
     let run = routerctl(&routers, &["reload"]).await;
     let msg = run.fails(1);
@@ -568,7 +559,7 @@ async fn reload_with_a_broken_config_names_the_key_and_keeps_the_old_one() {
     let r = send(&router.local_addrs()[0], &get("h", "/"), b"").await;
     assert_eq!(r.status, 200, "the old config still serves");
 
-    std::fs::write(&path, &good).unwrap();
+    file.write(&good);
     let run = routerctl(&routers, &["reload"]).await;
     assert_eq!(
         run.ok(),

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nginx::Nginx;
-use support::binary::{logged_addr, routerd_command, STARTUP};
+use support::binary::{routerd_command, wait_logged_addr};
 use support::ports::free_addr;
 use support::process::Process;
 use support::programs::{find_program, repo_path};
@@ -56,13 +56,8 @@ impl Router {
         let mut cmd = routerd_command(&conf);
         cmd.env("RUST_LOG", "info,uwsgi_router=debug");
         let mut process = Process::spawn("routerd", cmd, dir);
-        let mut listener = |marker: &str| {
-            process.poll_log(&format!("routerd logging {marker:?}"), STARTUP, |log| {
-                logged_addr(log, marker)
-            })
-        };
-        let tcp = listener("listening for uwsgi clients");
-        let subscribe = listener("listening for uWSGI subscriptions");
+        let tcp = wait_logged_addr(&mut process, "listening for uwsgi clients");
+        let subscribe = wait_logged_addr(&mut process, "listening for uWSGI subscriptions");
         let nginx = Nginx::start(&[tcp.to_string()], dir);
         Router {
             process,

@@ -214,6 +214,28 @@ impl FakeRegistry {
         wait_until(what, || self.reports().iter().any(|(r, _)| pred(r))).await;
     }
 
+    /// Waits for `n` reports in total; returns them with their arrival times.
+    pub async fn wait_reports(&self, n: usize) -> Vec<(LoadReport, Instant)> {
+        wait_until(format!("{n} report(s)"), || self.reports().len() >= n).await;
+        self.reports()
+    }
+
+    /// Waits for a report on session `session` (numbered from 0 in call order).
+    pub async fn wait_report_on_session(&self, session: usize) {
+        let what = format!("a report on session {session}");
+        self.wait(&what, |seen| {
+            seen.iter().any(
+                |e| matches!(e, Seen::Msg { session: s, msg: Msg::Report(_), .. } if *s == session),
+            )
+        })
+        .await;
+    }
+
+    /// Waits until `n` sessions have ended.
+    pub async fn wait_closed(&self, n: usize) {
+        wait_until(format!("{n} session(s) to end"), || self.closed() >= n).await;
+    }
+
     /// Stops as a crashing router would: open sessions fail, the port closes.
     pub async fn stop(self) {
         self.kill.cancel();

@@ -16,11 +16,15 @@ mod fake_stats;
 /// A fake Registry.
 mod fake_registry;
 
+/// Stats, registry and agent together, as most tests start.
+mod fakes;
+
 /// Agent flags and configs.
 mod setup;
 
 pub use fake_registry::{FakeRegistry, Script, Seen};
 pub use fake_stats::{fixture, FakeStats};
+pub use fakes::Fakes;
 pub use setup::{AgentSetup, AGENT};
 
 /// The agents' report interval in these tests.

@@ -94,8 +94,7 @@ impl AppHost {
     /// SIGTERM to the agent, which drains the node and leaves; it must exit 0 in time.
     pub(crate) fn stop_agent(&mut self) {
         let mut agent = self.agent.take().expect("agent started");
-        agent.signal("TERM");
-        let status = agent.wait_exit(Duration::from_secs(20));
+        let status = agent.stop("TERM", Duration::from_secs(20));
         assert!(
             status.success(),
             "the agent of {} exited with {status}:\n{}",
@@ -107,8 +106,7 @@ impl AppHost {
     /// SIGTERM to uWSGI (die-on-term), which must exit in time.
     pub(crate) fn stop_uwsgi(&mut self) {
         let mut uwsgi = self.uwsgi.take().expect("uWSGI started");
-        uwsgi.signal("TERM");
-        uwsgi.wait_exit(Duration::from_secs(20));
+        uwsgi.stop("TERM", Duration::from_secs(20));
     }
 
     /// Logs of uWSGI and the agent, for failure messages.

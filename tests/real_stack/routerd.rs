@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use crate::support::binary::{logged_addr, routerd_command, STARTUP};
+use crate::support::binary::{routerd_command, wait_logged_addr, STARTUP};
 use crate::support::process::Process;
 
 /// A running routerd.
@@ -27,10 +27,7 @@ impl Routerd {
         // Debug logs show each session and connect attempt.
         cmd.env("RUST_LOG", "info,uwsgi_router=debug");
         let mut process = Process::spawn("routerd", cmd, dir);
-        // Listeners are bound before routerd logs them, so the logged port accepts.
-        let tcp = process.poll_log("routerd's TCP listener", STARTUP, |log| {
-            logged_addr(log, "listening for uwsgi clients")
-        });
+        let tcp = wait_logged_addr(&mut process, "listening for uwsgi clients");
         let what = format!("routerd on unix:{}", unix.display());
         process.poll_while_running(&what, STARTUP, || UnixStream::connect(&unix).ok());
         Routerd { tcp, unix, process }

@@ -115,8 +115,7 @@ impl Node {
     pub(crate) fn stop_agent(&mut self) -> (ExitStatus, Duration, String) {
         let mut agent = self.agent.take().expect("agent running");
         let started = Instant::now();
-        agent.signal("TERM");
-        let status = agent.wait_exit(AGENT_STOP_TIMEOUT);
+        let status = agent.stop("TERM", AGENT_STOP_TIMEOUT);
         (status, started.elapsed(), agent.log())
     }
 
@@ -124,8 +123,7 @@ impl Node {
     /// refuse connections.
     pub(crate) fn stop_uwsgi(&mut self) {
         let mut uwsgi = self.uwsgi.take().expect("uWSGI running");
-        uwsgi.signal("TERM");
-        let status = uwsgi.wait_exit(STOP_TIMEOUT);
+        let status = uwsgi.stop("TERM", STOP_TIMEOUT);
         // The master reaps its workers before it exits; none may keep the socket open.
         self.wait_refused(&format!("after uWSGI exited with {status}"));
     }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::support::binary::{logged_addr, routerd_command, STARTUP};
+use crate::support::binary::{routerd_command, wait_logged_addr};
 use crate::support::process::Process;
 
 /// A running routerd.
@@ -26,13 +26,8 @@ impl Router {
         // Debug logs show each session and connect attempt.
         cmd.env("RUST_LOG", "info,uwsgi_router=debug");
         let mut process = Process::spawn("routerd", cmd, dir);
-        let mut listener = |marker: &str| {
-            process.poll_log(&format!("routerd logging {marker:?}"), STARTUP, |log| {
-                logged_addr(log, marker)
-            })
-        };
-        let uwsgi = listener("listening for uwsgi clients");
-        let control = listener("control plane listening");
+        let uwsgi = wait_logged_addr(&mut process, "listening for uwsgi clients");
+        let control = wait_logged_addr(&mut process, "control plane listening");
         Router {
             uwsgi,
             control,

@@ -3,12 +3,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
-use tokio::task::JoinHandle;
 use uwsgi_router::daemon::Daemon;
 
-use crate::support::registry_client::{announce, NodeSession};
+pub use crate::support::registry_client::{register as register_at, Registered};
 use crate::support::STEP;
 
 /// The binary under test.
@@ -124,28 +122,7 @@ pub fn row(table: &str, key: &str, value: &str) -> std::collections::HashMap<Str
         .collect()
 }
 
-/// A node registered with a router the way its agent would: announced, reporting its load.
-pub struct Registered {
-    pub session: NodeSession,
-    reporter: JoinHandle<()>,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        self.reporter.abort();
-    }
-}
-
 /// Registers node `id` at `addr` in pool `default` with `router`'s control listener.
 pub async fn register(router: &Daemon, id: &str, addr: SocketAddr) -> Registered {
     register_at(router.control_addr().unwrap(), id, addr).await
-}
-
-/// Registers node `id` at `addr` in pool `default` with the control listener `control`.
-pub async fn register_at(control: SocketAddr, id: &str, addr: SocketAddr) -> Registered {
-    let (session, _) = NodeSession::open(control, None, announce(id, "default", &addr.to_string()))
-        .await
-        .expect("registration accepted");
-    let reporter = session.keep_reporting(Arc::new(Mutex::new((0, 2, 0))));
-    Registered { session, reporter }
 }

@@ -44,6 +44,13 @@ pub fn logged_addr(log: &str, marker: &str) -> Option<SocketAddr> {
     })
 }
 
+/// Blocking: waits until `routerd`, run as a [`Process`], has logged a TCP address on a line
+/// holding `marker` (its listeners are bound by then, so it accepts); returns the address.
+pub fn wait_logged_addr(routerd: &mut Process, marker: &str) -> SocketAddr {
+    let what = format!("routerd logging {marker:?}");
+    routerd.poll_log(&what, STARTUP, |log| logged_addr(log, marker))
+}
+
 /// A running `routerd --config FILE`, killed when dropped.
 pub struct Routerd {
     // Dropped first: routerd goes before its temp dir.

@@ -140,6 +140,26 @@ impl Process {
         })
     }
 
+    /// Blocking: sends `signal` and waits at most `limit` for the process to exit; fails the
+    /// test with the log when it still runs.
+    pub fn stop(&mut self, signal: &str, limit: Duration) -> ExitStatus {
+        self.signal(signal);
+        self.wait_exit(limit)
+    }
+
+    /// Like [`Process::stop`], without blocking the runtime's thread.
+    pub async fn stop_async(&mut self, signal: &str, limit: Duration) -> ExitStatus {
+        self.signal(signal);
+        let exited = self.exited_within(limit).await;
+        exited.unwrap_or_else(|| {
+            panic!(
+                "{} still runs {limit:?} after SIG{signal}:\n{}",
+                self.name,
+                self.log_tail(40)
+            )
+        })
+    }
+
     /// Waits at most `limit` for the process to exit, without blocking the runtime's thread.
     pub async fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
         wait::within(limit, async || self.try_exit()).await.ok()

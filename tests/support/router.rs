@@ -1,5 +1,9 @@
-//! The router under test, in-process: a [`Daemon`] started from TOML on ephemeral ports.
+//! The router under test, in-process: a [`Daemon`] started from TOML on ephemeral ports, or from
+//! a config file that a test rewrites and reloads.
 
+use std::path::PathBuf;
+
+use tempfile::TempDir;
 use uwsgi_router::config::Config;
 use uwsgi_router::daemon::Daemon;
 
@@ -37,4 +41,46 @@ pub fn control_url(router: &Daemon) -> String {
         .control_addr()
         .expect("the router has a control listener");
     format!("http://{addr}")
+}
+
+/// The config file of a router started by [`start_router_from_file`].
+pub struct ConfigFile {
+    /// The file; the router reloads from it.
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+impl ConfigFile {
+    /// The file's text for `body`: `body` with ephemeral uwsgi and control listeners.
+    pub fn text(body: &str) -> String {
+        format!(
+            "{body}\n[listen]\nuwsgi = [\"127.0.0.1:0\"]\n[control]\nlisten = \"127.0.0.1:0\"\n"
+        )
+    }
+
+    /// Replaces the file with the text for `body`.
+    pub fn write(&self, body: &str) {
+        self.write_raw(&Self::text(body));
+    }
+
+    /// Replaces the file with exactly `text` (for broken configs).
+    pub fn write_raw(&self, text: &str) {
+        std::fs::write(&self.path, text).expect("write the config file");
+    }
+}
+
+/// An in-process router started from a config file holding [`ConfigFile::text`] of `body`, as
+/// `routerd --config FILE` starts: reloads read the file again.
+pub async fn start_router_from_file(body: &str) -> (Daemon, ConfigFile) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = ConfigFile {
+        path: dir.path().join("routerd.toml"),
+        _dir: dir,
+    };
+    file.write(body);
+    let config = Config::load(&file.path).expect("the first config is valid");
+    let router = Daemon::start(config, Some(file.path.clone()))
+        .await
+        .expect("router starts");
+    (router, file)
 }
