@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use load::Load;
 use node::Node;
 use stack::{Stack, IDS};
+use support::wait;
 
 /// The site's host name, as a browser would send it.
 const HOST: &str = "shop.example.test";
@@ -89,11 +90,13 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
     );
     let time_to_active = started.elapsed();
 
-    // A few browsers at once for three seconds: every node takes a share. (least-load prefers
-    // the nodes it measured fastest; a node whose first, cold request was slow is tried again
-    // once its estimate has decayed, within a second or two.)
+    // A few browsers at once: within three seconds every node takes a share of ten requests or
+    // more. (least-load prefers the nodes it measured fastest; a node whose first, cold request
+    // was slow is tried again once its estimate has decayed, within a second or two.)
     let burst = Load::start(stack.http(), HOST, CLIENTS, 20_000, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(3));
+    let shared = wait::poll_within(Duration::from_secs(3), || {
+        IDS.iter().all(|id| burst.served_by(id) >= 10).then_some(())
+    });
     let burst = burst.stop();
     let (sent, failures, answered_by) = (
         burst.outcomes.len(),
@@ -111,12 +114,8 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
         "{}",
         burst.describe_failures(burst.outcomes[0].started, 10)
     );
-    for id in IDS {
-        let share = answered_by.get(id).copied().unwrap_or(0);
-        assert!(
-            share >= 10,
-            "{id} answered {share} of {sent} requests: {answered_by:?}"
-        );
+    if let Err(e) = shared {
+        panic!("every node answering 10 of {sent} requests: {e}: {answered_by:?}");
     }
 }
 
@@ -124,20 +123,7 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
 /// stopped (it drains the node on the router and exits 0), then uWSGI, then both are started
 /// again and the node takes traffic again. No request may fail.
 fn rolling_restart_fails_no_request(stack: &mut Stack) {
-    let load = Load::start(
-        stack.http(),
-        HOST,
-        CLIENTS,
-        MAX_REQUESTS_EACH,
-        MAX_LOAD_TIME,
-    );
-    let first = Instant::now();
-    let names: Vec<String> = stack.nodes.iter().map(Node::name).collect();
-    stack.wait_for(
-        "every node serving the load",
-        Duration::from_secs(10),
-        |_| names.iter().all(|n| load.served_by(n) > 0).then_some(()),
-    );
+    let (load, first) = every_node_under_load(stack);
     for i in 0..stack.nodes.len() {
         let old = stack.nodes[i].name();
         let id = stack.nodes[i].id.clone();
@@ -225,20 +211,7 @@ fn rolling_restart_fails_no_request(stack: &mut Stack) {
 /// its lease runs out; only requests that node was serving may fail, none started after its port
 /// closed, and none after it left the pool.
 fn killed_node_leaves_within_its_lease(stack: &mut Stack) {
-    let load = Load::start(
-        stack.http(),
-        HOST,
-        CLIENTS,
-        MAX_REQUESTS_EACH,
-        MAX_LOAD_TIME,
-    );
-    let first = Instant::now();
-    let names: Vec<String> = stack.nodes.iter().map(Node::name).collect();
-    stack.wait_for(
-        "every node serving the load",
-        Duration::from_secs(10),
-        |_| names.iter().all(|n| load.served_by(n) > 0).then_some(()),
-    );
+    let (load, first) = every_node_under_load(stack);
     // The victim is the node busiest so far, so that it has requests in flight when it dies.
     let victim = (0..stack.nodes.len())
         .max_by_key(|&i| load.served_by(&stack.nodes[i].name()))
@@ -336,6 +309,26 @@ fn killed_node_leaves_within_its_lease(stack: &mut Stack) {
             .all(|o| o.result.as_ref().is_ok_and(|n| *n != name)),
         "after {id} left: a request failed or {name} answered"
     );
+}
+
+/// Starts the phase's load and waits until every node serves some of it; returns the load and
+/// when it started.
+fn every_node_under_load(stack: &mut Stack) -> (Load, Instant) {
+    let load = Load::start(
+        stack.http(),
+        HOST,
+        CLIENTS,
+        MAX_REQUESTS_EACH,
+        MAX_LOAD_TIME,
+    );
+    let first = Instant::now();
+    let names: Vec<String> = stack.nodes.iter().map(Node::name).collect();
+    stack.wait_for(
+        "every node serving the load",
+        Duration::from_secs(10),
+        |_| names.iter().all(|n| load.served_by(n) > 0).then_some(()),
+    );
+    (load, first)
 }
 
 /// How many times routerd's log says a connect to node `id` failed (each was retried on

@@ -5,12 +5,14 @@
 mod support;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use support::registry_client::{announce, NodeSession};
+use support::registry_client::{announce, idle, NodeSession};
 use support::*;
 use tokio::time::Instant;
 use uwsgi_router::api::{node_message::Msg, router_message::Msg as R, Drain, Leave, RejectCode};
+use uwsgi_router::clock::now_ms;
 
 const POOL: &str = "[pools.default]\nslow_start = \"0s\"\n";
 
@@ -25,13 +27,7 @@ async fn a_registered_node_joins_and_takes_traffic() {
         "no node yet"
     );
 
-    let (_s, first) = NodeSession::open(
-        router.control_addr().unwrap(),
-        None,
-        announce("a", "default", &node.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (_s, first) = NodeSession::join(router.control_addr().unwrap(), "a", node.addr).await;
     let R::Accepted(acc) = first else {
         panic!("expected Accepted, got {first:?}")
     };
@@ -51,19 +47,15 @@ async fn reports_steer_traffic_away_from_busy_nodes() {
     let b = FakeNode::start("b", Behaviour::Echo).await;
     let router = start_router(POOL).await;
     let control = router.control_addr().unwrap();
-    let (sa, _) = NodeSession::open(control, None, announce("a", "default", &a.addr.to_string()))
-        .await
-        .unwrap();
-    let (sb, _) = NodeSession::open(control, None, announce("b", "default", &b.addr.to_string()))
-        .await
-        .unwrap();
-    let load_a = std::sync::Arc::new(std::sync::Mutex::new((0, 2, 0)));
+    let (sa, _) = NodeSession::join(control, "a", a.addr).await;
+    let (sb, _) = NodeSession::join(control, "b", b.addr).await;
+    let load_a = idle();
     let load_b = std::sync::Arc::new(std::sync::Mutex::new((2, 0, 40))); // every worker busy, 40 waiting
     let _ra = sa.keep_reporting(load_a);
     let _rb = sb.keep_reporting(load_b.clone());
     let (_, b_node) = router.cluster().find("b").unwrap();
     wait_until("b's report is applied", || {
-        b_node.load.queue.load(std::sync::atomic::Ordering::SeqCst) == 40
+        b_node.load.queue.load(SeqCst) == 40
     })
     .await;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -82,7 +74,7 @@ async fn reports_steer_traffic_away_from_busy_nodes() {
     // b recovers: once its reports say so, it takes its share of concurrent load again.
     *load_b.lock().unwrap() = (0, 2, 0);
     wait_until("b's recovery is applied", || {
-        b_node.load.queue.load(std::sync::atomic::Ordering::SeqCst) == 0
+        b_node.load.queue.load(SeqCst) == 0
     })
     .await;
     a.set_behaviour(Behaviour::Slow(Duration::from_millis(20)));
@@ -113,13 +105,7 @@ async fn a_silent_node_leaves_after_its_lease_and_can_rejoin() {
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let router = start_router(POOL).await;
     let control = router.control_addr().unwrap();
-    let (mut s, _) = NodeSession::open(
-        control,
-        None,
-        announce("a", "default", &node.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (mut s, _) = NodeSession::join(control, "a", node.addr).await;
     s.report(0, 2, 0).await;
     // Reports stop (the stream stays open): the lease (1 s) runs out and the router says so.
     let started = Instant::now();
@@ -142,13 +128,7 @@ async fn a_silent_node_leaves_after_its_lease_and_can_rejoin() {
 
     // Stream broken, node re-announces on a new session: back in the pool.
     drop(s);
-    let (_s, first) = NodeSession::open(
-        control,
-        None,
-        announce("a", "default", &node.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (_s, first) = NodeSession::join(control, "a", node.addr).await;
     assert!(matches!(first, R::Accepted(_)));
     assert_eq!(
         send(&router.local_addrs()[0], &get("h", "/"), b"")
@@ -162,13 +142,7 @@ async fn a_silent_node_leaves_after_its_lease_and_can_rejoin() {
 async fn a_broken_stream_keeps_the_node_until_its_lease_runs_out() {
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let router = start_router(POOL).await;
-    let (s, _) = NodeSession::open(
-        router.control_addr().unwrap(),
-        None,
-        announce("a", "default", &node.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (s, _) = NodeSession::join(router.control_addr().unwrap(), "a", node.addr).await;
     s.report(0, 2, 0).await;
     drop(s);
     // A blip must not cost traffic: the node still serves right after the stream broke...
@@ -186,13 +160,8 @@ async fn drain_under_load_loses_no_request() {
     let b = FakeNode::start("b", Behaviour::Echo).await;
     let router = start_router(POOL).await;
     let control = router.control_addr().unwrap();
-    let (mut sa, _) =
-        NodeSession::open(control, None, announce("a", "default", &a.addr.to_string()))
-            .await
-            .unwrap();
-    let (_sb, _) = NodeSession::open(control, None, announce("b", "default", &b.addr.to_string()))
-        .await
-        .unwrap();
+    let (mut sa, _) = NodeSession::join(control, "a", a.addr).await;
+    let (_sb, _) = NodeSession::join(control, "b", b.addr).await;
     let addr = router.local_addrs()[0].clone();
     let load: Vec<_> = (0..40)
         .map(|_| {
@@ -229,13 +198,7 @@ async fn drain_under_load_loses_no_request() {
 async fn leave_removes_the_node_at_once() {
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let router = start_router(POOL).await;
-    let (mut s, _) = NodeSession::open(
-        router.control_addr().unwrap(),
-        None,
-        announce("a", "default", &node.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (mut s, _) = NodeSession::join(router.control_addr().unwrap(), "a", node.addr).await;
     s.send(Msg::Leave(Leave {
         reason: "shutdown".into(),
     }))
@@ -344,14 +307,8 @@ async fn bad_registrations_are_refused_and_traffic_goes_on() {
 async fn sessions_end_when_the_router_stops() {
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let router = start_router(POOL).await;
-    let (mut s, _) = NodeSession::open(
-        router.control_addr().unwrap(),
-        None,
-        announce("a", "default", &node.addr.to_string()),
-    )
-    .await
-    .unwrap();
-    let _reports = s.keep_reporting(std::sync::Arc::new(std::sync::Mutex::new((0, 2, 0))));
+    let (mut s, _) = NodeSession::join(router.control_addr().unwrap(), "a", node.addr).await;
+    let _reports = s.keep_reporting(idle());
     let started = Instant::now();
     router.shutdown().await;
     assert_eq!(
@@ -381,15 +338,9 @@ async fn announcing_a_live_nodes_id_from_another_address_is_refused_naming_the_h
     let router = start_router(POOL).await;
     let control = router.control_addr().unwrap();
     let addr = router.local_addrs()[0].clone();
-    let (mut s, first) = NodeSession::open(
-        control,
-        None,
-        announce("app-1", "default", &real.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (mut s, first) = NodeSession::join(control, "app-1", real.addr).await;
     assert!(matches!(first, R::Accepted(_)), "{first:?}");
-    let _reports = s.keep_reporting(std::sync::Arc::new(std::sync::Mutex::new((0, 2, 0))));
+    let _reports = s.keep_reporting(idle());
 
     // Another session announces the same id with another address, from this host and from
     // another one (127.0.0.2): both are refused, and told which session holds the id.
@@ -454,12 +405,21 @@ async fn a_reconnect_of_the_same_node_takes_over_and_the_old_session_is_told() {
         "{reason}"
     );
     assert_eq!(old.next().await, None, "and then it ends");
-    // The new session holds the node: its reports keep it past the lease.
-    let _reports = new.keep_reporting(std::sync::Arc::new(std::sync::Mutex::new((0, 2, 0))));
+    // The new session holds the node: its reports keep it past the lease (1 s). The router
+    // applies them until 1.5 s on, the node the same incarnation all along.
+    let _reports = new.keep_reporting(idle());
     let (_, held) = router.cluster().find("a").unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, now) = router.cluster().find("a").expect("the node stays");
-    assert!(std::sync::Arc::ptr_eq(&held, &now), "the same incarnation");
+    let past_the_lease = now_ms() + 1500;
+    wait_for(
+        "reports applied 1.5 s after the takeover",
+        STEP,
+        async || {
+            let (_, now) = router.cluster().find("a").expect("the node stays");
+            assert!(std::sync::Arc::ptr_eq(&held, &now), "the same incarnation");
+            (now.load.at_ms.load(SeqCst) >= past_the_lease).then_some(())
+        },
+    )
+    .await;
     assert_eq!(
         node_of(&send(&router.local_addrs()[0], &get("h", "/"), b"").await),
         "a"
@@ -472,23 +432,11 @@ async fn a_leased_id_is_not_taken_by_another_address_after_its_stream_breaks() {
     let evil = FakeNode::start("evil", Behaviour::Echo).await;
     let router = start_router(POOL).await;
     let control = router.control_addr().unwrap();
-    let (s, _) = NodeSession::open(
-        control,
-        None,
-        announce("app-1", "default", &real.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (s, _) = NodeSession::join(control, "app-1", real.addr).await;
     s.report(0, 2, 0).await;
     drop(s);
     // While the lease runs, the id belongs to the node that had it...
-    let (_, m) = NodeSession::open(
-        control,
-        None,
-        announce("app-1", "default", &evil.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (_, m) = NodeSession::join(control, "app-1", evil.addr).await;
     let reason = rejected(&m, RejectCode::IdTaken);
     assert!(reason.contains(&real.addr.to_string()), "{reason}");
     assert_eq!(
@@ -496,13 +444,7 @@ async fn a_leased_id_is_not_taken_by_another_address_after_its_stream_breaks() {
         "real"
     );
     // ... which can come back to it at once,
-    let (back, m) = NodeSession::open(
-        control,
-        None,
-        announce("app-1", "default", &real.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (back, m) = NodeSession::join(control, "app-1", real.addr).await;
     assert!(matches!(m, R::Accepted(_)), "{m:?}");
     drop(back);
     // ... and once the lease ran out the id is free for another address.
@@ -510,13 +452,7 @@ async fn a_leased_id_is_not_taken_by_another_address_after_its_stream_breaks() {
         router.cluster().find("app-1").is_none()
     })
     .await;
-    let (_s, m) = NodeSession::open(
-        control,
-        None,
-        announce("app-1", "default", &evil.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (_s, m) = NodeSession::join(control, "app-1", evil.addr).await;
     assert!(matches!(m, R::Accepted(_)), "{m:?}");
 }
 
@@ -542,13 +478,7 @@ async fn an_oversize_message_ends_the_session_with_resource_exhausted_naming_the
     );
 
     // An oversize message on an accepted session.
-    let (mut s, first) = NodeSession::open(
-        control,
-        None,
-        announce("a", "default", &node.addr.to_string()),
-    )
-    .await
-    .unwrap();
+    let (mut s, first) = NodeSession::join(control, "a", node.addr).await;
     assert!(matches!(first, R::Accepted(_)), "{first:?}");
     s.send(Msg::Drain(Drain {
         reason: "x".repeat(20 * 1024),

@@ -2,12 +2,14 @@
 //! `tests/fixtures/`, or any bytes), then EOF; it can stop and listen again on the same port.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::rebind;
+use crate::support::wait::wait_until;
 
 /// A stats fixture's bytes: `idle`, `busy` or `queued`.
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -22,6 +24,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub struct FakeStats {
     pub addr: SocketAddr,
     doc: Arc<Mutex<Vec<u8>>>,
+    reads: Arc<AtomicUsize>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -32,6 +35,7 @@ impl FakeStats {
         let s = Self {
             addr: listener.local_addr().unwrap(),
             doc: Arc::new(Mutex::new(fixture(name))),
+            reads: Arc::new(AtomicUsize::new(0)),
             task: Mutex::new(None),
         };
         s.serve(listener);
@@ -39,9 +43,10 @@ impl FakeStats {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let doc = self.doc.clone();
+        let (doc, reads) = (self.doc.clone(), self.reads.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
+                reads.fetch_add(1, SeqCst);
                 let bytes = doc.lock().unwrap().clone();
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;
@@ -51,6 +56,19 @@ impl FakeStats {
             }
         });
         *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// How many times the stats were read (connections accepted): an agent reads them once
+    /// per interval, so this is its clock.
+    pub fn reads(&self) -> usize {
+        self.reads.load(SeqCst)
+    }
+
+    /// Waits until the stats have been read `n` more times than `since` (the agent has gone
+    /// through `n` more intervals, each a chance to act on what it read).
+    pub async fn wait_reads(&self, since: usize, n: usize) {
+        let what = format!("{n} more reads of the stats");
+        wait_until(what, || self.reads() >= since + n).await;
     }
 
     /// Serves fixture `name` from now on.
