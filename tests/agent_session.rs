@@ -179,7 +179,8 @@ async fn every_router_gets_its_own_session_and_reports() {
     );
 }
 
-#[tokio::test]
+/// On tokio's paused clock: the backoff's seconds pass as soon as nothing else is to be done.
+#[tokio::test(start_paused = true)]
 async fn refused_announces_are_retried_with_backoff() {
     let fakes = Fakes::start("idle").await;
     let router = &fakes.router;
@@ -205,7 +206,8 @@ async fn refused_announces_are_retried_with_backoff() {
     agent.shutdown().await;
 }
 
-#[tokio::test]
+/// On tokio's paused clock, so that the wait covers the whole backoff in no time.
+#[tokio::test(start_paused = true)]
 async fn an_invalid_announce_is_not_retried() {
     let fakes = Fakes::start("idle").await;
     let (stats, router) = (&fakes.stats, &fakes.router);
@@ -216,8 +218,9 @@ async fn an_invalid_announce_is_not_retried() {
         agent.counters().rejections.load(Relaxed) == 1
     })
     .await;
-    // Ten more intervals (the agent reads the stats once in each), each a chance to announce.
-    stats.wait_reads(stats.reads(), 10).await;
+    // A retry would come at the top of the backoff (5 s ± 20%): over 70 more intervals (the
+    // agent reads the stats once in each, 7 s on the paused clock) it announces nothing.
+    stats.wait_reads(stats.reads(), 70).await;
     assert_eq!(
         router.announces().len(),
         1,
