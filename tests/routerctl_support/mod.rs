@@ -1,6 +1,6 @@
 //! Test support for routerctl: runs the real binary against routers (bounded in time) and reads
 //! its tables; registers nodes as an agent would and keeps their leases alive.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::net::SocketAddr;
 
@@ -8,6 +8,11 @@ use uwsgi_router::daemon::Daemon;
 
 pub use crate::support::registry_client::{register as register_at, Registered};
 use crate::support::STEP;
+
+/// A router with static and registered nodes.
+mod fleet;
+
+pub use fleet::{closed_port, fleet, state, Fleet};
 
 /// The binary under test.
 pub const ROUTERCTL: &str = env!("CARGO_BIN_EXE_routerctl");
