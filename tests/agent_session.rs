@@ -155,9 +155,7 @@ async fn every_router_gets_its_own_session_and_reports() {
     let stats = FakeStats::start("busy").await;
     let (a, b) = (FakeRegistry::start().await, FakeRegistry::start().await);
     // A third router that is down must not hold the others up.
-    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down_url = format!("http://{}", down.local_addr().unwrap());
-    drop(down);
+    let down_url = format!("http://{}", support::ports::free_addr());
     let setup = AgentSetup::new();
     let routers = [a.url(), down_url, b.url()];
     let agent = Agent::start(setup.config(&routers, stats.addr, "127.0.0.1:3031", &[])).unwrap();

@@ -3,22 +3,16 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
+use support::ports::free_addr;
 use support::scrape::*;
 use support::*;
 use tokio::io::AsyncWriteExt;
 use uwsgi_router::clock::now_ms;
 use uwsgi_router::cluster::{Node, NodeState};
 use uwsgi_router::metrics::Origin;
-
-/// An address where nothing listens.
-async fn dead_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
 
 /// Failures never eject in these pools, so that every request meets the same node.
 const NO_EJECTION: &str = "[pools.{}.ejection]\nconsecutive_failures = 1000\n";
@@ -44,7 +38,7 @@ async fn request_counts_match_what_was_sent_by_outcome() {
     let ok = FakeNode::start("ok", Behaviour::Echo).await;
     let closer = FakeNode::start("closer", Behaviour::CloseSilently).await;
     let hang = FakeNode::start("hang", Behaviour::Hang).await;
-    let (dead1, dead2) = (dead_addr().await, dead_addr().await);
+    let (dead1, dead2) = (free_addr(), free_addr());
     let toml = format!(
         "default_pool = \"m_ok\"\n[limits]\nmax_vars_size = 1024\n[timeouts]\nfirst_byte = \"300ms\"\n{}{}{}{}{}",
         pool("m_ok", "", &[ok.addr.to_string()]),
@@ -187,7 +181,7 @@ async fn node_gauges_match_the_cluster() {
     let slow = FakeNode::start("slow", Behaviour::Slow(Duration::from_secs(3))).await;
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let dead = dead_addr().await;
+    let dead = free_addr();
     let toml = format!(
         "default_pool = \"g_web\"\n{}{}[pools.g_dead]\nnodes = [\"{dead}\"]\nconnect_attempts = 1\n[[routes]]\nhost = \"g_dead.test\"\npool = \"g_dead\"\n[pools.g_dead.ejection]\nconsecutive_failures = 1\nbase_time = \"1m\"\nmax_time = \"1m\"\n",
         pool("g_slow", "", &[slow.addr.to_string()]),

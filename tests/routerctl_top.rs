@@ -175,10 +175,7 @@ async fn top_quits_on_ctrl_c_and_shows_unreachable_routers() {
     let s = FakeNode::start("static", Behaviour::Echo).await;
     let router = start_router(&pool_toml("round-robin", &[&s])).await;
     let sid = s.addr.to_string();
-    let down = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let down = closed_port().await;
     let tmux = Tmux::start(&top(&format!(
         "--router {},{down} top --interval 200ms",
         control_url(&router)

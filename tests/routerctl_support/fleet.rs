@@ -51,8 +51,5 @@ pub fn state(router: &Daemon, id: &str) -> Option<NodeState> {
 
 /// A URL on which nothing listens.
 pub async fn closed_port() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
+    format!("http://{}", crate::support::ports::free_addr())
 }
