@@ -256,13 +256,7 @@ async fn an_oversize_message_ends_the_session_with_resource_exhausted_naming_the
         .await
         .err()
         .expect("refused");
-    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert!(
-        status
-            .message()
-            .contains("control.max_message_bytes is 16384 bytes"),
-        "{status:?}"
-    );
+    assert_over_the_limit(&status);
 
     // An oversize message on an accepted session.
     let (mut s, first) = NodeSession::join(control, "a", node.addr).await;
@@ -275,16 +269,17 @@ async fn an_oversize_message_ends_the_session_with_resource_exhausted_naming_the
         .next_status()
         .await
         .expect_err("the stream ends with a status");
-    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert!(
-        status
-            .message()
-            .contains("control.max_message_bytes is 16384 bytes"),
-        "{status:?}"
-    );
+    assert_over_the_limit(&status);
     // The router serves on: the node stays until its lease runs out.
     assert_eq!(
         node_of(&send(&router.local_addrs()[0], &get("h", "/"), b"").await),
         "a"
     );
+}
+
+/// `status` ends a session for a message over the limit, and names the limit.
+fn assert_over_the_limit(status: &tonic::Status) {
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let limit = "control.max_message_bytes is 16384 bytes";
+    assert!(status.message().contains(limit), "{status:?}");
 }
