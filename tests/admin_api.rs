@@ -11,9 +11,7 @@ use uwsgi_router::api::admin_client::AdminClient;
 use uwsgi_router::api::*;
 
 async fn admin(router: &uwsgi_router::daemon::Daemon) -> AdminClient<tonic::transport::Channel> {
-    AdminClient::connect(format!("http://{}", router.control_addr().unwrap()))
-        .await
-        .unwrap()
+    AdminClient::connect(control_url(router)).await.unwrap()
 }
 
 fn req<T>(t: T) -> Request<T> {
@@ -214,23 +212,12 @@ async fn admin_and_registry_credentials_are_separate() {
 #[tokio::test]
 async fn reload_reports_config_errors_and_keeps_the_old_config() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("routerd.toml");
-    let good = format!(
-        "[listen]\nuwsgi = [\"127.0.0.1:0\"]\n[control]\nlisten = \"127.0.0.1:0\"\n{}",
-        pool_toml("round-robin", &[&a])
-    );
-    std::fs::write(&path, &good).unwrap();
-    let config = uwsgi_router::config::Config::load(&path).unwrap();
-    let router = uwsgi_router::daemon::Daemon::start(config, Some(path.clone()))
-        .await
-        .unwrap();
+    let good = pool_toml("round-robin", &[&a]);
+    let (router, file) = start_router_from_file(&good).await;
     let mut c = admin(&router).await;
-    std::fs::write(
-        &path,
-        format!("{good}\n[[routes]]\nhost = \"x.test\"\npool = \"missing\"\n"),
-    )
-    .unwrap();
+    file.write(&format!(
+        "{good}[[routes]]\nhost = \"x.test\"\npool = \"missing\"\n"
+    ));
     let err = c.reload(req(ReloadRequest {})).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(
@@ -245,7 +232,7 @@ async fn reload_reports_config_errors_and_keeps_the_old_config() {
         200,
         "old config still serves"
     );
-    std::fs::write(&path, &good).unwrap();
+    file.write(&good);
     assert_eq!(
         c.reload(req(ReloadRequest {}))
             .await

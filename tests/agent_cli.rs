@@ -2,12 +2,11 @@
 //! that name the file or key.
 
 mod agent_support;
+mod support;
 
 use std::process::Command;
 
-use agent_support::{AgentSetup, FakeRegistry, FakeStats};
-
-const AGENT: &str = env!("CARGO_BIN_EXE_router-agent");
+use agent_support::{AgentSetup, FakeRegistry, FakeStats, AGENT};
 
 #[tokio::test]
 async fn a_missing_token_file_is_a_clear_error() {

@@ -1,19 +1,17 @@
 //! router-agent's `/metrics`: its counters and the node's state in the Prometheus text format.
 
 mod agent_support;
+mod support;
 
-use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use uwsgi_router::agent::Agent;
+use agent_support::Fakes;
+use support::scrape::http_get;
+use support::wait_until;
 
-async fn get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut body = String::new();
-    conn.read_to_string(&mut body).await.unwrap();
-    body
+/// `/metrics` of the agent at `addr`: must answer 200.
+async fn metrics(addr: std::net::SocketAddr) -> String {
+    let reply = http_get(addr, "/metrics").await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    reply.body
 }
 
 fn value(text: &str, series: &str) -> Option<u64> {
@@ -23,17 +21,13 @@ fn value(text: &str, series: &str) -> Option<u64> {
 
 #[tokio::test]
 async fn metrics_show_reports_connected_routers_and_node_state() {
-    let stats = FakeStats::start("busy").await;
-    let router = FakeRegistry::start().await;
-    let setup = AgentSetup::new();
-    let extra = ["--metrics", "127.0.0.1:0", "--node-id", "app-1"];
-    let config = setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &extra);
-    let agent = Agent::start(config).unwrap();
+    let fakes = Fakes::start("busy").await;
+    let agent = fakes
+        .reporting_agent(&["--metrics", "127.0.0.1:0", "--node-id", "app-1"])
+        .await;
     let addr = agent.metrics_addr().expect("metrics listener");
-    router.wait_report("a first report", |_| true).await;
 
-    let text = get(addr, "/metrics").await;
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let text = metrics(addr).await;
     assert!(
         text.contains("uwsgi_router_agent_info{node=\"app-1\",pool=\"web\""),
         "{text}"
@@ -58,14 +52,14 @@ async fn metrics_show_reports_connected_routers_and_node_state() {
         "{text}"
     );
 
-    stats.stop().await;
+    fakes.stats.stop().await;
     wait_until("stats errors and node_up 0 in /metrics", || {
         let c = agent.counters();
         c.stats_errors.load(std::sync::atomic::Ordering::Relaxed) > 0
             && c.node_up.load(std::sync::atomic::Ordering::Relaxed) == 0
     })
     .await;
-    let text = get(addr, "/metrics").await;
+    let text = metrics(addr).await;
     assert!(
         value(&text, "uwsgi_router_agent_stats_errors_total") >= Some(1),
         "{text}"
@@ -75,7 +69,7 @@ async fn metrics_show_reports_connected_routers_and_node_state() {
         Some(0),
         "{text}"
     );
-    assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+    assert_eq!(http_get(addr, "/readyz").await.status, 200);
     agent.shutdown().await;
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),

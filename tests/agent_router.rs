@@ -8,9 +8,10 @@ mod support;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use agent_support::{wait_until, AgentSetup, FakeStats, STEP};
+use agent_support::{AgentSetup, FakeStats};
 use support::binary::Routerd;
-use support::{get, node_of, send, start_router, Behaviour, FakeNode};
+use support::{control_url, get, node_of, send, start_router, wait_answer, Behaviour, FakeNode};
+use support::{wait_until, STEP};
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
 use uwsgi_router::daemon::Daemon;
@@ -25,47 +26,36 @@ async fn router(setup: &AgentSetup, control: &str) -> Daemon {
     .await
 }
 
-/// The control endpoint URL of `router`.
-fn url(router: &Daemon) -> String {
-    format!(
-        "http://{}",
-        router.control_addr().expect("control listener")
-    )
+/// Node n1 (a fake uwsgi node), its stats server serving fixture `stats`, and an in-process
+/// agent announcing it to `routers`.
+async fn node_with_agent(
+    setup: &AgentSetup,
+    routers: &[String],
+    stats: &str,
+) -> (FakeNode, FakeStats, Agent) {
+    let node = FakeNode::start("n1", Behaviour::Echo).await;
+    let stats = FakeStats::start(stats).await;
+    let extra = ["--node-id", "n1"];
+    let config = setup.config(routers, stats.addr, &node.addr.to_string(), &extra);
+    (node, stats, Agent::start(config).unwrap())
 }
 
 /// Sends requests to a router listener until one is answered by `node` (or, with `None`, until
 /// one gets a 503).
 async fn wait_served_by(addr: &str, node: Option<&str>) {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let r = send(addr, &get("app.example.com", "/"), b"").await;
-        match node {
-            Some(n) if r.status == 200 && node_of(&r) == n => return,
-            None if r.status == 503 => return,
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {} from the router, wanted {node:?}",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("answers from {node:?}");
+    wait_answer(addr, "app.example.com", &what, |r| match node {
+        Some(n) => r.status == 200 && node_of(r) == n,
+        None => r.status == 503,
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn an_announced_node_takes_traffic_and_drains_away_on_shutdown() {
     let setup = AgentSetup::new();
     let router = router(&setup, "127.0.0.1:0").await;
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
-    let config = setup.config(
-        &[url(&router)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (_node, stats, agent) = node_with_agent(&setup, &[control_url(&router)], "idle").await;
     wait_served_by(&router.local_addrs()[0], Some("n1")).await;
 
     // Reports reach the router's view of the node.
@@ -98,15 +88,7 @@ async fn an_announced_node_takes_traffic_and_drains_away_on_shutdown() {
 async fn shutdown_waits_for_requests_in_flight_before_leaving() {
     let setup = AgentSetup::new();
     let router = router(&setup, "127.0.0.1:0").await;
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
-    let config = setup.config(
-        &[url(&router)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (node, _stats, agent) = node_with_agent(&setup, &[control_url(&router)], "idle").await;
     let addr = router.local_addrs()[0].clone();
     wait_served_by(&addr, Some("n1")).await;
 
@@ -141,15 +123,7 @@ async fn shutdown_waits_for_requests_in_flight_before_leaving() {
 async fn the_node_leaves_when_uwsgi_stops_answering_and_returns_with_it() {
     let setup = AgentSetup::new();
     let router = router(&setup, "127.0.0.1:0").await;
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
-    let config = setup.config(
-        &[url(&router)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (_node, stats, agent) = node_with_agent(&setup, &[control_url(&router)], "idle").await;
     wait_served_by(&router.local_addrs()[0], Some("n1")).await;
 
     stats.stop().await;
@@ -181,18 +155,9 @@ async fn a_restarted_routerd_gets_the_node_back() {
         )
     };
     let mut first = Routerd::start(&body("127.0.0.1:0")).await;
-    first.wait_log("control plane listening", 1, STEP).await;
-    let control = control_addr(&first.stderr());
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("idle").await;
+    let control = first.control_addr().await.to_string();
     let routers = [format!("http://{control}")];
-    let config = setup.config(
-        &routers,
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let (_node, _stats, agent) = node_with_agent(&setup, &routers, "idle").await;
     wait_served_by(&first.addr, Some("n1")).await;
 
     // The router process goes away (its sockets with it) and comes back on the same port.
@@ -211,16 +176,6 @@ async fn a_restarted_routerd_gets_the_node_back() {
     agent.shutdown().await;
 }
 
-/// The control address routerd logged (`control plane listening address=IP:PORT`).
-fn control_addr(log: &str) -> String {
-    let line = log
-        .lines()
-        .find(|l| l.contains("control plane listening"))
-        .expect("a control plane line");
-    let at = line.find("address=").expect("an address field") + "address=".len();
-    line[at..].split_whitespace().next().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn one_agent_feeds_two_routers_and_drains_on_both() {
     let setup = AgentSetup::new();
@@ -228,15 +183,8 @@ async fn one_agent_feeds_two_routers_and_drains_on_both() {
         router(&setup, "127.0.0.1:0").await,
         router(&setup, "127.0.0.1:0").await,
     );
-    let node = FakeNode::start("n1", Behaviour::Echo).await;
-    let stats = FakeStats::start("queued").await;
-    let config = setup.config(
-        &[url(&r1), url(&r2)],
-        stats.addr,
-        &node.addr.to_string(),
-        &["--node-id", "n1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let routers = [control_url(&r1), control_url(&r2)];
+    let (_node, _stats, agent) = node_with_agent(&setup, &routers, "queued").await;
     // Each router has its own soft state, fed by the same agent.
     for r in [&r1, &r2] {
         wait_served_by(&r.local_addrs()[0], Some("n1")).await;

@@ -2,27 +2,23 @@
 //! interval, and how it follows uWSGI, routers and refusals going away and coming back.
 
 mod agent_support;
+mod support;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use agent_support::{wait_until, AgentSetup, FakeRegistry, FakeStats, Seen, INTERVAL, TOKEN};
+use agent_support::{AgentSetup, FakeRegistry, FakeStats, Fakes, Seen, INTERVAL, TOKEN};
+use support::wait_until;
 use tokio::time::Instant;
 use uwsgi_router::agent::Agent;
 use uwsgi_router::api::{node_message::Msg, router_message, DrainRequested, RejectCode, Removed};
 
 #[tokio::test]
 async fn announces_the_node_then_reports_its_load_every_interval() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    let setup = AgentSetup::new();
-    let config = setup.config(
-        &[router.url()],
-        stats.addr,
-        "127.0.0.1:3031",
-        &["--node-id", "app-1"],
-    );
-    let agent = Agent::start(config).unwrap();
+    let fakes = Fakes::start("idle").await;
+    let router = &fakes.router;
+    let stats = &fakes.stats;
+    let agent = fakes.start_agent(&["--node-id", "app-1"]);
 
     router.wait_announces(1).await;
     let a = &router.announces()[0];
@@ -63,20 +59,16 @@ async fn announces_the_node_then_reports_its_load_every_interval() {
         .await;
 
     // Cadence: about one report per interval, never a gap near the lease (3 intervals, >= 1 s).
+    // Over the next 15 reports: 75 to 300 ms apart on average (5 to 20 reports in 1.5 s).
     let start = router.reports().len();
-    let window = Duration::from_millis(1500);
-    tokio::time::sleep(window).await;
-    let reports = router.reports();
-    let n = reports.len() - start;
+    let reports = router.wait_reports(start + 15).await;
+    let next: Vec<Instant> = reports[start..start + 15].iter().map(|r| r.1).collect();
+    let mean = (next[14] - next[0]) / 14;
     assert!(
-        (5..=20).contains(&n),
-        "{n} reports in {window:?} at a {INTERVAL:?} interval"
+        (Duration::from_millis(75)..=Duration::from_millis(300)).contains(&mean),
+        "reports {mean:?} apart on average at a {INTERVAL:?} interval"
     );
-    let max_gap = reports[start..]
-        .windows(2)
-        .map(|w| w[1].1 - w[0].1)
-        .max()
-        .unwrap();
+    let max_gap = next.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(
         max_gap < Duration::from_millis(900),
         "a {max_gap:?} gap between reports"
@@ -88,24 +80,21 @@ async fn announces_the_node_then_reports_its_load_every_interval() {
 
 #[tokio::test]
 async fn stats_down_ends_the_session_and_stats_back_re_announces() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    let setup = AgentSetup::new();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
-    router.wait_report("a first report", |_| true).await;
+    let fakes = Fakes::start("idle").await;
+    let (stats, router) = (&fakes.stats, &fakes.router);
+    let agent = fakes.reporting_agent(&[]).await;
 
     stats.stop().await;
-    router
-        .wait("the session to end", |s| {
-            s.iter().any(|e| matches!(e, Seen::Closed { .. }))
-        })
-        .await;
+    router.wait_closed(1).await;
     let reports_at_stop = router.reports().len();
-    assert!(agent.counters().stats_errors.load(Relaxed) >= 1);
+    let errors_at_stop = agent.counters().stats_errors.load(Relaxed);
+    assert!(errors_at_stop >= 1);
     assert_eq!(agent.counters().connected_routers.load(Relaxed), 0);
-    // While uWSGI is down: no session, no report, no announce.
-    tokio::time::sleep(5 * INTERVAL).await;
+    // While uWSGI is down: no session, no report, no announce, over five more failed reads.
+    wait_until("five more failed reads of the stats", || {
+        agent.counters().stats_errors.load(Relaxed) >= errors_at_stop + 5
+    })
+    .await;
     assert_eq!(
         router.reports().len(),
         reports_at_stop,
@@ -115,38 +104,18 @@ async fn stats_down_ends_the_session_and_stats_back_re_announces() {
 
     stats.resume().await;
     router.wait_announces(2).await;
-    router
-        .wait("a report on the new session", |s| {
-            s.iter().any(|e| {
-                matches!(
-                    e,
-                    Seen::Msg {
-                        session: 1,
-                        msg: Msg::Report(_),
-                        ..
-                    }
-                )
-            })
-        })
-        .await;
+    router.wait_report_on_session(1).await;
     agent.shutdown().await;
 }
 
 #[tokio::test]
 async fn malformed_stats_count_as_down() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    let setup = AgentSetup::new();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
-    router.wait_report("a first report", |_| true).await;
+    let fakes = Fakes::start("idle").await;
+    let (stats, router) = (&fakes.stats, &fakes.router);
+    let agent = fakes.reporting_agent(&[]).await;
     let full = agent_support::fixture("busy");
     stats.set_raw(&full[..full.len() / 3]);
-    router
-        .wait("the session to end", |s| {
-            s.iter().any(|e| matches!(e, Seen::Closed { .. }))
-        })
-        .await;
+    router.wait_closed(1).await;
     stats.set("busy");
     router.wait_announces(2).await;
     router
@@ -157,13 +126,15 @@ async fn malformed_stats_count_as_down() {
 
 #[tokio::test]
 async fn router_restart_reconnects_and_re_announces() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    let addr = router.addr;
-    let setup = AgentSetup::new();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
-    router.wait_report("a first report", |_| true).await;
+    let fakes = Fakes::start("idle").await;
+    let addr = fakes.router.addr;
+    let agent = fakes.reporting_agent(&[]).await;
+    // The stats and the token file stay; the router goes.
+    let Fakes {
+        router,
+        stats: _stats,
+        setup: _setup,
+    } = fakes;
 
     router.stop().await;
     wait_until("the agent to notice", || {
@@ -184,9 +155,7 @@ async fn every_router_gets_its_own_session_and_reports() {
     let stats = FakeStats::start("busy").await;
     let (a, b) = (FakeRegistry::start().await, FakeRegistry::start().await);
     // A third router that is down must not hold the others up.
-    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down_url = format!("http://{}", down.local_addr().unwrap());
-    drop(down);
+    let down_url = format!("http://{}", support::ports::free_addr());
     let setup = AgentSetup::new();
     let routers = [a.url(), down_url, b.url()];
     let agent = Agent::start(setup.config(&routers, stats.addr, "127.0.0.1:3031", &[])).unwrap();
@@ -208,15 +177,13 @@ async fn every_router_gets_its_own_session_and_reports() {
     );
 }
 
-#[tokio::test]
+/// On tokio's paused clock: the backoff's seconds pass as soon as nothing else is to be done.
+#[tokio::test(start_paused = true)]
 async fn refused_announces_are_retried_with_backoff() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
+    let fakes = Fakes::start("idle").await;
+    let router = &fakes.router;
     router.script(|s| s.reject.push_back(RejectCode::UnknownPool));
-    let setup = AgentSetup::new();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
-    router.wait_report("a report once accepted", |_| true).await;
+    let agent = fakes.reporting_agent(&[]).await;
     let announces: Vec<Instant> = router
         .seen()
         .into_iter()
@@ -237,20 +204,21 @@ async fn refused_announces_are_retried_with_backoff() {
     agent.shutdown().await;
 }
 
-#[tokio::test]
+/// On tokio's paused clock, so that the wait covers the whole backoff in no time.
+#[tokio::test(start_paused = true)]
 async fn an_invalid_announce_is_not_retried() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
+    let fakes = Fakes::start("idle").await;
+    let (stats, router) = (&fakes.stats, &fakes.router);
     router.script(|s| s.reject.extend([RejectCode::Invalid]));
-    let setup = AgentSetup::new();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    let agent = fakes.start_agent(&[]);
     router.wait_announces(1).await;
     wait_until("the refusal to be counted", || {
         agent.counters().rejections.load(Relaxed) == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A retry would come at the top of the backoff (5 s ± 20%): over 70 more intervals (the
+    // agent reads the stats once in each, 7 s on the paused clock) it announces nothing.
+    stats.wait_reads(stats.reads(), 70).await;
     assert_eq!(
         router.announces().len(),
         1,
@@ -263,12 +231,10 @@ async fn an_invalid_announce_is_not_retried() {
 
 #[tokio::test]
 async fn a_bad_token_is_refused_and_retried() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    let setup = AgentSetup::new();
-    std::fs::write(&setup.token_file, "wrong-token\n").unwrap();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
+    let fakes = Fakes::start("idle").await;
+    let router = &fakes.router;
+    std::fs::write(&fakes.setup.token_file, "wrong-token\n").unwrap();
+    let agent = fakes.start_agent(&[]);
     router
         .wait("two refused calls", |s| {
             s.iter().filter(|e| matches!(e, Seen::Call { .. })).count() >= 2
@@ -281,43 +247,24 @@ async fn a_bad_token_is_refused_and_retried() {
 
 #[tokio::test]
 async fn a_removed_node_is_re_announced() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    let setup = AgentSetup::new();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
-    router.wait_report("a first report", |_| true).await;
+    let fakes = Fakes::start("idle").await;
+    let router = &fakes.router;
+    let agent = fakes.reporting_agent(&[]).await;
     router
         .send_all(router_message::Msg::Removed(Removed {
             reason: "lease expired".into(),
         }))
         .await;
     router.wait_announces(2).await;
-    router
-        .wait("a report on the new session", |s| {
-            s.iter().any(|e| {
-                matches!(
-                    e,
-                    Seen::Msg {
-                        session: 1,
-                        msg: Msg::Report(_),
-                        ..
-                    }
-                )
-            })
-        })
-        .await;
+    router.wait_report_on_session(1).await;
     agent.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_operator_drain_holds_until_uwsgi_restarts() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    let setup = AgentSetup::new();
-    let agent =
-        Agent::start(setup.config(&[router.url()], stats.addr, "127.0.0.1:3031", &[])).unwrap();
-    router.wait_report("a first report", |_| true).await;
+    let fakes = Fakes::start("idle").await;
+    let (stats, router) = (&fakes.stats, &fakes.router);
+    let agent = fakes.reporting_agent(&[]).await;
     router
         .send_all(router_message::Msg::DrainRequested(DrainRequested {
             reason: "maintenance".into(),
@@ -329,12 +276,9 @@ async fn an_operator_drain_holds_until_uwsgi_restarts() {
             reason: "drained".into(),
         }))
         .await;
-    router
-        .wait("the session to end", |s| {
-            s.iter().any(|e| matches!(e, Seen::Closed { .. }))
-        })
-        .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    router.wait_closed(1).await;
+    // Ten more intervals in which the agent reads uWSGI up, under the same pid.
+    stats.wait_reads(stats.reads(), 10).await;
     assert_eq!(
         router.announces().len(),
         1,
@@ -352,25 +296,17 @@ async fn an_operator_drain_holds_until_uwsgi_restarts() {
 
 #[tokio::test]
 async fn a_router_expecting_faster_reports_gets_them() {
-    let stats = FakeStats::start("idle").await;
-    let router = FakeRegistry::start().await;
-    router.script(|s| s.report_interval_ms = 100);
-    let setup = AgentSetup::new();
-    let config = setup.config(
-        &[router.url()],
-        stats.addr,
-        "127.0.0.1:3031",
-        &["--interval", "1s"],
-    );
-    let agent = Agent::start(config).unwrap();
-    router.wait_report("a first report", |_| true).await;
-    let start = router.reports().len();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let n = router.reports().len() - start;
-    // Stats are read every second, but the router's lease wants a report every 100 ms.
+    let fakes = Fakes::start("idle").await;
+    fakes.router.script(|s| s.report_interval_ms = 100);
+    let agent = fakes.reporting_agent(&["--interval", "1s"]).await;
+    let (start, since) = (fakes.router.reports().len(), Instant::now());
+    // Stats are read every second, but the router's lease wants a report every 100 ms: the
+    // seventh report after now arrives within 1.5 s.
+    let reports = fakes.router.wait_reports(start + 7).await;
+    let seventh = reports[start + 6].1 - since;
     assert!(
-        n >= 7,
-        "{n} reports in 1.5 s for a router expecting one per 100 ms"
+        seventh <= Duration::from_millis(1500),
+        "7 reports took {seventh:?} for a router expecting one per 100 ms"
     );
     agent.shutdown().await;
 }

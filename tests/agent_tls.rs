@@ -4,12 +4,9 @@
 mod agent_support;
 mod support;
 
-use std::time::Duration;
-
-use agent_support::{AgentSetup, FakeStats, STEP};
+use agent_support::{AgentSetup, FakeStats};
 use clap::Parser;
-use support::{get, node_of, send, start_router, Behaviour, FakeNode};
-use tokio::time::Instant;
+use support::{node_of, start_router, wait_answer, Behaviour, FakeNode};
 use uwsgi_router::agent::config::FileConfig;
 use uwsgi_router::agent::{Agent, AgentConfig, Flags};
 
@@ -54,18 +51,9 @@ async fn a_certified_agent_joins_an_mtls_router_without_a_token() {
     let agent = Agent::start(config).unwrap();
 
     let addr = router.local_addrs()[0].clone();
-    let deadline = Instant::now() + STEP;
-    loop {
-        let r = send(&addr, &get("app.example.com", "/"), b"").await;
-        if r.status == 200 && node_of(&r) == "n1" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node never took traffic: {}",
-            r.status
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_answer(&addr, "app.example.com", "the node to take traffic", |r| {
+        r.status == 200 && node_of(r) == "n1"
+    })
+    .await;
     agent.shutdown().await;
 }

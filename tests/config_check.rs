@@ -5,10 +5,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
 
-use support::binary::{signals_caught, ROUTERD, STARTUP};
+use support::binary::{ROUTERD, STARTUP};
+use support::process::Process;
 use support::*;
 use uwsgi_router::config::{Algorithm, Config};
 
@@ -19,39 +19,25 @@ struct Run {
     stderr: String,
 }
 
-/// Runs routerd with `args` and no `ROUTERD_CONFIG`, and waits for it to exit; kills it and
-/// fails if it is still running after [`STARTUP`] (a refused config must stop it at once).
+/// `routerd ARGS` without `ROUTERD_CONFIG`, in `dir`, its stdout kept apart.
+fn spawn(args: &[&std::ffi::OsStr], dir: &Path) -> Process {
+    let mut cmd = Command::new(ROUTERD);
+    cmd.args(args)
+        .env_remove("ROUTERD_CONFIG")
+        .env("NO_COLOR", "1");
+    Process::spawn_apart("routerd", cmd, dir)
+}
+
+/// Runs routerd with `args` and waits for it to exit; fails (and kills it) if it is still
+/// running after [`STARTUP`]: a refused config must stop it at once.
 fn run(args: &[&std::ffi::OsStr]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = Command::new(ROUTERD)
-        .args(args)
-        .env_remove("ROUTERD_CONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("spawn routerd");
-    let deadline = Instant::now() + STARTUP;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "routerd {args:?} still running after {STARTUP:?}:\n{}",
-                std::fs::read_to_string(&err).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut routerd = spawn(args, dir.path());
+    let status = routerd.wait_exit(STARTUP);
     Run {
         status,
-        stdout: std::fs::read_to_string(&out).unwrap(),
-        stderr: std::fs::read_to_string(&err).unwrap(),
+        stdout: routerd.stdout(),
+        stderr: routerd.log(),
     }
 }
 
@@ -234,36 +220,22 @@ async fn without_a_config_routerd_listens_on_127_0_0_1_3031() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let err = dir.path().join("stderr");
-    let mut child = KillOnDrop(
-        Command::new(ROUTERD)
-            .env_remove("ROUTERD_CONFIG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn routerd"),
-    );
-    let log = || std::fs::read_to_string(&err).unwrap_or_default();
-    let deadline = Instant::now() + STARTUP;
-    loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("routerd exited ({status}):\n{}", log());
+    let mut routerd = spawn(&[], dir.path());
+    let listening = wait::within(STARTUP, async || {
+        if let Some(status) = routerd.try_exit() {
+            panic!("routerd exited ({status}):\n{}", routerd.log());
         }
-        if tokio::net::TcpStream::connect("127.0.0.1:3031")
+        let accepts = tokio::net::TcpStream::connect("127.0.0.1:3031")
             .await
-            .is_ok()
-            && signals_caught(child.0.id()).unwrap_or(true)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "routerd never listened on 127.0.0.1:3031:\n{}",
-            log()
+            .is_ok();
+        (accepts && routerd.signals_caught().unwrap_or(true)).then_some(())
+    })
+    .await;
+    if let Err(e) = listening {
+        panic!(
+            "routerd listening on 127.0.0.1:3031: {e}:\n{}",
+            routerd.log()
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
     // The default pool has no nodes: routerd itself answers that it has nowhere to send this.
@@ -275,37 +247,8 @@ async fn without_a_config_routerd_listens_on_127_0_0_1_3031() {
         r.text()
     );
 
-    let killed = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.0.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + STARTUP;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "routerd did not stop on SIGTERM:\n{}",
-            log()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert!(status.success(), "exit status {status}:\n{}", log());
-}
-
-/// Kills the process if the test fails before it exits.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    let status = routerd.stop_async("TERM", STARTUP).await;
+    assert!(status.success(), "exit status {status}:\n{}", routerd.log());
 }
 
 #[test]

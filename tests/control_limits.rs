@@ -7,7 +7,6 @@ mod agent_support;
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::binary::Routerd;
@@ -57,21 +56,6 @@ async fn closed_within(conns: Vec<TcpStream>, limit: Duration) -> usize {
     closed
 }
 
-/// The control address routerd logged (`control plane listening address=IP:PORT`).
-fn logged_addr(log: &str, line_has: &str) -> SocketAddr {
-    let line = log
-        .lines()
-        .find(|l| l.contains(line_has))
-        .unwrap_or_else(|| panic!("no {line_has:?} line in:\n{log}"));
-    let at = line.find("address=").expect("an address field") + "address=".len();
-    line[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// One Admin call over a fresh connection, as routerctl makes it.
 async fn admin_status(control: SocketAddr) -> Result<String, String> {
     let call = async {
@@ -102,11 +86,9 @@ async fn idle_connections_on_the_control_port_starve_neither_uwsgi_nor_grpc_and_
         &["-n", "256"],
     )
     .await;
-    router.wait_log("control plane listening", 1, STEP).await;
-    router.wait_log("serving /metrics", 1, STEP).await;
+    let control = router.control_addr().await;
+    let metrics = router.metrics_addr().await;
     let log = router.stderr();
-    let control = logged_addr(&log, "control plane listening");
-    let metrics = logged_addr(&log, "serving /metrics");
     assert!(
         log.contains("control.max_connections lowered"),
         "the limit is sized to the fd limit:\n{log}"
@@ -214,25 +196,6 @@ async fn routerd_raises_its_open_file_soft_limit_to_the_hard_limit() {
     );
 }
 
-/// router-agent, run as its operators run it, stderr kept in a file.
-struct AgentProcess {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl AgentProcess {
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_agent_logs_that_its_message_was_over_the_routers_limit() {
     let router =
@@ -243,36 +206,15 @@ async fn the_agent_logs_that_its_message_was_over_the_routers_limit() {
     let label = format!("notes={}", "n".repeat(120));
     let label2 = format!("more={}", "m".repeat(120));
     let args = setup.args(
-        &[format!("http://{}", router.control_addr().unwrap())],
+        &[control_url(&router)],
         stats.addr,
         "127.0.0.1:3031",
         &["--label", &label, "--label", &label2],
     );
-    let log = setup.dir.path().join("agent.log");
-    let agent = AgentProcess {
-        child: Command::new(env!("CARGO_BIN_EXE_router-agent"))
-            .args(&args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn router-agent"),
-        log,
-    };
-    let deadline = Instant::now() + STEP;
-    while !agent
-        .stderr()
-        .contains("control.max_message_bytes is 256 bytes")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the agent did not log the router's limit:\n{}",
-            agent.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let text = agent.stderr();
+    let mut agent = setup.spawn_agent(&args);
+    agent
+        .wait_log("control.max_message_bytes is 256 bytes", 1, STEP)
+        .await;
+    let text = agent.log();
     assert!(text.contains("ResourceExhausted"), "{text}");
 }

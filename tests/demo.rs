@@ -9,20 +9,21 @@
 #[allow(dead_code)]
 #[path = "real_stack/http.rs"]
 mod http;
-#[allow(dead_code)]
-#[path = "real_stack/procs.rs"]
-mod procs;
+mod support;
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::ports::{accepts, free_port};
+use support::process::{file_tail, Process};
+use support::programs::repo_path;
 use tempfile::TempDir;
 
 /// Nodes the demo runs.
@@ -31,8 +32,6 @@ const NODES: [&str; 3] = ["node1", "node2", "node3"];
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// Stopping: agents drain (at most 10 s each, at once), then uWSGI, nginx, routerd.
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
-/// Pause between two probes of a bounded wait.
-const POLL: Duration = Duration::from_millis(50);
 
 #[test]
 fn the_demo_serves_every_node_and_stop_leaves_nothing_behind() {
@@ -78,12 +77,9 @@ fn ctrl_c_stops_the_foreground_demo() {
     let started = demo.recorded_processes();
 
     // What a terminal sends to the foreground script on Ctrl-C.
-    let status = Command::new("kill")
-        .args(["-INT", &script.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -INT failed");
-    let status = wait_exit(&mut script, STOP_TIMEOUT)
+    script.signal("INT");
+    let status = script
+        .poll_exit(STOP_TIMEOUT)
         .unwrap_or_else(|| panic!("run.sh still runs after Ctrl-C:\n{}", demo.output()));
     assert!(
         status.success(),
@@ -139,7 +135,7 @@ fn node_of_page(page: &str) -> String {
 fn static_file_comes_from_nginx(http: SocketAddr) {
     let reply = get(http, "/static/demo.css");
     assert_eq!(reply.head.status, 200, "GET /static/demo.css");
-    let on_disk = std::fs::read(repo().join("deploy/demo/static/demo.css")).unwrap();
+    let on_disk = std::fs::read(repo_path("deploy/demo/static/demo.css")).unwrap();
     assert_eq!(reply.body, on_disk, "nginx did not serve the static file");
     assert!(
         reply
@@ -198,7 +194,7 @@ impl Demo {
     fn new() -> Demo {
         let state = tempfile::Builder::new().prefix("demo").tempdir().unwrap();
         let out = state.path().join("run.sh.out");
-        let ports: Vec<u16> = (0..10).map(|_| procs::free_port()).collect();
+        let ports: Vec<u16> = (0..10).map(|_| free_port()).collect();
         let list = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
         let bin_dir = Path::new(env!("CARGO_BIN_EXE_routerd")).parent().unwrap();
         let env = vec![
@@ -233,26 +229,20 @@ impl Demo {
         self.state.path().join("state")
     }
 
-    /// Starts `run.sh ARGS`, its output going to the output file.
-    fn spawn(&self, args: &[&str]) -> Child {
-        let out = File::create(&self.out).unwrap();
-        let err = out.try_clone().unwrap();
-        Command::new("bash")
-            .arg(repo().join("deploy/demo/run.sh"))
+    /// Starts `run.sh ARGS`, its output going to the output file (emptied first).
+    fn spawn(&self, args: &[&str]) -> Process {
+        File::create(&self.out).expect("empty run.sh's output file");
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_path("deploy/demo/run.sh"))
             .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("run deploy/demo/run.sh")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        Process::spawn_logging_to("run.sh", cmd, &self.out)
     }
 
     /// Runs `run.sh ARGS` to its end, which must be a success; returns its output.
     fn run_to_end(&mut self, args: &[&str], timeout: Duration) -> String {
-        let mut child = self.spawn(args);
-        let status = wait_exit(&mut child, timeout).unwrap_or_else(|| {
-            let _ = child.kill();
+        let mut script = self.spawn(args);
+        let status = script.poll_exit(timeout).unwrap_or_else(|| {
             panic!(
                 "run.sh {args:?} still runs after {timeout:?}:\n{}",
                 self.output()
@@ -274,19 +264,9 @@ impl Demo {
     }
 
     /// Waits until the script's output contains `marker`; the script must keep running.
-    fn wait_for_output(&self, script: &mut Child, marker: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.output().contains(marker) {
-            if let Ok(Some(status)) = script.try_wait() {
-                panic!("run.sh exited with {status}:\n{}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {marker:?} from run.sh after {timeout:?}:\n{}",
-                self.output()
-            );
-            thread::sleep(POLL);
-        }
+    fn wait_for_output(&self, script: &mut Process, marker: &str, timeout: Duration) {
+        let what = format!("{marker:?} from run.sh");
+        script.poll_log(&what, timeout, |out| out.contains(marker).then_some(()));
     }
 
     /// The processes the demo recorded: (name, pid, start time).
@@ -323,7 +303,7 @@ impl Demo {
         assert_eq!(left, 0, "pid files left in the state dir");
         for &port in &self.ports {
             assert!(
-                !procs::accepts(SocketAddr::from(([127, 0, 0, 1], port))),
+                !accepts(SocketAddr::from(([127, 0, 0, 1], port))),
                 "port {port} still accepts connections after the demo stopped"
             );
         }
@@ -337,32 +317,14 @@ impl Drop for Demo {
             eprintln!("--- run.sh output ---\n{}", self.output());
             let logs = self.state_dir().join("logs");
             for entry in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
-                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                eprintln!("--- {} ---\n{}", entry.path().display(), tail.join("\n"));
+                let tail = file_tail(&entry.path(), 15);
+                eprintln!("--- {} ---\n{tail}", entry.path().display());
             }
         }
         if !self.stopped {
-            let mut child = self.spawn(&["stop"]);
-            if wait_exit(&mut child, STOP_TIMEOUT).is_none() {
-                let _ = child.kill();
-            }
+            // Killed with its group when dropped if it does not finish in time.
+            self.spawn(&["stop"]).poll_exit(STOP_TIMEOUT);
         }
-    }
-}
-
-/// Waits for `child` to exit, at most `timeout`.
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for run.sh") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(POLL);
     }
 }
 
@@ -376,8 +338,4 @@ fn runs(pid: u32, start_time: &str) -> bool {
     let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     fields.first() != Some(&"Z") && fields.get(19) == Some(&start_time)
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -5,16 +5,19 @@
 //! `deploy/nginx/uwsgi-router.conf` by `nginx -t`. Needs systemd-analyze, uWSGI, Django and
 //! nginx: `bash tests/run.sh` installs them.
 
-#[allow(dead_code)]
-#[path = "real_stack/procs.rs"]
-mod procs;
+mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use support::command::{run, said};
+use support::ports::{accepts, free_addr};
+use support::process::Process;
+use support::programs::{find_program, repo_path};
+use support::uwsgi_node::{direct_get, Socket};
+use support::wait;
 
 /// The units under test, with `app` as the instance name of the templates.
 const UNITS: [&str; 3] = [
@@ -75,44 +78,34 @@ fn uwsgi_tells_systemd_it_is_ready_and_stops_on_sigterm() {
     notify
         .set_read_timeout(Some(Duration::from_secs(1)))
         .unwrap();
-    let port = procs::free_port();
-    let mut cmd = Command::new(procs::find_program("uwsgi"));
+    let addr = free_addr();
+    let mut cmd = Command::new(find_program("uwsgi"));
     cmd.args(["--plugin", "python3", "--master", "--processes", "1"])
         .args(["--die-on-term", "--need-app"])
-        .args(["--socket", &format!("127.0.0.1:{port}")])
+        .args(["--socket", &addr.to_string()])
         .arg("--pidfile")
         .arg(dir.path().join("uwsgi.pid"))
         .args(["--module", "demosite.wsgi", "--chdir"])
-        .arg(repo().join("deploy/demo/site"))
+        .arg(repo_path("deploy/demo/site"))
         .env("NOTIFY_SOCKET", &notify_path)
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    let mut uwsgi = procs::Proc::spawn("uwsgi", cmd, dir.path());
+    let mut uwsgi = Process::spawn("uwsgi", cmd, dir.path());
 
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let limit = Duration::from_secs(60);
     let mut said_so_far = String::new();
-    while !said_so_far.contains("READY=1") {
-        uwsgi.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "no READY=1 from uWSGI within 60 s; it sent {said_so_far:?}\n{}",
-            uwsgi.log_tail(20)
-        );
+    uwsgi.poll_while_running("READY=1 from uWSGI", limit, || {
         let mut buf = [0u8; 4096];
         if let Ok(n) = notify.recv(&mut buf) {
             said_so_far.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
-    }
+        said_so_far.contains("READY=1").then_some(())
+    });
     // A node stops after it has served (uWSGI 2.0 may miss a SIGTERM that comes within a few
     // milliseconds of READY=1, before its master loop handles signals).
-    while !serves_echo(port) {
-        uwsgi.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "READY=1 but no answer within 60 s:\n{}",
-            uwsgi.log_tail(20)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    uwsgi.poll_while_running("an answer after READY=1", limit, || {
+        let reply = direct_get(&Socket::Tcp(addr), "/echo/").ok()?;
+        reply.contains("node=").then_some(())
+    });
 
     let master = std::fs::read_to_string(dir.path().join("uwsgi.pid"))
         .expect("uWSGI's pidfile")
@@ -123,17 +116,12 @@ fn uwsgi_tells_systemd_it_is_ready_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(status.success(), "kill -TERM {master}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while runs(&master) {
-        assert!(
-            Instant::now() < deadline,
-            "uWSGI still runs 20 s after SIGTERM:\n{}",
-            uwsgi.log_tail(20)
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let stopped = wait::poll_within(Duration::from_secs(20), || (!runs(&master)).then_some(()));
+    if let Err(e) = stopped {
+        panic!("uWSGI stopping on SIGTERM: {e}:\n{}", uwsgi.log_tail(20));
     }
     assert!(
-        !procs::accepts(([127, 0, 0, 1], port).into()),
+        !accepts(addr),
         "uWSGI's socket still accepts after it exited"
     );
 }
@@ -143,9 +131,9 @@ fn uwsgi_tells_systemd_it_is_ready_and_stops_on_sigterm() {
 /// announces and reads; the stats socket sits in uwsgi@.service's RuntimeDirectory.
 #[test]
 fn uwsgi_ini_parses_strictly_and_agrees_with_the_agent_config() {
-    let ini = repo().join("deploy/uwsgi/app.ini");
+    let ini = repo_path("deploy/uwsgi/app.ini");
     let get = |option: &str| {
-        let mut cmd = Command::new(procs::find_program("uwsgi"));
+        let mut cmd = Command::new(find_program("uwsgi"));
         // uWSGI reads every UWSGI_* variable as an option (cargo sets UWSGI_ROUTER_GIT_COMMIT),
         // and strict mode refuses the unknown ones.
         for (key, _) in std::env::vars_os() {
@@ -165,7 +153,7 @@ fn uwsgi_ini_parses_strictly_and_agrees_with_the_agent_config() {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
-    let agent: toml::Table = std::fs::read_to_string(repo().join("deploy/agent/app.toml"))
+    let agent: toml::Table = std::fs::read_to_string(repo_path("deploy/agent/app.toml"))
         .unwrap()
         .parse()
         .expect("deploy/agent/app.toml is TOML");
@@ -178,7 +166,7 @@ fn uwsgi_ini_parses_strictly_and_agrees_with_the_agent_config() {
     assert_eq!(stats, agent["stats"].as_str().unwrap(), "stats socket");
     assert_eq!(get("die-on-term"), "true", "SIGTERM must stop uWSGI");
 
-    let unit = std::fs::read_to_string(repo().join("deploy/systemd/uwsgi@.service")).unwrap();
+    let unit = std::fs::read_to_string(repo_path("deploy/systemd/uwsgi@.service")).unwrap();
     let runtime_dir = unit
         .lines()
         .find_map(|l| l.strip_prefix("RuntimeDirectory="))
@@ -198,7 +186,7 @@ fn nginx_site_config_passes_nginx_t() {
     let d = dir.path();
     std::fs::copy("/etc/nginx/uwsgi_params", d.join("uwsgi_params"))
         .expect("Debian's /etc/nginx/uwsgi_params (nginx-common)");
-    let site = repo().join("deploy/nginx/uwsgi-router.conf");
+    let site = repo_path("deploy/nginx/uwsgi-router.conf");
     let conf = format!(
         "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
          http {{\n    access_log {d}/access.log;\n    include {site};\n}}\n",
@@ -206,7 +194,7 @@ fn nginx_site_config_passes_nginx_t() {
         site = site.display()
     );
     std::fs::write(d.join("nginx.conf"), conf).unwrap();
-    let out = run(Command::new(procs::find_program("nginx"))
+    let out = run(Command::new(find_program("nginx"))
         .arg("-t")
         .arg("-p")
         .arg(d)
@@ -234,7 +222,7 @@ fn units_with_binaries() -> tempfile::TempDir {
     ] {
         std::os::unix::fs::symlink(exe, bin.join(name)).unwrap();
     }
-    let units = repo().join("deploy/systemd");
+    let units = repo_path("deploy/systemd");
     let mut found = 0;
     for entry in std::fs::read_dir(&units).unwrap() {
         let path = entry.unwrap().path();
@@ -248,39 +236,7 @@ fn units_with_binaries() -> tempfile::TempDir {
 }
 
 fn systemd_analyze() -> PathBuf {
-    procs::find_program("systemd-analyze")
-}
-
-/// Whether uWSGI on `port` answers a uwsgi request for /echo/ with the demo site's page.
-fn serves_echo(port: u16) -> bool {
-    let vars = [
-        ("REQUEST_METHOD", "GET"),
-        ("PATH_INFO", "/echo/"),
-        ("REQUEST_URI", "/echo/"),
-        ("QUERY_STRING", ""),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("SERVER_NAME", "localhost"),
-        ("SERVER_PORT", "80"),
-        ("HTTP_HOST", "localhost"),
-    ];
-    let mut body = Vec::new();
-    for part in vars.iter().flat_map(|(k, v)| [k, v]) {
-        body.extend_from_slice(&(part.len() as u16).to_le_bytes());
-        body.extend_from_slice(part.as_bytes());
-    }
-    let mut packet = vec![0];
-    packet.extend_from_slice(&(body.len() as u16).to_le_bytes());
-    packet.push(0);
-    packet.extend_from_slice(&body);
-    let reply = (|| -> std::io::Result<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        stream.write_all(&packet)?;
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply)?;
-        Ok(reply)
-    })();
-    reply.is_ok_and(|r| r.contains("node="))
+    find_program("systemd-analyze")
 }
 
 /// Whether process `pid` runs (a zombie, exited but not yet reaped, does not).
@@ -291,22 +247,4 @@ fn runs(pid: &str) -> bool {
                 .is_some_and(|(_, r)| !r.starts_with('Z'))
         })
         .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn said(out: &Output) -> String {
-    format!(
-        "exit {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

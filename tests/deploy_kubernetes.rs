@@ -6,11 +6,15 @@
 //! PyPI package kubernetes-validate, which `bash tests/run.sh` installs into a venv under
 //! target/ (or set KUBERNETES_VALIDATE to its path).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use clap::Parser;
 use serde_json::Value;
+use support::command::{run, said};
+use support::programs::repo_path;
 use uwsgi_router::agent::{AgentConfig, Flags};
 
 /// Kubernetes versions checked: an old one still in service, and the newest bundled.
@@ -259,7 +263,7 @@ fn probes_scrapes_and_the_agent_sidecar_are_wired_to_the_routers() {
 fn validator() -> PathBuf {
     let path = std::env::var_os("KUBERNETES_VALIDATE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/test-tools/bin/kubernetes-validate"));
+        .unwrap_or_else(|| repo_path("target/test-tools/bin/kubernetes-validate"));
     assert!(
         path.is_file(),
         "kubernetes-validate is not at {}: run `bash tests/run.sh`, which installs it (PyPI) \
@@ -270,7 +274,7 @@ fn validator() -> PathBuf {
 }
 
 fn manifests() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/kubernetes"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_path("deploy/kubernetes"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
@@ -351,22 +355,4 @@ fn check_config(path: &Path) -> Output {
     run(Command::new(env!("CARGO_BIN_EXE_routerd"))
         .arg("--check-config")
         .arg(path))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn said(out: &Output) -> String {
-    format!(
-        "exit {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

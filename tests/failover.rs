@@ -3,17 +3,11 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use support::ports::free_addr;
 use support::*;
 use tokio::time::Instant;
-
-/// An address where nothing listens.
-async fn dead_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
 
 fn fast_ejection() -> &'static str {
     "[pools.default.ejection]\nconsecutive_failures = 3\nbase_time = \"300ms\"\nmax_time = \"1s\"\n"
@@ -23,7 +17,7 @@ fn fast_ejection() -> &'static str {
 async fn connect_failures_are_retried_on_another_node() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let dead = dead_addr().await;
+    let dead = free_addr();
     let toml = format!(
         "[pools.default]\nalgorithm = \"round-robin\"\nnodes = [\"{dead}\", \"{}\", \"{}\"]\n",
         a.addr, b.addr
@@ -76,12 +70,15 @@ async fn a_failing_node_is_ejected_then_returns() {
 
     // b comes back on its old port: after the backoff a probe finds it and it takes traffic again.
     let b = FakeNode::start_at("b", b_addr, Behaviour::Echo).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.served() == 0 {
-        assert!(Instant::now() < deadline, "b never got traffic back");
-        assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "b to get traffic back",
+        Duration::from_secs(10),
+        async || {
+            assert_eq!(send(&addr, &get("h", "/"), b"").await.status, 200);
+            (b.served() > 0).then_some(())
+        },
+    )
+    .await;
     assert!(
         b_node.health().ejected_until().is_none(),
         "a successful probe ends the ejection"
@@ -117,7 +114,7 @@ async fn ejections_never_exceed_the_cap() {
 async fn futures_dead(n: usize) -> Vec<String> {
     let mut v = Vec::new();
     for _ in 0..n {
-        v.push(dead_addr().await.to_string());
+        v.push(free_addr().to_string());
     }
     v
 }
@@ -126,7 +123,7 @@ async fn futures_dead(n: usize) -> Vec<String> {
 async fn the_router_answers_503_502_504_itself() {
     let hang = FakeNode::start("hang", Behaviour::Hang).await;
     let silent = FakeNode::start("silent", Behaviour::CloseSilently).await;
-    let dead = dead_addr().await;
+    let dead = free_addr();
     let toml = format!(
         r#"
 default_pool = ""

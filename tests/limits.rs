@@ -5,10 +5,11 @@ mod support;
 
 use std::time::Duration;
 
+use support::packet::{packet, request_vars};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
-use uwsgi_router::protocol::{encode_packet, HEADER_LEN};
+use uwsgi_router::protocol::HEADER_LEN;
 
 #[tokio::test]
 async fn a_connection_over_the_limit_waits_until_one_finishes() {
@@ -29,14 +30,7 @@ async fn a_connection_over_the_limit_waits_until_one_finishes() {
             (r, Instant::now())
         }));
     }
-    let deadline = Instant::now() + STEP;
-    while node.served() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the first two never reached the node"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    node.wait_served(2).await;
     node.set_behaviour(Behaviour::Echo);
 
     // A third client connects (the kernel completes the handshake) and sends its request, but
@@ -84,19 +78,9 @@ fn packet_with_vars_size(size: usize) -> Vec<u8> {
     let base = get("h", "/").len() - HEADER_LEN;
     // An extra var costs 2 + key + 2 + value bytes.
     let pad = "p".repeat(size - base - 2 - "X_PAD".len() - 2);
-    let vars: Vec<(&[u8], &[u8])> = vec![
-        (b"REQUEST_METHOD", b"GET"),
-        (b"REQUEST_URI", b"/"),
-        (b"PATH_INFO", b"/"),
-        (b"QUERY_STRING", b""),
-        (b"CONTENT_LENGTH", b""),
-        (b"SERVER_NAME", b"_"),
-        (b"SERVER_PORT", b"80"),
-        (b"REMOTE_ADDR", b"127.0.0.1"),
-        (b"HTTP_HOST", b"h"),
-        (b"X_PAD", pad.as_bytes()),
-    ];
-    let p = encode_packet(0, 0, vars).unwrap().to_vec();
+    let mut vars = request_vars("GET", "h", "/", "");
+    vars.push(("X_PAD", &pad));
+    let p = packet(&vars);
     assert_eq!(p.len() - HEADER_LEN, size, "padding arithmetic");
     p
 }

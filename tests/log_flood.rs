@@ -14,15 +14,12 @@ const MALFORMED_LINE: &str = "malformed request packet";
 #[tokio::test]
 async fn a_thousand_malformed_packets_write_one_line_per_kind() {
     let node = FakeNode::start("a", Behaviour::Echo).await;
-    let metrics_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let mut router = Routerd::start(&format!(
-        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n[control]\nlisten = \"\"\n{}",
+        "[control]\nlisten = \"\"\n{}",
         pool_toml("round-robin", &[&node])
     ))
     .await;
+    let metrics = router.metrics_addr().await;
     let lying_key = [0u8, 4, 0, 0, 0xff, 0xff, b'a', b'b'];
     for _ in 0..1000 {
         send_raw(&router.addr, &lying_key).await;
@@ -31,12 +28,7 @@ async fn a_thousand_malformed_packets_write_one_line_per_kind() {
     let r = send(&router.addr, &get("h", "/"), b"").await;
     assert_eq!(r.status, 200);
 
-    let scrape = support::scrape::http_get(
-        format!("127.0.0.1:{metrics_port}").parse().unwrap(),
-        "/metrics",
-    )
-    .await;
-    let m = support::scrape::Scrape::parse(&scrape.body);
+    let m = support::scrape::scrape_at(metrics).await;
     let malformed = m.sum("uwsgi_router_malformed_packets_total", &[]);
     assert_eq!(malformed, 1000.0, "every packet is counted");
     let suppressed = m.sum("uwsgi_router_log_lines_suppressed_total", &[]);

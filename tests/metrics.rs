@@ -3,22 +3,15 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use support::ports::free_addr;
 use support::scrape::*;
 use support::*;
 use tokio::io::AsyncWriteExt;
-use tokio::time::Instant;
 use uwsgi_router::clock::now_ms;
 use uwsgi_router::metrics::Origin;
 use uwsgi_router::node::{AdminState, LoadReport, Node};
-
-/// An address where nothing listens.
-async fn dead_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
-}
 
 /// Failures never eject in these pools, so that every request meets the same node.
 const NO_EJECTION: &str = "[pools.{}.ejection]\nconsecutive_failures = 1000\n";
@@ -44,7 +37,7 @@ async fn request_counts_match_what_was_sent_by_outcome() {
     let ok = FakeNode::start("ok", Behaviour::Echo).await;
     let closer = FakeNode::start("closer", Behaviour::CloseSilently).await;
     let hang = FakeNode::start("hang", Behaviour::Hang).await;
-    let (dead1, dead2) = (dead_addr().await, dead_addr().await);
+    let (dead1, dead2) = (free_addr(), free_addr());
     let toml = format!(
         "default_pool = \"m_ok\"\n[limits]\nmax_vars_size = 1024\n[timeouts]\nfirst_byte = \"300ms\"\n{}{}{}{}{}",
         pool("m_ok", "", &[ok.addr.to_string()]),
@@ -182,20 +175,12 @@ async fn open_request(addr: &str, pool: &str) -> Box<dyn Stream> {
     s
 }
 
-async fn wait_served(node: &FakeNode, n: usize) {
-    let deadline = Instant::now() + STEP;
-    while node.served() < n {
-        assert!(Instant::now() < deadline, "the node never got the request");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test]
 async fn node_gauges_match_the_cluster() {
     let slow = FakeNode::start("slow", Behaviour::Slow(Duration::from_secs(3))).await;
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let dead = dead_addr().await;
+    let dead = free_addr();
     let toml = format!(
         "default_pool = \"g_web\"\n{}{}[pools.g_dead]\nnodes = [\"{dead}\"]\nconnect_attempts = 1\n[[routes]]\nhost = \"g_dead.test\"\npool = \"g_dead\"\n[pools.g_dead.ejection]\nconsecutive_failures = 1\nbase_time = \"1m\"\nmax_time = \"1m\"\n",
         pool("g_slow", "", &[slow.addr.to_string()]),
@@ -207,18 +192,14 @@ async fn node_gauges_match_the_cluster() {
 
     // One request held in flight on the slow node.
     let mut held = open_request(&addr, "g_slow").await;
-    wait_served(&slow, 1).await;
+    slow.wait_served(1).await;
     // One node drained, one ejected, one reporting its load as an agent would.
     let web = cluster.pool("g_web").unwrap();
     let b_id = b.addr.to_string();
     let b_node = web.node(&b_id).unwrap();
     assert!(cluster.drain(&b_id));
     // With nothing in flight, the maintenance tick moves it on to drained.
-    let deadline = Instant::now() + STEP;
-    while b_node.admin_state() != AdminState::Drained {
-        assert!(Instant::now() < deadline, "b never drained");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("b to drain", || b_node.admin_state() == AdminState::Drained).await;
     let a_node = web.node(&a.addr.to_string()).unwrap();
     let report = LoadReport {
         capacity: 8,
@@ -299,16 +280,12 @@ async fn node_gauges_match_the_cluster() {
     assert!(raw.starts_with(b"HTTP/1.1 200"));
     drop(held);
     // The client has its response a moment before the session records its end.
-    let deadline = Instant::now() + STEP;
-    let m = loop {
+    let m = wait_for("in flight to drop to 0", STEP, async || {
         let m = scrape(&router).await;
         let in_flight = "uwsgi_router_node_in_flight_requests";
-        if node_value(&m, in_flight, "g_slow", &slow_node) == Some(0.0) {
-            break m;
-        }
-        assert!(Instant::now() < deadline, "in flight never dropped to 0");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+        (node_value(&m, in_flight, "g_slow", &slow_node) == Some(0.0)).then_some(m)
+    })
+    .await;
     let ok = [
         ("pool", "g_slow"),
         ("node", slow_node.id()),

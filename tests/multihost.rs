@@ -13,20 +13,27 @@
 //! Every address used exists only inside the namespaces, which are deleted afterwards, also
 //! when the test fails. `--nocapture` shows each phase's numbers.
 
+#[path = "multihost/app_host.rs"]
+mod app_host;
 #[path = "multihost/hosts.rs"]
 mod hosts;
 #[path = "multihost/load.rs"]
 mod load;
 #[path = "multihost/net.rs"]
 mod net;
+#[path = "multihost/router_host.rs"]
+mod router_host;
+mod support;
 
 use std::collections::BTreeMap;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use hosts::{app_addr, AppHost, RouterHost, REPORT_INTERVAL, ROUTER_ADDR};
+use app_host::AppHost;
+use hosts::{app_addr, REPORT_INTERVAL, ROUTER_ADDR};
 use load::{Load, Record};
 use net::Network;
+use router_host::RouterHost;
+use support::wait;
 
 /// The app hosts, which are also their nodes' ids.
 const IDS: [&str; 3] = ["app1", "app2", "app3"];
@@ -159,45 +166,37 @@ struct Stack<'n> {
 impl Stack<'_> {
     /// Waits until routerctl lists exactly `ids`, each active or joining (slow start).
     fn wait_for_nodes(&self, ids: &[&str], timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let nodes = self.router.nodes(self.net);
+        let mut nodes = Vec::new();
+        let listed = wait::poll_every(POLL, timeout, || {
+            nodes = self.router.nodes(self.net);
             let listed: Vec<&str> = nodes.iter().map(|(id, _)| id.as_str()).collect();
             let in_pool = nodes
                 .iter()
                 .all(|(_, state)| state == "active" || state == "joining");
-            if listed == ids && in_pool {
-                return;
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "routerctl nodes: {nodes:?}, waited {timeout:?} for {ids:?}"
-                ));
-            }
-            thread::sleep(POLL);
+            (listed == ids && in_pool).then_some(())
+        });
+        if let Err(e) = listed {
+            self.fail(&format!("routerctl nodes {ids:?}: {e}; last: {nodes:?}"));
         }
     }
 
     /// Waits until each of `ids` has answered a request that started after `since` (20 s).
     fn wait_for_answers_from(&self, load: &Load, ids: &[&str], since: Instant) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let records = load.records();
+        let mut records = Vec::new();
+        let answered = wait::poll_every(POLL, Duration::from_secs(20), || {
+            records = load.records();
             let answered = |id: &str| {
                 records
                     .iter()
                     .any(|r| r.start >= since && r.result.as_deref() == Ok(id))
             };
-            if ids.iter().all(|id| answered(id)) {
-                return;
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "waited 20 s for answers from {ids:?}; since then: {:?}",
-                    summarize(records.iter().filter(|r| r.start >= since))
-                ));
-            }
-            thread::sleep(POLL);
+            ids.iter().all(|id| answered(id)).then_some(())
+        });
+        if let Err(e) = answered {
+            self.fail(&format!(
+                "answers from {ids:?}: {e}; since then: {:?}",
+                summarize(records.iter().filter(|r| r.start >= since))
+            ));
         }
     }
 

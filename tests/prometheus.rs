@@ -5,12 +5,17 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::ports::free_addr;
+use support::process::Process;
+use support::programs::{find_program, repo_path};
+use support::promql::promql_metric_names;
 use support::scrape::*;
+use support::wait;
 use support::*;
 use tokio::time::Instant;
 use uwsgi_router::clock::now_ms;
@@ -47,7 +52,7 @@ async fn busy_router(node: &FakeNode) -> Daemon {
 
 /// Runs a promtool subcommand; fails the test with its output unless it succeeds.
 fn promtool(args: &[&str], stdin: Option<&str>) -> String {
-    let mut cmd = Command::new(support::scrape::promtool());
+    let mut cmd = Command::new(find_program("promtool"));
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -146,20 +151,16 @@ async fn alert_rules_use_only_metrics_routerd_exports() {
 
 /// A Prometheus server in a temp dir, killed when dropped.
 struct Prometheus {
-    child: Child,
+    // Dropped first: the server goes before its temp dir.
+    process: Process,
     addr: std::net::SocketAddr,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     fn start(target: std::net::SocketAddr) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let addr = free_addr();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
@@ -168,24 +169,19 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(support::scrape::prometheus())
-            .arg(format!("--config.file={}", config.display()))
+        let mut cmd = Command::new(find_program("prometheus"));
+        cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        Self { child, addr, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+            .arg(format!("--web.listen-address={addr}"));
+        let process = Process::spawn("prometheus", cmd, dir.path());
+        Self {
+            process,
+            addr,
+            _dir: dir,
+        }
     }
 
     /// Runs an instant query; `None` while Prometheus is not up yet.
@@ -220,32 +216,24 @@ impl Prometheus {
         promql: &str,
         accept: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + PROMETHEUS_LIMIT;
         let mut last = None;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("prometheus exited ({status}):\n{}", self.log());
+        let every = Duration::from_millis(200);
+        let answer = wait::within_every(every, PROMETHEUS_LIMIT, async || {
+            self.process.assert_running();
+            let result = self.query(promql).await?;
+            if accept(&result) {
+                return Some(result);
             }
-            if let Some(result) = self.query(promql).await {
-                if accept(&result) {
-                    return result;
-                }
-                last = Some(result);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no acceptable answer to {promql} within {PROMETHEUS_LIMIT:?}; last: {last:?}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            last = Some(result);
+            None
+        })
+        .await;
+        answer.unwrap_or_else(|e| {
+            panic!(
+                "no acceptable answer to {promql}: {e}; last: {last:?}\n{}",
+                self.process.log()
+            )
+        })
     }
 }
 

@@ -54,14 +54,10 @@ async fn metrics_listen_empty_disables_the_listener() {
 
 /// Polls `/readyz` until it answers `status`; returns when that was first seen.
 async fn wait_ready_status(addr: std::net::SocketAddr, status: u16) -> Instant {
-    let deadline = Instant::now() + STEP;
-    loop {
-        if http_get(addr, "/readyz").await.status == status {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "/readyz never answered {status}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for(format!("/readyz answering {status}"), STEP, async || {
+        (http_get(addr, "/readyz").await.status == status).then(Instant::now)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -88,11 +84,13 @@ async fn shutdown_fails_readiness_then_stops_accepting_after_the_delay() {
     assert_eq!(http_get(ops, "/healthz").await.status, 200);
 
     // Then the listener closes.
-    let deadline = Instant::now() + STEP;
-    while tokio::net::TcpStream::connect(&uwsgi).await.is_ok() {
-        assert!(Instant::now() < deadline, "routerd kept accepting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for("routerd to stop accepting", STEP, async || {
+        tokio::net::TcpStream::connect(&uwsgi)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
     let closed_after = started.elapsed();
     assert!(
         closed_after >= Duration::from_millis(900),
@@ -116,10 +114,7 @@ async fn routerd_binary_fails_readiness_on_sigterm() {
         pool_toml("round-robin", &[&node])
     );
     let mut routerd = Routerd::start(&body).await;
-    routerd
-        .wait_log("serving /metrics", 1, Duration::from_secs(10))
-        .await;
-    let ops = logged_metrics_addr(&routerd.stderr());
+    let ops = routerd.metrics_addr().await;
     assert_eq!(http_get(ops, "/readyz").await.status, 200);
     let metrics = http_get(ops, "/metrics").await;
     assert!(
@@ -137,22 +132,4 @@ async fn routerd_binary_fails_readiness_on_sigterm() {
         .await
         .expect("routerd exits after the delay");
     assert!(status.success(), "{status}:\n{}", routerd.stderr());
-}
-
-/// The address in routerd's `serving /metrics, /healthz and /readyz` log line.
-fn logged_metrics_addr(log: &str) -> std::net::SocketAddr {
-    let line = log
-        .lines()
-        .find(|l| l.contains("serving /metrics"))
-        .expect("the metrics listener is logged");
-    let at = line
-        .find("address=")
-        .expect("the line has an address field")
-        + "address=".len();
-    line[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|e| panic!("{line}: {e}"))
 }

@@ -9,12 +9,11 @@ mod content;
 mod http;
 #[path = "real_stack/nginx.rs"]
 mod nginx;
-#[path = "real_stack/procs.rs"]
-mod procs;
 #[path = "real_stack/routerd.rs"]
 mod routerd;
 #[path = "real_stack/stack.rs"]
 mod stack;
+mod support;
 #[path = "real_stack/uwsgi.rs"]
 mod uwsgi;
 
@@ -192,7 +191,7 @@ fn uwsgi_request(stack: &Stack, vars: &[(&str, &str)]) -> Response {
     let mut s = std::net::TcpStream::connect(stack.routerd.tcp).expect("connect to routerd");
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    s.write_all(&uwsgi::uwsgi_packet(vars)).unwrap();
+    s.write_all(&support::packet::packet(vars)).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("routerd answers and closes");
     Response::parse(&raw).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&raw)))

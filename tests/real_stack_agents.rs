@@ -8,8 +8,6 @@
 
 #[path = "real_stack_agents/admin.rs"]
 mod admin;
-#[path = "real_stack_agents/child.rs"]
-mod child;
 #[allow(dead_code)]
 #[path = "real_stack/http.rs"]
 mod http;
@@ -20,33 +18,26 @@ mod load;
 mod nginx;
 #[path = "real_stack_agents/node.rs"]
 mod node;
-#[allow(dead_code)]
-#[path = "real_stack/procs.rs"]
-mod procs;
 #[path = "real_stack_agents/router.rs"]
 mod router;
+#[path = "real_stack_agents/stack.rs"]
+mod stack;
+mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use admin::Admin;
 use load::Load;
-use nginx::Nginx;
 use node::Node;
-use router::Router;
-use tempfile::TempDir;
+use stack::{Stack, IDS};
+use support::wait;
 
 /// The site's host name, as a browser would send it.
 const HOST: &str = "shop.example.test";
-/// The nodes' ids with the router.
-const IDS: [&str; 3] = ["node1", "node2", "node3"];
 /// Load clients, each with one request at a time.
 const CLIENTS: usize = 4;
 /// Bounds of one phase's load: requests per client and duration.
 const MAX_REQUESTS_EACH: usize = 20_000;
 const MAX_LOAD_TIME: Duration = Duration::from_secs(50);
-/// Pause between two probes of a bounded wait.
-const POLL: Duration = Duration::from_millis(20);
 /// A killed node must be out of the pool within this long: its lease is 1 s (three 250 ms
 /// report intervals, at least 1 s) from its last report, plus routerd's 100 ms maintenance tick.
 const MAX_REMOVAL: Duration = Duration::from_secs(2);
@@ -99,11 +90,13 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
     );
     let time_to_active = started.elapsed();
 
-    // A few browsers at once for three seconds: every node takes a share. (least-load prefers
-    // the nodes it measured fastest; a node whose first, cold request was slow is tried again
-    // once its estimate has decayed, within a second or two.)
+    // A few browsers at once: within three seconds every node takes a share of ten requests or
+    // more. (least-load prefers the nodes it measured fastest; a node whose first, cold request
+    // was slow is tried again once its estimate has decayed, within a second or two.)
     let burst = Load::start(stack.http(), HOST, CLIENTS, 20_000, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(3));
+    let shared = wait::poll_within(Duration::from_secs(3), || {
+        IDS.iter().all(|id| burst.served_by(id) >= 10).then_some(())
+    });
     let burst = burst.stop();
     let (sent, failures, answered_by) = (
         burst.outcomes.len(),
@@ -121,12 +114,8 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
         "{}",
         burst.describe_failures(burst.outcomes[0].started, 10)
     );
-    for id in IDS {
-        let share = answered_by.get(id).copied().unwrap_or(0);
-        assert!(
-            share >= 10,
-            "{id} answered {share} of {sent} requests: {answered_by:?}"
-        );
+    if let Err(e) = shared {
+        panic!("every node answering 10 of {sent} requests: {e}: {answered_by:?}");
     }
 }
 
@@ -134,20 +123,7 @@ fn agents_join_and_share_the_traffic(stack: &mut Stack) {
 /// stopped (it drains the node on the router and exits 0), then uWSGI, then both are started
 /// again and the node takes traffic again. No request may fail.
 fn rolling_restart_fails_no_request(stack: &mut Stack) {
-    let load = Load::start(
-        stack.http(),
-        HOST,
-        CLIENTS,
-        MAX_REQUESTS_EACH,
-        MAX_LOAD_TIME,
-    );
-    let first = Instant::now();
-    let names: Vec<String> = stack.nodes.iter().map(Node::name).collect();
-    stack.wait_for(
-        "every node serving the load",
-        Duration::from_secs(10),
-        |_| names.iter().all(|n| load.served_by(n) > 0).then_some(()),
-    );
+    let (load, first) = every_node_under_load(stack);
     for i in 0..stack.nodes.len() {
         let old = stack.nodes[i].name();
         let id = stack.nodes[i].id.clone();
@@ -235,20 +211,7 @@ fn rolling_restart_fails_no_request(stack: &mut Stack) {
 /// its lease runs out; only requests that node was serving may fail, none started after its port
 /// closed, and none after it left the pool.
 fn killed_node_leaves_within_its_lease(stack: &mut Stack) {
-    let load = Load::start(
-        stack.http(),
-        HOST,
-        CLIENTS,
-        MAX_REQUESTS_EACH,
-        MAX_LOAD_TIME,
-    );
-    let first = Instant::now();
-    let names: Vec<String> = stack.nodes.iter().map(Node::name).collect();
-    stack.wait_for(
-        "every node serving the load",
-        Duration::from_secs(10),
-        |_| names.iter().all(|n| load.served_by(n) > 0).then_some(()),
-    );
+    let (load, first) = every_node_under_load(stack);
     // The victim is the node busiest so far, so that it has requests in flight when it dies.
     let victim = (0..stack.nodes.len())
         .max_by_key(|&i| load.served_by(&stack.nodes[i].name()))
@@ -348,6 +311,26 @@ fn killed_node_leaves_within_its_lease(stack: &mut Stack) {
     );
 }
 
+/// Starts the phase's load and waits until every node serves some of it; returns the load and
+/// when it started.
+fn every_node_under_load(stack: &mut Stack) -> (Load, Instant) {
+    let load = Load::start(
+        stack.http(),
+        HOST,
+        CLIENTS,
+        MAX_REQUESTS_EACH,
+        MAX_LOAD_TIME,
+    );
+    let first = Instant::now();
+    let names: Vec<String> = stack.nodes.iter().map(Node::name).collect();
+    stack.wait_for(
+        "every node serving the load",
+        Duration::from_secs(10),
+        |_| names.iter().all(|n| load.served_by(n) > 0).then_some(()),
+    );
+    (load, first)
+}
+
 /// How many times routerd's log says a connect to node `id` failed (each was retried on
 /// another node).
 fn connect_failures(log: &str, id: &str) -> usize {
@@ -355,93 +338,4 @@ fn connect_failures(log: &str, id: &str) -> usize {
     log.lines()
         .filter(|l| l.contains("connect failed") && l.contains(&node))
         .count()
-}
-
-/// Running processes; dropping the stack kills them all (fields drop in order: nginx, routerd,
-/// the nodes with their agents, then the temp dir).
-struct Stack {
-    nginx: Nginx,
-    router: Router,
-    nodes: Vec<Node>,
-    admin: Admin,
-    dir: TempDir,
-}
-
-impl Stack {
-    /// Starts routerd, nginx in front of it and three uWSGI nodes, without agents: the pool is
-    /// empty until they run.
-    fn start() -> Stack {
-        let dir = tempfile::Builder::new()
-            .prefix("real-stack-agents")
-            .tempdir()
-            .expect("create temp dir");
-        let router = Router::start(dir.path());
-        let nginx = Nginx::start(&[router.uwsgi.to_string()], dir.path());
-        let mut nodes: Vec<Node> = IDS
-            .iter()
-            .map(|id| Node::new(id, router.control, dir.path()))
-            .collect();
-        // Start every node before waiting for any: Django loads in parallel.
-        nodes.iter_mut().for_each(Node::start_uwsgi);
-        nodes.iter_mut().for_each(Node::wait_ready);
-        let admin = Admin::new(router.control);
-        Stack {
-            nginx,
-            router,
-            nodes,
-            admin,
-            dir,
-        }
-    }
-
-    /// nginx's HTTP port.
-    fn http(&self) -> SocketAddr {
-        self.nginx.ports[0]
-    }
-
-    /// Calls `probe` until it returns `Some`, for at most `timeout`; between attempts checks
-    /// that routerd and the agents still run, so a crash fails fast with its log.
-    fn wait_for<T>(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        mut probe: impl FnMut(&mut Stack) -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        let max_attempts = timeout.as_millis() / POLL.as_millis() + 1;
-        for _ in 0..max_attempts {
-            if let Some(value) = probe(self) {
-                return value;
-            }
-            self.router.assert_running();
-            self.nodes.iter_mut().for_each(Node::assert_agent_running);
-            if Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(POLL);
-        }
-        panic!("{what}: not within {timeout:?}");
-    }
-}
-
-impl Drop for Stack {
-    /// On a failed test, shows what every process said: the cause is usually in a log.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        eprintln!("real stack failed; logs in {}:", self.dir.path().display());
-        eprintln!("{}", self.router.log_tail(80));
-        eprintln!("{}", self.nginx.log_tail(20));
-        let error_log =
-            std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
-        let tail: Vec<&str> = error_log.lines().rev().take(30).collect();
-        eprintln!(
-            "--- nginx error.log ---\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-        for node in &self.nodes {
-            eprintln!("{}", node.log_tails(20));
-        }
-    }
 }

@@ -3,72 +3,70 @@
 
 mod support;
 
-use support::registry_client::announce;
-use support::*;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use uwsgi_router::api::registry_client::RegistryClient;
-use uwsgi_router::api::{node_message::Msg, router_message::Msg as R, NodeMessage};
+use std::path::Path;
 
+use support::registry_client::{announce, NodeSession};
+use support::*;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use uwsgi_router::api::{node_message::Msg, router_message::Msg as R};
+use uwsgi_router::daemon::Daemon;
+
+/// Opens a session for node `a` at `node` over `channel`: the router's first answer.
 async fn open(channel: Channel, node: &FakeNode) -> Result<R, tonic::Status> {
-    let mut client = RegistryClient::new(channel);
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(NodeMessage {
-        msg: Some(Msg::Announce(announce(
-            "a",
-            "default",
-            &node.addr.to_string(),
-        ))),
-    })
-    .await
-    .unwrap();
-    let mut stream = client.session(ReceiverStream::new(rx)).await?.into_inner();
-    let first = stream
-        .message()
-        .await?
-        .and_then(|m| m.msg)
-        .expect("an answer");
-    drop(tx);
-    Ok(first)
+    let a = announce("a", "default", &node.addr.to_string());
+    NodeSession::open_on(channel, None, a)
+        .await
+        .map(|(_, first)| first)
 }
 
-#[tokio::test]
-async fn mtls_admits_certified_agents_only() {
+/// A router whose control listener takes TLS with client certificates from the test CA, plus
+/// `control` lines; the certificates are in the returned dir.
+async fn mtls_router(control: &str) -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().unwrap();
     support::tls::make_certs(dir.path(), "agent");
     let p = |f: &str| dir.path().join(f).display().to_string();
-    let node = FakeNode::start("a", Behaviour::Echo).await;
     let toml = format!(
-        "[pools.default]\n[control]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
+        "[pools.default]\n[control]\nlisten = \"127.0.0.1:0\"\n{control}tls_cert = \"{}\"\n\
+         tls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
         p("router.pem"),
         p("router.key"),
         p("ca.pem")
     );
     let router = start_router(&toml).await;
-    let url = format!("https://{}", router.control_addr().unwrap());
-    let ca = Certificate::from_pem(std::fs::read(p("ca.pem")).unwrap());
-    let identity = Identity::from_pem(
-        std::fs::read(p("agent.pem")).unwrap(),
-        std::fs::read(p("agent.key")).unwrap(),
-    );
+    (dir, router)
+}
 
-    // Without a client certificate (and no token): refused.
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(ca.clone())
+/// A TLS channel to `router`'s control listener, trusting the test CA, with the agent's
+/// certificate when `certified`.
+async fn tls_channel(router: &Daemon, dir: &Path, certified: bool) -> Channel {
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("ca.pem")))
         .domain_name("localhost");
-    let channel = Channel::from_shared(url.clone())
+    if certified {
+        tls = tls.identity(Identity::from_pem(read("agent.pem"), read("agent.key")));
+    }
+    Channel::from_shared(format!("https://{}", router.control_addr().unwrap()))
         .unwrap()
         .tls_config(tls)
         .unwrap()
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn mtls_admits_certified_agents_only() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let (dir, router) = mtls_router("").await;
+
+    // Without a client certificate (and no token): refused.
+    let channel = tls_channel(&router, dir.path(), false).await;
     let err = open(channel, &node).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
 
     // Plain text to a TLS listener: no session.
-    let plain = Channel::from_shared(format!("http://{}", router.control_addr().unwrap()))
+    let plain = Channel::from_shared(control_url(&router))
         .unwrap()
         .connect()
         .await;
@@ -77,17 +75,7 @@ async fn mtls_admits_certified_agents_only() {
     }
 
     // With a certificate signed by the CA: admitted, and the node serves.
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(ca)
-        .identity(identity)
-        .domain_name("localhost");
-    let channel = Channel::from_shared(url)
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tls_channel(&router, dir.path(), true).await;
     assert!(matches!(
         open(channel, &node).await.unwrap(),
         R::Accepted(_)
@@ -106,18 +94,8 @@ async fn an_authenticated_tls_session_outlives_the_handshake_timeout_and_a_stall
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let dir = tempfile::tempdir().unwrap();
-    support::tls::make_certs(dir.path(), "agent");
-    let p = |f: &str| dir.path().join(f).display().to_string();
     let node = FakeNode::start("a", Behaviour::Echo).await;
-    let toml = format!(
-        "[pools.default]\n[control]\nlisten = \"127.0.0.1:0\"\nhandshake_timeout = \"500ms\"\n\
-         tls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n",
-        p("router.pem"),
-        p("router.key"),
-        p("ca.pem")
-    );
-    let router = start_router(&toml).await;
+    let (dir, router) = mtls_router("handshake_timeout = \"500ms\"\n").await;
     let control = router.control_addr().unwrap();
 
     // A client that starts a TLS handshake and stalls is closed after the timeout.
@@ -139,55 +117,19 @@ async fn an_authenticated_tls_session_outlives_the_handshake_timeout_and_a_stall
     assert!(closed.is_ok(), "a stalled TLS handshake is closed");
 
     // A certified agent's session goes on well past it.
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(std::fs::read(p("ca.pem")).unwrap()))
-        .identity(Identity::from_pem(
-            std::fs::read(p("agent.pem")).unwrap(),
-            std::fs::read(p("agent.key")).unwrap(),
-        ))
-        .domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://{control}"))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = RegistryClient::new(channel);
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(NodeMessage {
-        msg: Some(Msg::Announce(announce(
-            "a",
-            "default",
-            &node.addr.to_string(),
-        ))),
-    })
-    .await
-    .unwrap();
-    let mut stream = client
-        .session(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream.message().await.unwrap().and_then(|m| m.msg);
-    assert!(matches!(first, Some(R::Accepted(_))), "{first:?}");
+    let channel = tls_channel(&router, dir.path(), true).await;
+    let a = announce("a", "default", &node.addr.to_string());
+    let (mut session, first) = NodeSession::open_on(channel, None, a).await.unwrap();
+    assert!(matches!(first, R::Accepted(_)), "{first:?}");
     for _ in 0..6 {
-        tx.send(NodeMessage {
-            msg: Some(Msg::Report(Default::default())),
-        })
-        .await
-        .unwrap();
-        let quiet = tokio::time::timeout(Duration::from_millis(250), stream.message()).await;
-        assert!(quiet.is_err(), "the session goes on: {quiet:?}");
+        session.send(Msg::Report(Default::default())).await;
+        assert!(
+            session.quiet_for(Duration::from_millis(250)).await,
+            "the session goes on"
+        );
     }
-    tx.send(NodeMessage {
-        msg: Some(Msg::Leave(Default::default())),
-    })
-    .await
-    .unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(5), stream.message())
-        .await
-        .expect("the router answers the Leave");
+    session.send(Msg::Leave(Default::default())).await;
+    let end = session.next_status().await;
     assert!(
         matches!(end, Ok(None)),
         "ended cleanly after 1.5 s: {end:?}"

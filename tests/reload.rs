@@ -14,28 +14,10 @@ use std::time::Duration;
 use support::binary::{self, Routerd};
 use support::*;
 use tokio::time::Instant;
-use uwsgi_router::config::{Config, ConfigError};
-use uwsgi_router::daemon::Daemon;
+use uwsgi_router::config::ConfigError;
 
 /// Startups raced against a SIGHUP.
 const ATTEMPTS: usize = 200;
-
-/// A config file in a temp dir, and an in-process router started from it.
-async fn router_from_file(body: &str) -> (Daemon, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("routerd.toml");
-    std::fs::write(&path, with_tcp_listener(body)).unwrap();
-    let config = Config::load(&path).expect("the first config is valid");
-    let daemon = Daemon::start(config, Some(path.clone()))
-        .await
-        .expect("router starts");
-    (daemon, dir, path)
-}
-
-/// `body` with ephemeral ports for the uwsgi and control listeners.
-fn with_tcp_listener(body: &str) -> String {
-    format!("{body}\n[listen]\nuwsgi = [\"127.0.0.1:0\"]\n[control]\nlisten = \"127.0.0.1:0\"\n")
-}
 
 /// Which node answered each of `n` requests, by name.
 async fn answered_by(addr: &str, n: usize) -> BTreeMap<String, usize> {
@@ -52,14 +34,14 @@ async fn answered_by(addr: &str, n: usize) -> BTreeMap<String, usize> {
 async fn a_reload_moves_new_requests_to_the_new_nodes() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let (router, _dir, path) = router_from_file(&pool_toml("round-robin", &[&a])).await;
+    let (router, file) = start_router_from_file(&pool_toml("round-robin", &[&a])).await;
     let addr = router.local_addrs()[0].clone();
     assert_eq!(
         answered_by(&addr, 5).await,
         BTreeMap::from([("a".into(), 5)])
     );
 
-    std::fs::write(&path, with_tcp_listener(&pool_toml("least-load", &[&b]))).unwrap();
+    file.write(&pool_toml("least-load", &[&b]));
     router.reload().expect("the new config is valid");
 
     assert_eq!(
@@ -79,11 +61,11 @@ async fn a_reload_moves_new_requests_to_the_new_nodes() {
 async fn a_broken_file_is_refused_and_the_old_config_keeps_serving() {
     let a = FakeNode::start("a", Behaviour::Echo).await;
     let b = FakeNode::start("b", Behaviour::Echo).await;
-    let (router, _dir, path) = router_from_file(&pool_toml("round-robin", &[&a])).await;
+    let (router, file) = start_router_from_file(&pool_toml("round-robin", &[&a])).await;
     let addr = router.local_addrs()[0].clone();
 
     // Not TOML at all: a half-finished edit.
-    std::fs::write(&path, "[pools.default\nnodes = [").unwrap();
+    file.write_raw("[pools.default\nnodes = [");
     let err = router.reload().expect_err("half a file is not a config");
     assert!(matches!(err, ConfigError::Syntax(_)), "{err}");
     assert_eq!(
@@ -96,7 +78,7 @@ async fn a_broken_file_is_refused_and_the_old_config_keeps_serving() {
         "{}[[routes]]\nhost = \"api.test\"\npool = \"api\"\n",
         pool_toml("round-robin", &[&b])
     );
-    std::fs::write(&path, with_tcp_listener(&dangling)).unwrap();
+    file.write(&dangling);
     let err = router.reload().expect_err("a route to a missing pool");
     let msg = err.to_string();
     assert!(msg.contains("routes[0].pool"), "names the key: {msg}");
@@ -111,7 +93,7 @@ async fn a_broken_file_is_refused_and_the_old_config_keeps_serving() {
     );
 
     // The file vanished (a deploy in progress).
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&file.path).unwrap();
     let err = router.reload().expect_err("no file");
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     assert_eq!(
@@ -177,14 +159,11 @@ async fn sighup_under_traffic_loses_no_request() {
             .wait_log("reloaded config on SIGHUP", i + 1, Duration::from_secs(5))
             .await;
         let before = done.load(SeqCst);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while done.load(SeqCst) < before + 20 {
-            assert!(
-                Instant::now() < deadline,
-                "traffic stalled after reload {i}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let what = format!("traffic to go on after reload {i}");
+        wait_for(what, Duration::from_secs(5), async || {
+            (done.load(SeqCst) >= before + 20).then_some(())
+        })
+        .await;
     }
     stop.store(true, SeqCst);
 
@@ -286,21 +265,10 @@ async fn a_sighup_as_soon_as_routerd_accepts_reloads_it() {
         hup.stdin.take().unwrap().write_all(b"go\n").unwrap();
         assert!(hup.wait().unwrap().success(), "kill -HUP failed");
 
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !routerd.stderr().contains("reloaded config on SIGHUP") {
-            if let Some(status) = routerd.try_exit() {
-                panic!(
-                    "attempt {attempt}: a SIGHUP right after startup killed routerd ({status}):\n{}",
-                    routerd.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "attempt {attempt}: no reload logged:\n{}",
-                routerd.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // Fails naming the exit status if the SIGHUP killed routerd instead.
+        routerd
+            .wait_log("reloaded config on SIGHUP", 1, Duration::from_secs(5))
+            .await;
         let r = send(&routerd.addr, &get("h", "/"), b"").await;
         assert_eq!(r.status, 200, "attempt {attempt}: {}", r.text());
     }
@@ -313,14 +281,21 @@ async fn a_sighup_as_soon_as_routerd_accepts_reloads_it() {
 async fn a_reload_adding_a_pool_and_its_route_always_serves_the_route() {
     const RELOADS: usize = 300;
     let a = FakeNode::start("a", Behaviour::Echo).await;
-    let config = |i: usize| {
-        let body = format!(
+    let body = |i: usize| {
+        format!(
             "default_pool = \"\"\n[pools.p{i}]\nslow_start = \"0s\"\nnodes = [\"{}\"]\n[[routes]]\nhost = \"h{i}.test\"\npool = \"p{i}\"\n",
             a.addr
-        );
-        Config::parse(&with_tcp_listener(&body)).expect("valid")
+        )
     };
-    let router = Daemon::start(config(0), None).await.expect("router starts");
+    let router = start_router(&body(0)).await;
+    // The listeners stay as started; only pools and routes change.
+    let config = |i: usize| {
+        let mut c = uwsgi_router::config::Config::parse(&body(i)).expect("valid");
+        c.listen = router.config().listen.clone();
+        c.control = router.config().control.clone();
+        c.metrics = router.config().metrics.clone();
+        c
+    };
     let addr = router.local_addrs()[0].clone();
     let mut lost = Vec::new();
     for i in 1..=RELOADS {

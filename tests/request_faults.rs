@@ -12,16 +12,13 @@ use support::*;
 /// cookie sends.
 fn big_get(host: &str, size: usize) -> Vec<u8> {
     let cookie = "c".repeat(size);
-    let vars: Vec<(&[u8], &[u8])> = vec![
-        (b"REQUEST_METHOD", b"GET"),
-        (b"REQUEST_URI", b"/"),
-        (b"PATH_INFO", b"/"),
-        (b"HTTP_HOST", host.as_bytes()),
-        (b"HTTP_COOKIE", cookie.as_bytes()),
-    ];
-    uwsgi_router::protocol::encode_packet(0, 0, vars)
-        .unwrap()
-        .to_vec()
+    support::packet::packet(&[
+        ("REQUEST_METHOD", "GET"),
+        ("REQUEST_URI", "/"),
+        ("PATH_INFO", "/"),
+        ("HTTP_HOST", host),
+        ("HTTP_COOKIE", &cookie),
+    ])
 }
 
 /// Pool `name` over `nodes`, the default pool, ejecting after 3 failures for 30 s. Each test

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use routerctl_support::*;
 use support::*;
-use tokio::time::Instant;
 
 /// A private tmux server (its own socket in a temp dir), killed when dropped.
 struct Tmux {
@@ -59,18 +58,14 @@ impl Tmux {
 
     /// Polls the pane until `cond` holds on what it shows; panics with the screen after `STEP`.
     async fn wait_screen(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let screen = self.screen().await;
-            if cond(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the pane never showed {what}:\n{screen}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut last = String::new();
+        let every = Duration::from_millis(50);
+        let shown = wait::within_every(every, STEP, async || {
+            last = self.screen().await;
+            cond(&last).then(|| last.clone())
+        })
+        .await;
+        shown.unwrap_or_else(|e| panic!("the pane showing {what}: {e}:\n{last}"))
     }
 
     /// Waits for routerctl to exit and returns its exit status, as the shell in the pane prints
@@ -129,7 +124,7 @@ async fn top_shows_nodes_live_and_quits_on_q() {
     let sid = s.addr.to_string();
     let tmux = Tmux::start(&top(&format!(
         "--router {} top --interval 200ms",
-        url(&router)
+        control_url(&router)
     )))
     .await;
 
@@ -180,13 +175,10 @@ async fn top_quits_on_ctrl_c_and_shows_unreachable_routers() {
     let s = FakeNode::start("static", Behaviour::Echo).await;
     let router = start_router(&pool_toml("round-robin", &[&s])).await;
     let sid = s.addr.to_string();
-    let down = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let down = closed_port().await;
     let tmux = Tmux::start(&top(&format!(
         "--router {},{down} top --interval 200ms",
-        url(&router)
+        control_url(&router)
     )))
     .await;
     let screen = tmux

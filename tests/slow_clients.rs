@@ -54,19 +54,11 @@ async fn clients_that_stop_reading_are_cut_and_free_their_connection_slots() {
         ("node", big.as_str()),
         ("outcome", "client_timeout"),
     ];
-    let deadline = tokio::time::Instant::now() + STEP;
-    let m = loop {
+    let m = wait_for("both stalled clients to be cut", STEP, async || {
         let m = scrape(&router).await;
-        if m.get("uwsgi_router_requests_total", &cut) == Some(2.0) {
-            break m;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "both stalled clients are cut within the step: {}",
-            m.text
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        (m.get("uwsgi_router_requests_total", &cut) == Some(2.0)).then_some(m)
+    })
+    .await;
     assert_eq!(
         m.get(
             "uwsgi_router_node_failures_total",

@@ -11,29 +11,28 @@ mod http;
 #[allow(dead_code)]
 #[path = "real_stack/nginx.rs"]
 mod nginx;
-#[allow(dead_code)]
-#[path = "real_stack/procs.rs"]
-mod procs;
+mod support;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nginx::Nginx;
-use procs::Proc;
+use support::binary::{routerd_command, wait_logged_addr};
+use support::ports::free_addr;
+use support::process::Process;
+use support::programs::{find_program, repo_path};
+use support::wait;
 use tempfile::TempDir;
 
 /// How long nodes may take to load Django and be routed to.
 const READY: Duration = Duration::from_secs(40);
-/// Pause between two probes of a bounded poll.
-const POLL: Duration = Duration::from_millis(50);
 
 /// routerd with a UDP subscription socket, its uwsgi listener behind nginx.
 struct Router {
-    proc: Proc,
-    log: PathBuf,
+    process: Process,
     /// Where nodes subscribe over UDP...
     subscribe: SocketAddr,
     /// ... and over a UNIX datagram socket.
@@ -44,38 +43,24 @@ struct Router {
 }
 
 impl Router {
-    /// Starts routerd with `[subscription]` plus `extra` lines in it, then nginx in front.
+    /// Starts routerd with `[subscription]` plus `extra` lines in it, then nginx in front. Every
+    /// listener takes an ephemeral port, read back from routerd's log.
     fn start(dir: &Path, extra: &str) -> Router {
-        let tcp = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
-        let subscribe = free_udp_port();
         let subscribe_unix = dir.join("subscribe.sock");
         let conf = dir.join("routerd.toml");
         let text = format!(
-            "default_pool = \"\"\n[listen]\nuwsgi = [\"{tcp}\"]\n[control]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n[subscription]\nlisten = [\"{subscribe}\", \"unix:{}\"]\ntolerance = \"2s\"\n{extra}",
+            "default_pool = \"\"\n[listen]\nuwsgi = [\"127.0.0.1:0\"]\n[control]\nlisten = \"\"\n[metrics]\nlisten = \"\"\n[subscription]\nlisten = [\"127.0.0.1:0\", \"unix:{}\"]\ntolerance = \"2s\"\n{extra}",
             subscribe_unix.display()
         );
         std::fs::write(&conf, text).expect("write routerd.toml");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_routerd"));
-        cmd.arg("--config")
-            .arg(&conf)
-            .env("RUST_LOG", "info,uwsgi_router=debug")
-            .env("NO_COLOR", "1");
-        let mut proc = Proc::spawn("routerd", cmd, dir);
-        let log = dir.join("routerd.log");
-        procs::poll_until(
-            &mut proc,
-            "routerd listening",
-            Duration::from_secs(10),
-            || {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                (procs::accepts(tcp) && text.contains("listening for uWSGI subscriptions"))
-                    .then_some(())
-            },
-        );
+        let mut cmd = routerd_command(&conf);
+        cmd.env("RUST_LOG", "info,uwsgi_router=debug");
+        let mut process = Process::spawn("routerd", cmd, dir);
+        let tcp = wait_logged_addr(&mut process, "listening for uwsgi clients");
+        let subscribe = wait_logged_addr(&mut process, "listening for uWSGI subscriptions");
         let nginx = Nginx::start(&[tcp.to_string()], dir);
         Router {
-            proc,
-            log,
+            process,
             subscribe,
             subscribe_unix,
             http: nginx.ports[0],
@@ -84,16 +69,14 @@ impl Router {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// Waits until one line of routerd's log holds every piece of `needles`; returns it.
     fn wait_log(&mut self, needles: &[&str], limit: Duration) -> String {
-        let log = self.log.clone();
         let what = format!("a routerd log line with {needles:?}");
-        procs::poll_until(&mut self.proc, &what, limit, || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.lines()
+        self.process.poll_log(&what, limit, |log| {
+            log.lines()
                 .find(|l| needles.iter().all(|n| l.contains(n)))
                 .map(str::to_owned)
         })
@@ -126,20 +109,20 @@ impl Router {
     /// Polls requests for `host` until every one of `nodes` has answered one.
     fn wait_routed(&mut self, host: &str, nodes: &[&UwsgiNode]) {
         let mut seen = BTreeSet::new();
-        let deadline = Instant::now() + READY;
-        while !nodes.iter().all(|n| seen.contains(&n.name)) {
+        let names: Vec<&String> = nodes.iter().map(|n| &n.name).collect();
+        let routed = wait::poll_within(READY, || {
             let (status, node) = self.get(host);
             if status == 200 {
                 seen.insert(node);
             }
-            self.proc.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "{host} never reached {:?} (seen {seen:?}); routerd log:\n{}",
-                nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
-                self.proc.log_tail(40)
+            self.process.assert_running();
+            names.iter().all(|n| seen.contains(*n)).then_some(())
+        });
+        if let Err(e) = routed {
+            panic!(
+                "{host} reaching {names:?}: {e} (seen {seen:?}); routerd log:\n{}",
+                self.process.log_tail(40)
             );
-            std::thread::sleep(POLL);
         }
     }
 }
@@ -149,18 +132,17 @@ struct UwsgiNode {
     name: String,
     addr: SocketAddr,
     pidfile: PathBuf,
-    log: PathBuf,
-    proc: Proc,
+    process: Process,
 }
 
 impl UwsgiNode {
     /// Starts a node subscribing with `subscribe_to` (`ADDR:KEY[,MODIFIER1,ALGO:KEYFILE]`) every
     /// second, plus `extra` flags.
     fn spawn(name: &str, dir: &Path, subscribe_to: &str, extra: &[&str]) -> UwsgiNode {
-        let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
+        let addr = free_addr();
         let pidfile = dir.join(format!("{name}.pid"));
-        let django = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/django_app");
-        let mut cmd = Command::new(procs::find_program("uwsgi"));
+        let django = repo_path("tests/django_app");
+        let mut cmd = Command::new(find_program("uwsgi"));
         cmd.args(["--plugin", "python3", "--master", "--processes", "1"])
             .args(["--buffer-size", "32768", "--die-on-term"])
             .arg("--socket")
@@ -173,13 +155,12 @@ impl UwsgiNode {
             .arg(&pidfile)
             .args(["--subscribe-to", subscribe_to, "--subscribe-freq", "1"])
             .args(extra);
-        let proc = Proc::spawn(&format!("uwsgi-{name}"), cmd, dir);
+        let process = Process::spawn(&format!("uwsgi-{name}"), cmd, dir);
         UwsgiNode {
             name: name.to_owned(),
             addr,
             pidfile,
-            log: dir.join(format!("uwsgi-{name}.log")),
-            proc,
+            process,
         }
     }
 
@@ -189,7 +170,7 @@ impl UwsgiNode {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// A graceful stop as an operator (or systemd) does it: SIGINT to the master.
@@ -201,11 +182,6 @@ impl UwsgiNode {
             .expect("run kill");
         assert!(status.success(), "kill -INT {}", pid.trim());
     }
-}
-
-fn free_udp_port() -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
-    socket.local_addr().expect("local_addr")
 }
 
 fn temp_dir(prefix: &str) -> TempDir {
@@ -286,7 +262,7 @@ fn uwsgi_nodes_subscribe_get_their_key_and_leave_on_sigint_or_after_silence() {
 
     // SIGKILL: no goodbye; the node leaves once it has been silent for the tolerance (2 s).
     let killed = Instant::now();
-    n3.proc.kill_group();
+    n3.process.kill_group();
     router.wait_log(
         &["node left", &n3.id("beta.test"), "lease expired"],
         Duration::from_secs(10),
@@ -296,17 +272,13 @@ fn uwsgi_nodes_subscribe_get_their_key_and_leave_on_sigint_or_after_silence() {
         gone_after <= Duration::from_secs(5),
         "the dead node lingered {gone_after:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, text) = router.get("beta.test");
-        if status == 503 && text.contains("no pool for host") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "beta.test still routed: {status} {text}"
-        );
-        std::thread::sleep(POLL);
+    let mut last = (0, String::new());
+    let unrouted = wait::poll_within(Duration::from_secs(10), || {
+        last = router.get("beta.test");
+        (last.0 == 503 && last.1.contains("no pool for host")).then_some(())
+    });
+    if let Err(e) = unrouted {
+        panic!("beta.test no longer routed: {e}; still {last:?}");
     }
     assert_eq!(
         router.answered_by("alpha.test", 5),

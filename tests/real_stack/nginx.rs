@@ -3,11 +3,13 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::procs::{self, Proc};
+use crate::support::ports::{accepts, free_addr};
+use crate::support::process::{file_tail, Process};
+use crate::support::programs::find_program;
 
 /// The `uwsgi_params` Debian's nginx ships: the vars a real deployment sends.
 const UWSGI_PARAMS: &str = "/etc/nginx/uwsgi_params";
@@ -16,39 +18,45 @@ const UWSGI_PARAMS: &str = "/etc/nginx/uwsgi_params";
 pub(crate) struct Nginx {
     /// One HTTP address per upstream given to [`Nginx::start`], in the same order.
     pub(crate) ports: Vec<SocketAddr>,
-    proc: Proc,
+    process: Process,
+    dir: PathBuf,
 }
 
 impl Nginx {
     /// Starts nginx with one server per upstream (`uwsgi_pass` targets such as `127.0.0.1:3031`
     /// or `unix:/path`), and waits until every port accepts connections.
     pub(crate) fn start(upstreams: &[String], dir: &Path) -> Nginx {
-        let ports: Vec<SocketAddr> = upstreams
-            .iter()
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], procs::free_port())))
-            .collect();
+        let ports: Vec<SocketAddr> = upstreams.iter().map(|_| free_addr()).collect();
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, config(dir, &ports, upstreams)).expect("write nginx.conf");
-        let mut cmd = Command::new(procs::find_program("nginx"));
+        let mut cmd = Command::new(find_program("nginx"));
         cmd.arg("-p")
             .arg(dir)
             .arg("-e")
             .arg(dir.join("error.log"))
             .arg("-c")
             .arg(&conf);
-        let mut proc = Proc::spawn("nginx", cmd, dir);
+        let mut process = Process::spawn("nginx", cmd, dir);
         for &port in &ports {
             let what = format!("nginx on {port}");
-            procs::poll_until(&mut proc, &what, Duration::from_secs(10), || {
-                procs::accepts(port).then_some(())
+            process.poll_while_running(&what, Duration::from_secs(10), || {
+                accepts(port).then_some(())
             });
         }
-        Nginx { ports, proc }
+        Nginx {
+            ports,
+            process,
+            dir: dir.to_owned(),
+        }
     }
 
-    /// The end of nginx's own output, for failure messages.
+    /// The ends of nginx's own output and of its error log, for failure messages.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
-        self.proc.log_tail(lines)
+        let error_log = file_tail(&self.dir.join("error.log"), lines);
+        format!(
+            "{}\n--- nginx error.log ---\n{error_log}",
+            self.process.log_tail(lines)
+        )
     }
 }
 

@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
-use crate::procs::{self, Proc};
+use crate::support::binary::{routerd_command, wait_logged_addr, STARTUP};
+use crate::support::process::Process;
 
 /// A running routerd.
 pub(crate) struct Routerd {
@@ -14,38 +13,29 @@ pub(crate) struct Routerd {
     pub(crate) tcp: SocketAddr,
     /// Its UNIX uwsgi listener.
     pub(crate) unix: PathBuf,
-    proc: Proc,
+    process: Process,
 }
 
 impl Routerd {
     /// Starts routerd with one round-robin pool over `nodes` and waits until both listeners
     /// accept connections.
     pub(crate) fn start(nodes: &[SocketAddr], dir: &Path) -> Routerd {
-        let tcp = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
         let unix = dir.join("router.sock");
         let conf = dir.join("routerd.toml");
-        std::fs::write(&conf, config(tcp, &unix, nodes)).expect("write routerd.toml");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_routerd"));
-        // Debug logs show each session and connect attempt; no colours, the log is a file.
-        cmd.arg("--config")
-            .arg(&conf)
-            .env("RUST_LOG", "info,uwsgi_router=debug")
-            .env("NO_COLOR", "1");
-        let mut proc = Proc::spawn("routerd", cmd, dir);
-        let timeout = Duration::from_secs(10);
-        procs::poll_until(&mut proc, &format!("routerd on {tcp}"), timeout, || {
-            procs::accepts(tcp).then_some(())
-        });
+        std::fs::write(&conf, config(&unix, nodes)).expect("write routerd.toml");
+        let mut cmd = routerd_command(&conf);
+        // Debug logs show each session and connect attempt.
+        cmd.env("RUST_LOG", "info,uwsgi_router=debug");
+        let mut process = Process::spawn("routerd", cmd, dir);
+        let tcp = wait_logged_addr(&mut process, "listening for uwsgi clients");
         let what = format!("routerd on unix:{}", unix.display());
-        procs::poll_until(&mut proc, &what, timeout, || {
-            UnixStream::connect(&unix).ok()
-        });
-        Routerd { tcp, unix, proc }
+        process.poll_while_running(&what, STARTUP, || UnixStream::connect(&unix).ok());
+        Routerd { tcp, unix, process }
     }
 
-    /// The end of routerd's stderr, for failure messages.
+    /// The end of routerd's log, for failure messages.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
-        self.proc.log_tail(lines)
+        self.process.log_tail(lines)
     }
 }
 
@@ -53,19 +43,19 @@ impl Routerd {
 /// every node takes its share from the first request; retries and ejection keep defaults.
 /// Requests for `edge.test` go to pool `edge`, the last node alone, so a test can tell which
 /// host a request was routed by.
-/// The control and metrics listeners stay on, as deployed, but on free ports: their default
-/// ports would clash between tests running at once.
-fn config(tcp: SocketAddr, unix: &Path, nodes: &[SocketAddr]) -> String {
+/// Every listener takes an ephemeral port (the control and metrics listeners stay on, as
+/// deployed): fixed ports would clash between tests running at once.
+fn config(unix: &Path, nodes: &[SocketAddr]) -> String {
     let nodes: Vec<String> = nodes.iter().map(|n| format!("\"{n}\"")).collect();
     format!(
         "[listen]
-uwsgi = [\"{tcp}\", \"unix:{unix}\"]
+uwsgi = [\"127.0.0.1:0\", \"unix:{unix}\"]
 
 [control]
-listen = \"127.0.0.1:{control}\"
+listen = \"127.0.0.1:0\"
 
 [metrics]
-listen = \"127.0.0.1:{metrics}\"
+listen = \"127.0.0.1:0\"
 
 [pools.default]
 algorithm = \"round-robin\"
@@ -81,8 +71,6 @@ host = \"edge.test\"
 pool = \"edge\"
 ",
         unix = unix.display(),
-        control = procs::free_port(),
-        metrics = procs::free_port(),
         edge = nodes.last().cloned().unwrap_or_default(),
         nodes = nodes.join(", "),
     )

@@ -6,8 +6,8 @@ use std::process::Command;
 use tempfile::TempDir;
 
 use crate::nginx::Nginx;
-use crate::procs::{self, INSTALL_HINT};
 use crate::routerd::Routerd;
+use crate::support::programs::{find_program, INSTALL_HINT};
 use crate::uwsgi::Node;
 
 /// Running processes; dropping the stack kills them all (fields drop in order: nginx, routerd,
@@ -77,13 +77,6 @@ impl Drop for Stack {
         );
         eprintln!("{}", self.routerd.log_tail(60));
         eprintln!("{}", self.nginx.log_tail(30));
-        let error_log =
-            std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
-        let tail: Vec<&str> = error_log.lines().rev().take(30).collect();
-        eprintln!(
-            "--- nginx error.log ---\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
         for node in &self.nodes {
             eprintln!("{}", node.log_tail(20));
         }
@@ -92,8 +85,8 @@ impl Drop for Stack {
 
 /// Fails with the install hint unless nginx, uWSGI, its python3 plugin and Django are there.
 fn require_tools(dir: &std::path::Path) {
-    procs::find_program("nginx");
-    let uwsgi = procs::find_program("uwsgi");
+    find_program("nginx");
+    let uwsgi = find_program("uwsgi");
     // Django must be importable by the Python embedded in uWSGI's plugin, which is the
     // system's, not whichever python3 is first on PATH.
     let script = dir.join("check_django.py");

@@ -5,14 +5,16 @@
 //! ...), so a reply shows which run of the node answered it; the node's id with the routers stays
 //! the same (`node2`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use crate::child::Child;
-use crate::procs;
+use crate::support::ports::{accepts, free_addr};
+use crate::support::process::Process;
+use crate::support::programs::find_program;
+use crate::support::uwsgi_node::{self, Site, Socket};
+use crate::support::wait;
 
 /// How long a node may take to load Django and answer its first request.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,8 +40,8 @@ pub(crate) struct Node {
     control: SocketAddr,
     dir: PathBuf,
     // Dropped in this order: the agent first, as a deploy stops it before uWSGI.
-    agent: Option<Child>,
-    uwsgi: Option<Child>,
+    agent: Option<Process>,
+    uwsgi: Option<Process>,
 }
 
 impl Node {
@@ -48,8 +50,8 @@ impl Node {
     pub(crate) fn new(id: &str, control: SocketAddr, dir: &Path) -> Node {
         Node {
             id: id.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], procs::free_port())),
-            stats: SocketAddr::from(([127, 0, 0, 1], procs::free_port())),
+            addr: free_addr(),
+            stats: free_addr(),
             generation: 0,
             control,
             dir: dir.to_owned(),
@@ -68,51 +70,18 @@ impl Node {
         assert!(self.uwsgi.is_none(), "{}: uWSGI already running", self.id);
         self.generation += 1;
         let name = self.name();
-        let mut cmd = Command::new(procs::find_program("uwsgi"));
-        cmd.args([
-            "--plugin",
-            "python3",
-            "--master",
-            "--processes",
-            "2",
-            "--die-on-term",
-        ])
-        // nginx forwards every header as a var; the default 4 KiB is too small for some.
-        .args(["--buffer-size", "32768"])
-        .arg("--socket")
-        .arg(self.addr.to_string())
-        .arg("--stats")
-        .arg(self.stats.to_string())
-        .args(["--module", "demo.wsgi", "--chdir"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/django_app"))
-        .arg("--env")
-        .arg(format!("NODE_NAME={name}"))
-        // Keep the source tree free of __pycache__ directories.
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-        self.uwsgi = Some(Child::spawn(&format!("uwsgi-{name}"), cmd, &self.dir));
+        let mut cmd = Command::new(find_program("uwsgi"));
+        let (socket, stats) = (Socket::Tcp(self.addr), Socket::Tcp(self.stats));
+        uwsgi_node::add_node_args(&mut cmd, Site::Test, &name, &[socket], &stats);
+        self.uwsgi = Some(Process::spawn(&format!("uwsgi-{name}"), cmd, &self.dir));
     }
 
     /// Waits until uWSGI answers a real request with this generation's name: the socket is
     /// bound, Django is loaded and a worker accepts.
     pub(crate) fn wait_ready(&mut self) {
         let name = self.name();
-        let (addr, marker) = (self.addr, format!("node={name}\n"));
         let uwsgi = self.uwsgi.as_mut().expect("uWSGI started");
-        let deadline = Instant::now() + START_TIMEOUT;
-        for _ in 0..(START_TIMEOUT.as_millis() / 20) {
-            if direct_get(addr, "/echo/ready").is_ok_and(|reply| reply.contains(&marker)) {
-                return;
-            }
-            uwsgi.assert_running();
-            if Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "uWSGI {name} on {addr} not ready after {START_TIMEOUT:?}; log:\n{}",
-            uwsgi.log_tail(40)
-        );
+        uwsgi_node::wait_serving(uwsgi, &name, &Socket::Tcp(self.addr), START_TIMEOUT);
     }
 
     /// Starts the node's agent: it registers the node with the router and reports its load.
@@ -131,7 +100,7 @@ impl Node {
             .env("RUST_LOG", "info,uwsgi_router=debug")
             .env("NO_COLOR", "1");
         let name = format!("agent-{}", self.name());
-        self.agent = Some(Child::spawn(&name, cmd, &self.dir));
+        self.agent = Some(Process::spawn(&name, cmd, &self.dir));
     }
 
     /// Fails with the agent's log if it has exited.
@@ -146,17 +115,15 @@ impl Node {
     pub(crate) fn stop_agent(&mut self) -> (ExitStatus, Duration, String) {
         let mut agent = self.agent.take().expect("agent running");
         let started = Instant::now();
-        agent.signal("TERM");
-        let status = agent.wait_exit(AGENT_STOP_TIMEOUT);
-        (status, started.elapsed(), agent.log_text())
+        let status = agent.stop("TERM", AGENT_STOP_TIMEOUT);
+        (status, started.elapsed(), agent.log())
     }
 
     /// SIGTERMs uWSGI (`--die-on-term`: it shuts down), waits for it to exit and for its port to
     /// refuse connections.
     pub(crate) fn stop_uwsgi(&mut self) {
         let mut uwsgi = self.uwsgi.take().expect("uWSGI running");
-        uwsgi.signal("TERM");
-        let status = uwsgi.wait_exit(STOP_TIMEOUT);
+        let status = uwsgi.stop("TERM", STOP_TIMEOUT);
         // The master reaps its workers before it exits; none may keep the socket open.
         self.wait_refused(&format!("after uWSGI exited with {status}"));
     }
@@ -174,19 +141,15 @@ impl Node {
     }
 
     fn wait_refused(&self, when: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for _ in 0..500 {
-            if !procs::accepts(self.addr) || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let refused = wait::poll_within(Duration::from_secs(5), || {
+            (!accepts(self.addr)).then_some(())
+        });
+        if let Err(e) = refused {
+            panic!(
+                "node {} still accepts on {} {when}: {e}",
+                self.id, self.addr
+            );
         }
-        assert!(
-            !procs::accepts(self.addr),
-            "node {} still accepts on {} {when}",
-            self.id,
-            self.addr
-        );
     }
 
     /// The ends of the logs of uWSGI and the agent, for failure messages.
@@ -207,42 +170,4 @@ pub(crate) fn generation_name(id: &str, generation: u32) -> String {
     } else {
         format!("{id}-gen{generation}")
     }
-}
-
-/// Sends a GET straight to a node as a uwsgi packet and returns its raw HTTP reply.
-fn direct_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let vars = [
-        ("REQUEST_METHOD", "GET"),
-        ("REQUEST_URI", path),
-        ("PATH_INFO", path),
-        ("QUERY_STRING", ""),
-        ("SERVER_PROTOCOL", "HTTP/1.1"),
-        ("SERVER_NAME", "localhost"),
-        ("SERVER_PORT", "80"),
-        ("HTTP_HOST", "localhost"),
-    ];
-    stream.write_all(&uwsgi_packet(&vars))?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
-}
-
-/// A uwsgi request packet: modifier1 0, vars size (u16 LE), modifier2 0, then the vars.
-fn uwsgi_packet(vars: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (key, value) in vars {
-        for part in [key, value] {
-            let len = u16::try_from(part.len()).expect("var fits a uwsgi packet");
-            body.extend_from_slice(&len.to_le_bytes());
-            body.extend_from_slice(part.as_bytes());
-        }
-    }
-    let size = u16::try_from(body.len()).expect("vars fit a uwsgi packet");
-    let mut packet = vec![0];
-    packet.extend_from_slice(&size.to_le_bytes());
-    packet.push(0);
-    packet.extend_from_slice(&body);
-    packet
 }

@@ -2,11 +2,10 @@
 //! listener for the agents, and a pool with no static nodes, filled only by agents.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::path::Path;
 
-use crate::procs::{self, Proc};
+use crate::support::binary::{routerd_command, wait_logged_addr};
+use crate::support::process::Process;
 
 /// A running routerd.
 pub(crate) struct Router {
@@ -14,65 +13,52 @@ pub(crate) struct Router {
     pub(crate) uwsgi: SocketAddr,
     /// Its control listener (Registry for agents, Admin for routerctl).
     pub(crate) control: SocketAddr,
-    /// Its log (stdout and stderr).
-    pub(crate) log: PathBuf,
-    proc: Proc,
+    process: Process,
 }
 
 impl Router {
-    /// Starts routerd and waits until both listeners accept connections.
+    /// Starts routerd on ephemeral ports, and waits until it has logged both listeners (they
+    /// are bound, so they accept, by then).
     pub(crate) fn start(dir: &Path) -> Router {
-        let uwsgi = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
-        let control = SocketAddr::from(([127, 0, 0, 1], procs::free_port()));
         let conf = dir.join("routerd.toml");
-        std::fs::write(&conf, config(uwsgi, control)).expect("write routerd.toml");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_routerd"));
-        // Debug logs show each session and connect attempt; no colours, the log is a file.
-        cmd.arg("--config")
-            .arg(&conf)
-            .env("RUST_LOG", "info,uwsgi_router=debug")
-            .env("NO_COLOR", "1");
-        let mut proc = Proc::spawn("routerd", cmd, dir);
-        let timeout = Duration::from_secs(10);
-        for addr in [uwsgi, control] {
-            procs::poll_until(&mut proc, &format!("routerd on {addr}"), timeout, || {
-                procs::accepts(addr).then_some(())
-            });
-        }
+        std::fs::write(&conf, CONFIG).expect("write routerd.toml");
+        let mut cmd = routerd_command(&conf);
+        // Debug logs show each session and connect attempt.
+        cmd.env("RUST_LOG", "info,uwsgi_router=debug");
+        let mut process = Process::spawn("routerd", cmd, dir);
+        let uwsgi = wait_logged_addr(&mut process, "listening for uwsgi clients");
+        let control = wait_logged_addr(&mut process, "control plane listening");
         Router {
             uwsgi,
             control,
-            log: dir.join("routerd.log"),
-            proc,
+            process,
         }
     }
 
     /// Fails with routerd's log if it has exited.
     pub(crate) fn assert_running(&mut self) {
-        self.proc.assert_running();
+        self.process.assert_running();
     }
 
     /// routerd's whole log so far.
     pub(crate) fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// The end of routerd's log, for failure messages.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
-        self.proc.log_tail(lines)
+        self.process.log_tail(lines)
     }
 }
 
 /// routerd.toml: the default pool balances with `least-load` (which uses the agents' reports)
 /// over registered nodes only, ramping new ones in over 1 s. A request that gets no first byte
 /// within 5 s is answered 504 rather than hanging a load client. No metrics listener.
-fn config(uwsgi: SocketAddr, control: SocketAddr) -> String {
-    format!(
-        "[listen]
-uwsgi = [\"{uwsgi}\"]
+const CONFIG: &str = "[listen]
+uwsgi = [\"127.0.0.1:0\"]
 
 [control]
-listen = \"{control}\"
+listen = \"127.0.0.1:0\"
 
 [metrics]
 listen = \"\"
@@ -83,6 +69,4 @@ first_byte = \"5s\"
 [pools.default]
 algorithm = \"least-load\"
 slow_start = \"1s\"
-"
-    )
-}
+";

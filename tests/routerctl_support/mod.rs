@@ -1,28 +1,21 @@
 //! Test support for routerctl: runs the real binary against routers (bounded in time) and reads
 //! its tables; registers nodes as an agent would and keeps their leases alive.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use uwsgi_router::daemon::Daemon;
 
-use crate::support::registry_client::{announce, NodeSession};
+pub use crate::support::registry_client::{register as register_at, Registered};
 use crate::support::STEP;
+
+/// A router with static and registered nodes.
+mod fleet;
+
+pub use fleet::{closed_port, fleet, state, Fleet};
 
 /// The binary under test.
 pub const ROUTERCTL: &str = env!("CARGO_BIN_EXE_routerctl");
-
-/// A router's control URL, as routerctl takes it.
-pub fn url(router: &Daemon) -> String {
-    format!(
-        "http://{}",
-        router.control_addr().expect("control listener")
-    )
-}
 
 /// What one routerctl run did.
 #[derive(Debug)]
@@ -134,37 +127,7 @@ pub fn row(table: &str, key: &str, value: &str) -> std::collections::HashMap<Str
         .collect()
 }
 
-/// A node registered with a router the way its agent would: announced, reporting its load.
-pub struct Registered {
-    pub session: NodeSession,
-    reporter: JoinHandle<()>,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        self.reporter.abort();
-    }
-}
-
 /// Registers node `id` at `addr` in pool `default` with `router`'s control listener.
 pub async fn register(router: &Daemon, id: &str, addr: SocketAddr) -> Registered {
     register_at(router.control_addr().unwrap(), id, addr).await
-}
-
-/// Registers node `id` at `addr` in pool `default` with the control listener `control`.
-pub async fn register_at(control: SocketAddr, id: &str, addr: SocketAddr) -> Registered {
-    let (session, _) = NodeSession::open(control, None, announce(id, "default", &addr.to_string()))
-        .await
-        .expect("registration accepted");
-    let reporter = session.keep_reporting(Arc::new(Mutex::new((0, 2, 0))));
-    Registered { session, reporter }
-}
-
-/// Waits until `cond` holds, polling every 20 ms; panics after [`STEP`].
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

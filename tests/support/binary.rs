@@ -1,13 +1,16 @@
 //! The real `routerd` binary as an operator runs it: a config file and a UNIX listener in a temp
-//! dir, stderr captured to a file, signals sent with `kill`. Readiness and exit are polled against
-//! deadlines, never slept on.
+//! dir, its log captured, signals sent with `kill`. Readiness and exit are waited on (a socket
+//! that accepts, signal handlers in place, a log line), never slept on.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio::time::Instant;
+
+use super::process::Process;
+use super::wait;
 
 /// Path of the binary under test.
 pub const ROUTERD: &str = env!("CARGO_BIN_EXE_routerd");
@@ -15,28 +18,55 @@ pub const ROUTERD: &str = env!("CARGO_BIN_EXE_routerd");
 /// How long routerd may take to start listening, or to exit when it should.
 pub const STARTUP: Duration = Duration::from_secs(10);
 
-/// Poll interval of every wait below.
-const POLL: Duration = Duration::from_millis(10);
+/// `routerd --config CONFIG`, logging at info without colours, blind to `ROUTERD_CONFIG`.
+pub fn routerd_command(config: &Path) -> Command {
+    let mut cmd = Command::new(ROUTERD);
+    add_routerd_args(&mut cmd, config);
+    cmd
+}
+
+/// Gives `cmd` (routerd, or a wrapper that execs it) the arguments and environment above.
+pub fn add_routerd_args(cmd: &mut Command, config: &Path) {
+    cmd.arg("--config")
+        .arg(config)
+        .env_remove("ROUTERD_CONFIG")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+}
+
+/// The first TCP address logged on a line of `log` holding `marker`, from its `address=` field
+/// (routerd logs `listening for uwsgi clients`, `control plane listening` and `serving /metrics`
+/// so; a UNIX listener's `unix:/path` is passed over).
+pub fn logged_addr(log: &str, marker: &str) -> Option<SocketAddr> {
+    log.lines().filter(|l| l.contains(marker)).find_map(|line| {
+        let at = line.find("address=")? + "address=".len();
+        line[at..].split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Blocking: waits until `routerd`, run as a [`Process`], has logged a TCP address on a line
+/// holding `marker` (its listeners are bound by then, so it accepts); returns the address.
+pub fn wait_logged_addr(routerd: &mut Process, marker: &str) -> SocketAddr {
+    let what = format!("routerd logging {marker:?}");
+    routerd.poll_log(&what, STARTUP, |log| logged_addr(log, marker))
+}
 
 /// A running `routerd --config FILE`, killed when dropped.
 pub struct Routerd {
-    child: Child,
+    // Dropped first: routerd goes before its temp dir.
+    process: Process,
     dir: TempDir,
     /// The config file routerd was started with (rewrite it and send SIGHUP to reload).
     pub config_path: PathBuf,
     /// The uwsgi listener, as `unix:/path` for [`super::send`].
     pub addr: String,
-    stderr_path: PathBuf,
-    exit: Option<ExitStatus>,
 }
 
 impl Routerd {
     /// Starts routerd on `body` (pools, routes, ...; no `[listen]` table) plus a listener on a
     /// UNIX socket in a fresh temp dir, and waits until it accepts connections and handles signals.
     pub async fn start(body: &str) -> Self {
-        let mut r = Self::start_accepting(body).await;
-        r.wait_signals_caught().await;
-        r
+        Self::start_with_ulimit(body, &[]).await
     }
 
     /// Like [`Routerd::start`], but returns as soon as the listener accepts a connection, which
@@ -49,9 +79,9 @@ impl Routerd {
 
     /// Starts routerd as [`Routerd::start`] does, under a shell's `ulimit` arguments (e.g.
     /// `["-n", "256"]` for soft and hard open file limits of 256, `["-Sn", "256"]` for the soft
-    /// one), and waits until it accepts.
+    /// one; none for no limit), and waits until it accepts and handles signals.
     pub async fn start_with_ulimit(body: &str, ulimit: &[&str]) -> Self {
-        let mut r = Self::spawn_with(body, Some(ulimit));
+        let mut r = Self::spawn_with(body, ulimit);
         r.wait_accepting().await;
         r.wait_signals_caught().await;
         r
@@ -59,23 +89,30 @@ impl Routerd {
 
     /// Starts routerd as [`Routerd::start`] does, without waiting for anything.
     pub fn spawn(body: &str) -> Self {
-        Self::spawn_with(body, None)
+        Self::spawn_with(body, &[])
     }
 
-    fn spawn_with(body: &str, ulimit: Option<&[&str]>) -> Self {
+    fn spawn_with(body: &str, ulimit: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("routerd.sock");
         let addr = format!("unix:{}", socket.display());
         let config_path = dir.path().join("routerd.toml");
-        let stderr_path = dir.path().join("stderr.log");
         write_atomically(dir.path(), &config_path, &listen_last(body, &addr));
+        let mut cmd = if ulimit.is_empty() {
+            Command::new(ROUTERD)
+        } else {
+            // `exec` keeps the pid: signals and /proc reach routerd itself.
+            let mut shell = Command::new("sh");
+            let script = format!("ulimit {} && exec \"$0\" \"$@\"", ulimit.join(" "));
+            shell.arg("-c").arg(script).arg(ROUTERD);
+            shell
+        };
+        add_routerd_args(&mut cmd, &config_path);
         Self {
-            child: spawn(&config_path, &stderr_path, ulimit),
+            process: Process::spawn("routerd", cmd, dir.path()),
             dir,
             config_path,
             addr,
-            stderr_path,
-            exit: None,
         }
     }
 
@@ -97,86 +134,93 @@ impl Routerd {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Sends a signal by name (`HUP`, `TERM`, `INT`) with `kill`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} {} failed", self.pid());
+        self.process.signal(name);
     }
 
-    /// Everything routerd wrote to stderr so far.
+    /// Everything routerd logged so far.
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        self.process.log()
     }
 
-    /// Waits until stderr holds `needle` at least `count` times; panics after `limit`.
+    /// Waits until the log holds `needle` at least `count` times; panics after `limit`.
     pub async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while self.stderr().matches(needle).count() < count {
-            if let Some(status) = self.try_exit() {
-                panic!(
-                    "routerd exited ({status}) before logging {needle:?}:\n{}",
-                    self.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "routerd did not log {needle:?} {count} time(s) within {limit:?}:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        self.process.wait_log(needle, count, limit).await;
+    }
+
+    /// The TCP address routerd logged on a line holding `marker`, once it has logged it.
+    pub async fn logged_addr(&mut self, marker: &str) -> SocketAddr {
+        self.wait_log(marker, 1, STARTUP).await;
+        logged_addr(&self.stderr(), marker)
+            .unwrap_or_else(|| panic!("no TCP address on a {marker:?} line:\n{}", self.stderr()))
+    }
+
+    /// The metrics listener (`serving /metrics ... address=`).
+    pub async fn metrics_addr(&mut self) -> SocketAddr {
+        self.logged_addr("serving /metrics").await
+    }
+
+    /// The control listener (`control plane listening address=`).
+    pub async fn control_addr(&mut self) -> SocketAddr {
+        self.logged_addr("control plane listening").await
     }
 
     /// The exit status, if routerd has exited.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            self.exit = self.child.try_wait().expect("poll routerd");
-        }
-        self.exit
+        self.process.try_exit()
     }
 
     /// Waits up to `limit` for routerd to exit.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.process.exited_within(limit).await
     }
 
     /// Waits until the listener accepts connections.
     pub async fn wait_accepting(&mut self) {
-        let deadline = Instant::now() + STARTUP;
         let path = self.addr.trim_start_matches("unix:").to_owned();
-        while tokio::net::UnixStream::connect(&path).await.is_err() {
-            self.assert_starting(deadline);
-            tokio::time::sleep(POLL).await;
-        }
+        self.wait_starting("the uwsgi listener to accept", async || {
+            tokio::net::UnixStream::connect(&path).await.ok()
+        })
+        .await;
     }
 
     /// Waits until SIGHUP, SIGINT and SIGTERM have handlers (before that, SIGHUP kills routerd).
     async fn wait_signals_caught(&mut self) {
-        let deadline = Instant::now() + STARTUP;
-        while !signals_caught(self.pid()).unwrap_or(true) {
-            self.assert_starting(deadline);
-            tokio::time::sleep(POLL).await;
+        let pid = self.pid();
+        self.wait_starting("signal handlers", async || {
+            super::process::signals_caught(pid)
+                .unwrap_or(true)
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// Waits within [`STARTUP`] for `probe`; fails the test with the log if routerd exits first.
+    async fn wait_starting<T>(&mut self, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) {
+        let ready = wait::within(STARTUP, async || {
+            if let Some(found) = probe().await {
+                return Some(Some(found));
+            }
+            self.try_exit().map(|_| None)
+        })
+        .await;
+        match ready {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!(
+                "routerd exited ({:?}) while starting, before {what}:\n{}",
+                self.try_exit(),
+                self.stderr()
+            ),
+            Err(e) => panic!("routerd starting, {what}: {e}:\n{}", self.stderr()),
         }
     }
 
-    /// Panics if routerd exited, or if `deadline` passed.
-    pub fn assert_starting(&mut self, deadline: Instant) {
+    /// Panics if routerd exited, or if `deadline` passed (for tests polling in a tight loop).
+    pub fn assert_starting(&mut self, deadline: tokio::time::Instant) {
         if let Some(status) = self.try_exit() {
             panic!(
                 "routerd exited ({status}) while starting:\n{}",
@@ -184,19 +228,10 @@ impl Routerd {
             );
         }
         assert!(
-            Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "routerd was not ready within {STARTUP:?}:\n{}",
             self.stderr()
         );
-    }
-}
-
-impl Drop for Routerd {
-    fn drop(&mut self) {
-        if self.try_exit().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -217,43 +252,4 @@ fn write_atomically(dir: &Path, path: &Path, text: &str) {
     let tmp = dir.join("routerd.toml.new");
     std::fs::write(&tmp, text).expect("write config");
     std::fs::rename(&tmp, path).expect("rename config into place");
-}
-
-fn spawn(config: &Path, stderr: &Path, ulimit: Option<&[&str]>) -> Child {
-    let log = std::fs::File::create(stderr).expect("create stderr log");
-    let mut command = match ulimit {
-        None => Command::new(ROUTERD),
-        Some(args) => {
-            // `exec` keeps the pid: signals and /proc reach routerd itself.
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("ulimit {} && exec \"$0\" \"$@\"", args.join(" ")))
-                .arg(ROUTERD);
-            c
-        }
-    };
-    command
-        .arg("--config")
-        .arg(config)
-        .env_remove("ROUTERD_CONFIG")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn routerd")
-}
-
-/// Whether SIGHUP, SIGINT and SIGTERM all have handlers in process `pid`, from the `SigCgt` mask
-/// of /proc/PID/status. `None` where there is no /proc to ask.
-pub fn signals_caught(pid: u32) -> Option<bool> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let mask = status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())?;
-    // Signal n is bit n-1: SIGHUP 1, SIGINT 2, SIGTERM 15.
-    let wanted = (1 << 0) | (1 << 1) | (1 << 14);
-    Some(mask & wanted == wanted)
 }

@@ -1,11 +1,13 @@
 //! A minimal Registry client for tests: open a session, announce, send messages, read answers.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status, Streaming};
 use uwsgi_router::api::registry_client::RegistryClient;
 use uwsgi_router::api::{
@@ -31,7 +33,27 @@ pub fn announce(node_id: &str, pool: &str, address: &str) -> Announce {
     }
 }
 
+/// A load as `keep_reporting` sends it: (busy, idle, listen queue).
+pub type Load = Arc<Mutex<(u32, u32, u32)>>;
+
+/// The load of a node with two idle workers and nothing queued.
+pub fn idle() -> Load {
+    Arc::new(Mutex::new((0, 2, 0)))
+}
+
 impl NodeSession {
+    /// Opens a session announcing node `id` at `addr` in pool `default` without a token, as an
+    /// agent would; the call must succeed. Returns the session and the router's first answer.
+    pub async fn join(
+        control: SocketAddr,
+        id: &str,
+        addr: SocketAddr,
+    ) -> (Self, router_message::Msg) {
+        Self::open(control, None, announce(id, "default", &addr.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("the session of {id} opens: {e}"))
+    }
+
     /// Opens a session and sends `announce`; returns the session and the router's first answer.
     pub async fn open(
         control: SocketAddr,
@@ -55,6 +77,15 @@ impl NodeSession {
             .connect()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        Self::open_on(channel, token, announce).await
+    }
+
+    /// Like [`NodeSession::open`], over `channel` (a TLS one, say).
+    pub async fn open_on(
+        channel: Channel,
+        token: Option<&str>,
+        announce: Announce,
+    ) -> Result<(Self, router_message::Msg), Status> {
         let mut client = RegistryClient::new(channel);
         let (tx, rx) = mpsc::channel(16);
         tx.send(NodeMessage {
@@ -111,10 +142,7 @@ impl NodeSession {
 
     /// Keeps sending the load in `load` (busy, idle, queue) every 200 ms, as an agent would, until
     /// the returned task is aborted or the session ends.
-    pub fn keep_reporting(
-        &self,
-        load: std::sync::Arc<std::sync::Mutex<(u32, u32, u32)>>,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn keep_reporting(&self, load: Load) -> JoinHandle<()> {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             loop {
@@ -149,4 +177,25 @@ impl NodeSession {
         }))
         .await;
     }
+}
+
+/// A node registered with a router the way its agent would: announced, reporting an idle load
+/// until dropped.
+pub struct Registered {
+    /// Its session.
+    pub session: NodeSession,
+    reporter: JoinHandle<()>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.reporter.abort();
+    }
+}
+
+/// Registers node `id` at `addr` in pool `default` with the control listener `control`.
+pub async fn register(control: SocketAddr, id: &str, addr: SocketAddr) -> Registered {
+    let (session, _) = NodeSession::join(control, id, addr).await;
+    let reporter = session.keep_reporting(idle());
+    Registered { session, reporter }
 }

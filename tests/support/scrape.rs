@@ -1,9 +1,8 @@
-//! The operations endpoints as Prometheus and probes see them: a GET on a fresh connection, the
-//! text exposition format parsed into samples, the metric names a PromQL query uses, and promtool.
+//! The operations endpoints as Prometheus and probes see them: a GET on a fresh connection, and
+//! the text exposition format parsed into samples.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -60,7 +59,12 @@ pub fn metrics_addr(router: &Daemon) -> SocketAddr {
 
 /// Scrapes `/metrics` of `router`.
 pub async fn scrape(router: &Daemon) -> Scrape {
-    let reply = http_get(metrics_addr(router), "/metrics").await;
+    scrape_at(metrics_addr(router)).await
+}
+
+/// Scrapes `/metrics` of the listener at `addr`.
+pub async fn scrape_at(addr: SocketAddr) -> Scrape {
+    let reply = http_get(addr, "/metrics").await;
     assert_eq!(reply.status, 200, "{}", reply.head);
     Scrape::parse(&reply.body)
 }
@@ -174,149 +178,4 @@ fn parse_sample(line: &str) -> Option<Sample> {
         labels,
         value,
     })
-}
-
-/// The metric names a PromQL expression selects: identifiers that are not functions, keywords,
-/// label names (in `{...}`, `by (...)`, `on (...)`...), strings, durations or Grafana variables.
-pub fn promql_metric_names(expr: &str) -> BTreeSet<String> {
-    // Keywords, and aggregations (which may come before `by (...)` rather than `(`).
-    const KEYWORDS: [&str; 24] = [
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "bool",
-        "and",
-        "or",
-        "unless",
-        "offset",
-        "atan2",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-    ];
-    const LABEL_LISTS: [&str; 6] = [
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-    ];
-    let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    let mut skip_next_parens = false;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '"' | '\'' | '`' => i = skip_string(&chars, i),
-            '{' => i = skip_to(&chars, i, '}'),
-            '[' => i = skip_to(&chars, i, ']'),
-            '(' if skip_next_parens => {
-                skip_next_parens = false;
-                i = skip_to(&chars, i, ')');
-            }
-            '$' => {
-                i += 1;
-                if chars.get(i) == Some(&'{') {
-                    i = skip_to(&chars, i, '}');
-                } else {
-                    while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                        i += 1;
-                    }
-                }
-            }
-            c if c.is_ascii_digit() || c == '.' => {
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '.') {
-                    i += 1;
-                }
-            }
-            c if c.is_alphabetic() || c == '_' || c == ':' => {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == ':')
-                {
-                    i += 1;
-                }
-                let word: String = chars[start..i].iter().collect();
-                let next = chars[i..].iter().find(|c| !c.is_whitespace());
-                if LABEL_LISTS.contains(&word.as_str()) {
-                    skip_next_parens = true;
-                } else if next == Some(&'(') || KEYWORDS.contains(&word.as_str()) {
-                    // A function or an aggregation.
-                } else if !["inf", "nan", "Inf", "NaN"].contains(&word.as_str()) {
-                    names.insert(word);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    names
-}
-
-fn skip_string(chars: &[char], start: usize) -> usize {
-    let quote = chars[start];
-    let mut i = start + 1;
-    while i < chars.len() && chars[i] != quote {
-        i += if chars[i] == '\\' { 2 } else { 1 };
-    }
-    i + 1
-}
-
-fn skip_to(chars: &[char], start: usize, end: char) -> usize {
-    let mut i = start + 1;
-    while i < chars.len() && chars[i] != end {
-        i = match chars[i] {
-            '"' | '\'' | '`' => skip_string(chars, i),
-            _ => i + 1,
-        };
-    }
-    i + 1
-}
-
-/// Path of Debian's `promtool`; fails the test with what to do when it is missing.
-pub fn promtool() -> PathBuf {
-    tool("promtool")
-}
-
-/// Path of Debian's `prometheus`; fails the test with what to do when it is missing.
-pub fn prometheus() -> PathBuf {
-    tool("prometheus")
-}
-
-fn tool(name: &str) -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/bin").join(name)])
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is not installed: run `bash tests/run.sh`, which installs Debian's \
-                 prometheus package (or `apt-get install prometheus`)"
-            )
-        })
-}
-
-/// The repository root (where Cargo.toml is).
-pub fn repo_path(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
