@@ -234,7 +234,7 @@ async fn finish<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if let Some(status) = outcome.reply() {
-        answer(client, reply(status, reason)).await;
+        answer(client, reply(status, reason, None)).await;
     }
     let took = started.elapsed();
     let (pool, node) = match &end {
