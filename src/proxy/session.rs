@@ -4,22 +4,21 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{connect, connect_any, NoConnection};
+use super::end::{finish, End, Trace};
 use super::failure::{Blame, ForwardError};
-use super::forward::{forward, linger, LINGER};
+use super::forward::forward;
 use super::head::{read_head, Head, HeadError};
 use super::{Dispatch, SharedDispatch};
-use crate::cluster::{Cluster, Pool};
+use crate::cluster::Pool;
 use crate::metrics;
-use crate::node::{Evidence, InFlight, Node, Outcome};
-use crate::protocol::reply;
+use crate::node::{Evidence, Node, Outcome};
 use crate::routing::RequestKey;
 use crate::throttle;
 
@@ -110,39 +109,31 @@ pub(super) async fn run<S>(
             return;
         }
     };
-    let started = Instant::now();
     let vars = head.vars();
+    let tag = d.config.request_id.enabled.then(|| Head::request_id(&vars));
+    let mut trace = Trace::new(peer, tag);
     let key = RequestKey::from_vars(&vars);
     let Some(pool) = d.routes.route(&key).cloned() else {
         let host = String::from_utf8_lossy(key.routing_host()).into_owned();
         let reason = format!("no pool for host {host:?}");
         let end = End::Unrouted(&d.cluster);
-        return finish(&mut client, peer, end, Outcome::NoPool, &reason, started).await;
+        return finish(&mut client, &trace, end, Outcome::NoPool, &reason).await;
     };
     let settings = pool.settings();
     let hash_key = settings.hash_var.as_deref().and_then(|v| vars.get(v));
     // Boxed: the forwarding state is allocated once a request has arrived, so the many clients
     // that hold a connection open without sending cost only the small waiting state.
-    Box::pin(proxy(
-        &mut client,
-        peer,
-        &pool,
-        hash_key,
-        &head,
-        &d,
-        started,
-    ))
-    .await;
+    Box::pin(proxy(&mut client, &pool, hash_key, &head, &d, &mut trace)).await;
 }
 
+/// Connects to a node of `pool` and forwards the request, then finishes the session.
 async fn proxy<S>(
     client: &mut S,
-    peer: Peer,
     pool: &Arc<Pool>,
     hash_key: Option<&[u8]>,
     head: &Head,
     d: &Dispatch,
-    started: Instant,
+    trace: &mut Trace,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -151,7 +142,7 @@ async fn proxy<S>(
         Err(NoConnection::NoNode) => {
             let reason = format!("no usable node in pool {:?}", pool.name);
             let end = End::Unreached(pool, None);
-            return finish(client, peer, end, Outcome::NoNode, &reason, started).await;
+            return finish(client, trace, end, Outcome::NoNode, &reason).await;
         }
         Err(NoConnection::Failed(e, last)) => {
             let reason = format!(
@@ -160,11 +151,11 @@ async fn proxy<S>(
                 last.addr()
             );
             let end = End::Unreached(pool, Some(&last));
-            return finish(client, peer, end, Outcome::ConnectFailed, &reason, started).await;
+            return finish(client, trace, end, Outcome::ConnectFailed, &reason).await;
         }
     };
     let node = request.node().clone();
-    let bytes = head.bytes_for(node.modifiers());
+    let bytes = head.bytes_for(node.modifiers(), trace.tag.as_ref());
     let result = forward(client, &mut stream, &bytes, head.body_left(), &d.timeouts).await;
     drop(stream);
     let (outcome, evidence, reason) = match result {
@@ -191,7 +182,7 @@ async fn proxy<S>(
         }
     };
     let end = End::Reached(pool, request, evidence);
-    finish(client, peer, end, outcome, &reason, started).await;
+    finish(client, trace, end, outcome, &reason).await;
 }
 
 /// The node dropped the connection of a request. A healthy uWSGI does that to a request it
@@ -210,90 +201,6 @@ async fn judge_drop(pool: &Pool, node: &Node, d: &Dispatch) -> Evidence {
             Evidence::RequestRefused
         }
     }
-}
-
-/// Where a request ended, for recording it.
-enum End<'a> {
-    /// No pool matched.
-    Unrouted(&'a Cluster),
-    /// The pool had no node, or none could be connected to (the last one tried, if any).
-    Unreached(&'a Arc<Pool>, Option<&'a Node>),
-    /// A node took the request.
-    Reached(&'a Arc<Pool>, InFlight, Evidence),
-}
-
-/// Answers the client itself where the outcome calls for it, then records and logs the session.
-async fn finish<S>(
-    client: &mut S,
-    peer: Peer,
-    end: End<'_>,
-    outcome: Outcome,
-    reason: &str,
-    started: Instant,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if let Some(status) = outcome.reply() {
-        answer(client, reply(status, reason, None)).await;
-    }
-    let took = started.elapsed();
-    let (pool, node) = match &end {
-        End::Unrouted(_) => (None, None),
-        End::Unreached(pool, last) => (Some(pool.name.clone()), last.map(|n| n.id().clone())),
-        End::Reached(pool, request, _) => {
-            (Some(pool.name.clone()), Some(request.node().id().clone()))
-        }
-    };
-    match end {
-        End::Unrouted(cluster) => cluster.finish_unrouted(outcome),
-        End::Unreached(pool, last) => pool.finish_unreached(last, outcome, took),
-        End::Reached(pool, request, evidence) => {
-            pool.finish_request(request, outcome, evidence, took)
-        }
-    }
-    let pool_name: &str = pool.as_deref().unwrap_or("");
-    let node_id: &str = node.as_deref().unwrap_or("");
-    log_end(peer, pool_name, node_id, outcome, reason, took);
-}
-
-/// The session's one log line: debug for a success or a client gone, throttled warnings for the
-/// rest (a client that stalled is the client's doing: info).
-fn log_end(peer: Peer, pool: &str, node: &str, outcome: Outcome, reason: &str, took: Duration) {
-    match outcome {
-        Outcome::Ok => {
-            tracing::debug!(%peer, pool, node, took = ?took, "request done")
-        }
-        Outcome::ClientAbort => {
-            tracing::debug!(%peer, pool, node, reason, "client went away")
-        }
-        _ => match throttle::admit(outcome.event()) {
-            Some(similar) if outcome == Outcome::ClientTimeout => {
-                tracing::info!(%peer, pool, node, reason, similar_since_last = similar, "client stalled; connection cut")
-            }
-            Some(similar) => {
-                tracing::warn!(%peer, pool, node, outcome = outcome.label(), reason, similar_since_last = similar, "request failed")
-            }
-            None => {
-                tracing::debug!(%peer, pool, node, outcome = outcome.label(), reason, "request failed")
-            }
-        },
-    }
-}
-
-/// Writes a reply, then reads what the client still sends for a short while before closing. A
-/// client that does not take the reply within the linger time is left.
-async fn answer<S>(client: &mut S, reply: bytes::Bytes)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let write = async {
-        client.write_all(&reply).await?;
-        client.shutdown().await
-    };
-    if !matches!(timeout(LINGER, write).await, Ok(Ok(()))) {
-        return;
-    }
-    linger(client).await;
 }
 
 /// Counts open client connections.

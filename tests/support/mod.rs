@@ -368,6 +368,9 @@ pub mod binary;
 /// A gRPC Registry client standing in for an agent.
 pub mod registry_client;
 
+/// The request id the router adds to what a node receives.
+pub mod request_id;
+
 /// Scraping `/metrics` and probing `/healthz` and `/readyz` over HTTP; parsing the text format.
 pub mod scrape;
 
