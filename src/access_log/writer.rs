@@ -60,6 +60,7 @@ impl Sink {
     /// Opens the file's path again, for the lines from now on; on failure, keeps the old one.
     fn reopen(&mut self) {
         let Self::File(path, file) = self else {
+            tracing::info!("the access log goes to stderr: nothing to reopen");
             return;
         };
         match open_file(path) {

@@ -54,13 +54,26 @@ pub(super) async fn connect(
     Ok(stream)
 }
 
+/// A node's connection, for a request it now has in flight.
+#[derive(Debug)]
+pub(super) struct Connected {
+    /// The request, in flight on the node.
+    pub(super) request: InFlight,
+    /// The connection.
+    pub(super) stream: NodeStream,
+    /// Attempts made, this one included.
+    pub(super) attempts: u32,
+    /// From the first pick to this connection, failed attempts included.
+    pub(super) took: Duration,
+}
+
 /// How the connect phase of a session ended without a connection.
 #[derive(Debug)]
 pub(super) enum NoConnection {
     /// The pool had no usable node to try at all.
     NoNode,
-    /// Every attempt failed; the last error, and the node it was on.
-    Failed(ConnectError, Arc<Node>),
+    /// Every attempt failed: the last error, the node it was on, and how many were made.
+    Failed(ConnectError, Arc<Node>, u32),
 }
 
 /// Picks nodes and connects, retrying on other nodes up to the pool's `connect_attempts`.
@@ -70,7 +83,8 @@ pub(super) async fn connect_any(
     pool: &Pool,
     hash_key: Option<&[u8]>,
     timeout: Duration,
-) -> Result<(InFlight, NodeStream), NoConnection> {
+) -> Result<Connected, NoConnection> {
+    let first = Instant::now();
     let snap = pool.snapshot_arc();
     let mut tried: Vec<usize> = Vec::new();
     let mut last = None;
@@ -86,19 +100,24 @@ pub(super) async fn connect_any(
         match connect(request.node().addr(), timeout).await {
             Ok(stream) => {
                 pool.metrics.connected(started.elapsed());
-                return Ok((request, stream));
+                return Ok(Connected {
+                    request,
+                    stream,
+                    attempts: attempt + 1,
+                    took: first.elapsed(),
+                });
             }
             Err(e) => {
                 let node = request.node().clone();
                 tracing::debug!(pool = %snap.pool, node = %node.id(), error = %e, attempt, "connect failed");
                 pool.attempt_failed(request);
                 tried.push(i);
-                last = Some((e, node));
+                last = Some((e, node, attempt + 1));
             }
         }
     }
     Err(match last {
-        Some((e, node)) => NoConnection::Failed(e, node),
+        Some((e, node, attempts)) => NoConnection::Failed(e, node, attempts),
         None => NoConnection::NoNode,
     })
 }

@@ -1,39 +1,61 @@
 //! Where a session ends, in one place: the router's own reply where the outcome calls for one,
-//! the outcome recorded on the node and pool, and the session's log line.
+//! the outcome recorded on the node and pool, the session's log line and its access log line.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
+use super::counted::Counted;
 use super::forward::{linger, LINGER};
-use super::head::RequestTag;
+use super::head::{Head, RequestTag};
 use super::session::Peer;
+use super::Dispatch;
+use crate::access_log::{Entry, RequestLine, Status};
 use crate::cluster::{Cluster, Pool};
 use crate::node::{Evidence, InFlight, Node, Outcome};
-use crate::protocol::reply;
+use crate::protocol::{reply, RequestId};
 use crate::throttle;
 
 /// What a session learns about its request on the way, for its end.
 #[derive(Debug)]
-pub(super) struct Trace {
+pub(super) struct Trace<'a> {
     /// Who sent it.
     pub(super) peer: Peer,
+    /// Its head.
+    pub(super) head: &'a Head,
     /// Its id, unless `[request_id]` is off.
     pub(super) tag: Option<RequestTag>,
     /// When its head was in.
     pub(super) started: Instant,
+    /// Connect attempts made.
+    pub(super) attempts: u32,
+    /// Time to a node's connection, failed attempts included.
+    pub(super) connect: Option<Duration>,
+    /// From the head sent to the node's first response byte.
+    pub(super) first_byte: Option<Duration>,
+    /// The response status as logged; the router's own replies set theirs in [`finish`].
+    pub(super) status: Status,
 }
 
-impl Trace {
-    /// A request from `peer` whose head has just been read.
-    pub(super) fn new(peer: Peer, tag: Option<RequestTag>) -> Self {
+impl<'a> Trace<'a> {
+    /// The request `head` from `peer`, just read.
+    pub(super) fn new(peer: Peer, head: &'a Head, tag: Option<RequestTag>) -> Self {
         Self {
             peer,
+            head,
             tag,
             started: Instant::now(),
+            attempts: 0,
+            connect: None,
+            first_byte: None,
+            status: Status::UNKNOWN,
         }
+    }
+
+    fn id(&self) -> Option<&RequestId> {
+        self.tag.as_ref().map(|t| &t.id)
     }
 }
 
@@ -49,17 +71,19 @@ pub(super) enum End<'a> {
 
 /// Answers the client itself where the outcome calls for it, then records and logs the session.
 pub(super) async fn finish<S>(
-    client: &mut S,
-    trace: &Trace,
+    client: &mut Counted<S>,
+    d: &Dispatch,
+    trace: &Trace<'_>,
     end: End<'_>,
     outcome: Outcome,
     reason: &str,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Some(status) = outcome.reply() {
-        let id = trace.tag.as_ref().map(|t| &t.id);
-        answer(client, reply(status, reason, id)).await;
+    let mut status = trace.status;
+    if let Some(reply_status) = outcome.reply() {
+        answer(client, reply(reply_status, reason, trace.id())).await;
+        status = Status::code(reply_status.code());
     }
     let took = trace.started.elapsed();
     let (pool, node) = match &end {
@@ -78,28 +102,52 @@ pub(super) async fn finish<S>(
     }
     let pool_name: &str = pool.as_deref().unwrap_or("");
     let node_id: &str = node.as_deref().unwrap_or("");
-    log_end(trace.peer, pool_name, node_id, outcome, reason, took);
+    let id = trace.id().map_or("", RequestId::as_str);
+    log_end(trace.peer, pool_name, node_id, id, outcome, reason, took);
+    d.access_log.record(|| Entry {
+        time: SystemTime::now(),
+        request: RequestLine::from_vars(&trace.head.vars()),
+        status,
+        bytes_in: client.bytes_in(),
+        bytes_out: client.bytes_out(),
+        duration: took,
+        connect: trace.connect,
+        first_byte: trace.first_byte,
+        pool,
+        node,
+        attempts: trace.attempts,
+        outcome: outcome.name(),
+        request_id: trace.id().cloned(),
+    });
 }
 
 /// The session's one log line: debug for a success or a client gone, throttled warnings for the
 /// rest (a client that stalled is the client's doing: info).
-fn log_end(peer: Peer, pool: &str, node: &str, outcome: Outcome, reason: &str, took: Duration) {
+fn log_end(
+    peer: Peer,
+    pool: &str,
+    node: &str,
+    request_id: &str,
+    outcome: Outcome,
+    reason: &str,
+    took: Duration,
+) {
     match outcome {
         Outcome::Ok => {
-            tracing::debug!(%peer, pool, node, took = ?took, "request done")
+            tracing::debug!(%peer, pool, node, request_id, took = ?took, "request done")
         }
         Outcome::ClientAbort => {
-            tracing::debug!(%peer, pool, node, reason, "client went away")
+            tracing::debug!(%peer, pool, node, request_id, reason, "client went away")
         }
         _ => match throttle::admit(outcome.event()) {
             Some(similar) if outcome == Outcome::ClientTimeout => {
-                tracing::info!(%peer, pool, node, reason, similar_since_last = similar, "client stalled; connection cut")
+                tracing::info!(%peer, pool, node, request_id, reason, similar_since_last = similar, "client stalled; connection cut")
             }
             Some(similar) => {
-                tracing::warn!(%peer, pool, node, outcome = outcome.label(), reason, similar_since_last = similar, "request failed")
+                tracing::warn!(%peer, pool, node, request_id, outcome = outcome.label(), reason, similar_since_last = similar, "request failed")
             }
             None => {
-                tracing::debug!(%peer, pool, node, outcome = outcome.label(), reason, "request failed")
+                tracing::debug!(%peer, pool, node, request_id, outcome = outcome.label(), reason, "request failed")
             }
         },
     }

@@ -5,6 +5,7 @@
 //! sessions read, and its one writer.
 
 mod connect;
+mod counted;
 mod dispatch;
 mod duplex;
 mod end;

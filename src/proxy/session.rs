@@ -10,7 +10,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{connect, connect_any, NoConnection};
+use super::connect::{connect, connect_any, Connected, NoConnection};
+use super::counted::Counted;
 use super::end::{finish, End, Trace};
 use super::failure::{Blame, ForwardError};
 use super::forward::forward;
@@ -58,7 +59,7 @@ impl fmt::Display for Peer {
 
 /// Serves one client connection.
 pub(super) async fn run<S>(
-    mut client: S,
+    client: S,
     peer: Peer,
     dispatch: SharedDispatch,
     shutdown: CancellationToken,
@@ -68,9 +69,10 @@ pub(super) async fn run<S>(
 {
     let _open = OpenConnection::new();
     let d = dispatch.load_full();
+    let mut client = Counted::new(client);
     // Wait for the first byte before allocating the head buffer: idle clients cost no buffer.
     let read = async {
-        client.readable().await?;
+        client.get_ref().readable().await?;
         read_head(&mut client, d.max_vars_size).await
     };
     let head = tokio::select! {
@@ -111,55 +113,66 @@ pub(super) async fn run<S>(
     };
     let vars = head.vars();
     let tag = d.config.request_id.enabled.then(|| Head::request_id(&vars));
-    let mut trace = Trace::new(peer, tag);
+    let mut trace = Trace::new(peer, &head, tag);
     let key = RequestKey::from_vars(&vars);
     let Some(pool) = d.routes.route(&key).cloned() else {
         let host = String::from_utf8_lossy(key.routing_host()).into_owned();
         let reason = format!("no pool for host {host:?}");
         let end = End::Unrouted(&d.cluster);
-        return finish(&mut client, &trace, end, Outcome::NoPool, &reason).await;
+        return finish(&mut client, &d, &trace, end, Outcome::NoPool, &reason).await;
     };
     let settings = pool.settings();
     let hash_key = settings.hash_var.as_deref().and_then(|v| vars.get(v));
     // Boxed: the forwarding state is allocated once a request has arrived, so the many clients
     // that hold a connection open without sending cost only the small waiting state.
-    Box::pin(proxy(&mut client, &pool, hash_key, &head, &d, &mut trace)).await;
+    Box::pin(proxy(&mut client, &pool, hash_key, &d, &mut trace)).await;
 }
 
 /// Connects to a node of `pool` and forwards the request, then finishes the session.
 async fn proxy<S>(
-    client: &mut S,
+    client: &mut Counted<S>,
     pool: &Arc<Pool>,
     hash_key: Option<&[u8]>,
-    head: &Head,
     d: &Dispatch,
-    trace: &mut Trace,
+    trace: &mut Trace<'_>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (request, mut stream) = match connect_any(pool, hash_key, d.timeouts.connect).await {
+    let connected = match connect_any(pool, hash_key, d.timeouts.connect).await {
         Ok(c) => c,
         Err(NoConnection::NoNode) => {
             let reason = format!("no usable node in pool {:?}", pool.name);
             let end = End::Unreached(pool, None);
-            return finish(client, trace, end, Outcome::NoNode, &reason).await;
+            return finish(client, d, trace, end, Outcome::NoNode, &reason).await;
         }
-        Err(NoConnection::Failed(e, last)) => {
+        Err(NoConnection::Failed(e, last, attempts)) => {
+            trace.attempts = attempts;
             let reason = format!(
                 "could not connect to any node of pool {:?} (last: {}: {e})",
                 pool.name,
                 last.addr()
             );
             let end = End::Unreached(pool, Some(&last));
-            return finish(client, trace, end, Outcome::ConnectFailed, &reason).await;
+            return finish(client, d, trace, end, Outcome::ConnectFailed, &reason).await;
         }
     };
+    let Connected {
+        request,
+        mut stream,
+        attempts,
+        took,
+    } = connected;
+    (trace.attempts, trace.connect) = (attempts, Some(took));
     let node = request.node().clone();
+    let head = trace.head;
     let bytes = head.bytes_for(node.modifiers(), trace.tag.as_ref());
     let result = forward(client, &mut stream, &bytes, head.body_left(), &d.timeouts).await;
     drop(stream);
     let (outcome, evidence, reason) = match result {
-        Ok(first_byte) => (Outcome::Ok, Evidence::Answered(first_byte), String::new()),
+        Ok(first_byte) => {
+            trace.first_byte = Some(first_byte);
+            (Outcome::Ok, Evidence::Answered(first_byte), String::new())
+        }
         Err(e) => {
             let evidence = match e.blame() {
                 Blame::Node => match e {
@@ -182,7 +195,7 @@ async fn proxy<S>(
         }
     };
     let end = End::Reached(pool, request, evidence);
-    finish(client, trace, end, outcome, &reason).await;
+    finish(client, d, trace, end, outcome, &reason).await;
 }
 
 /// The node dropped the connection of a request. A healthy uWSGI does that to a request it

@@ -100,7 +100,7 @@ impl Routerd {
         self.child.id()
     }
 
-    /// Sends a signal by name (`HUP`, `TERM`, `INT`) with `kill`.
+    /// Sends a signal by name (`HUP`, `USR1`, `TERM`, `INT`) with `kill`.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
@@ -166,7 +166,8 @@ impl Routerd {
         }
     }
 
-    /// Waits until SIGHUP, SIGINT and SIGTERM have handlers (before that, SIGHUP kills routerd).
+    /// Waits until SIGHUP, SIGINT, SIGUSR1 and SIGTERM have handlers (before that, SIGHUP kills
+    /// routerd).
     async fn wait_signals_caught(&mut self) {
         let deadline = Instant::now() + STARTUP;
         while !signals_caught(self.pid()).unwrap_or(true) {
@@ -245,7 +246,7 @@ fn spawn(config: &Path, stderr: &Path, ulimit: Option<&[&str]>) -> Child {
         .expect("spawn routerd")
 }
 
-/// Whether SIGHUP, SIGINT and SIGTERM all have handlers in process `pid`, from the `SigCgt` mask
+/// Whether SIGHUP, SIGINT, SIGUSR1 and SIGTERM all have handlers in process `pid`, from the `SigCgt` mask
 /// of /proc/PID/status. `None` where there is no /proc to ask.
 pub fn signals_caught(pid: u32) -> Option<bool> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -253,7 +254,7 @@ pub fn signals_caught(pid: u32) -> Option<bool> {
         .lines()
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())?;
-    // Signal n is bit n-1: SIGHUP 1, SIGINT 2, SIGTERM 15.
-    let wanted = (1 << 0) | (1 << 1) | (1 << 14);
+    // Signal n is bit n-1: SIGHUP 1, SIGINT 2, SIGUSR1 10, SIGTERM 15.
+    let wanted = (1 << 0) | (1 << 1) | (1 << 9) | (1 << 14);
     Some(mask & wanted == wanted)
 }
