@@ -304,3 +304,48 @@ async fn reopen_follows_a_renamed_file() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o037, 0, "group may read, others nothing: {mode:o}");
 }
+
+/// Keeps each write it is given apart.
+#[derive(Clone, Default)]
+struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Write for Writes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().push(buf.to_vec());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn lines_are_written_whole_in_batches() {
+    let writes = Writes::default();
+    let log = AccessLog::spawn(
+        4000,
+        AccessLogFormat::Json,
+        Sink::Writer(Box::new(writes.clone())),
+    )
+    .unwrap();
+    let uri = format!("/{}", "u".repeat(300));
+    for _ in 0..3000 {
+        assert_eq!(log.record(|| entry(&uri)), Recorded::Queued);
+    }
+    log.flush().await;
+    let writes = writes.0.lock().unwrap();
+    let lines: usize = writes
+        .iter()
+        .map(|w| w.iter().filter(|&&b| b == b'\n').count())
+        .sum();
+    assert_eq!(lines, 3000);
+    for w in writes.iter() {
+        assert!(
+            w.ends_with(b"\n") && w.len() <= 64 * 1024,
+            "{} bytes",
+            w.len()
+        );
+    }
+    assert!(writes.len() < 3000 / 10, "batched: {} writes", writes.len());
+}
