@@ -221,3 +221,20 @@ async fn to_stderr_in_combined_format_next_to_routerds_own_lines() {
     quiet.wait_log("no access log to reopen", 1, STEP).await;
     assert!(!quiet.stderr().contains("192.0.2.9"), "{}", quiet.stderr());
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_access_log_it_started_with() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let mut router =
+        Routerd::start(&config(&node, &format!("path = \"{}\"\n", path.display()))).await;
+    router.rewrite(&config(&node, "format = \"combined\"\n"));
+    router.signal("HUP");
+    router.wait_log("[access_log]", 1, STEP).await;
+    router.wait_log("config applied", 1, STEP).await;
+    send(&router.addr, &get("app.test", "/after-reload"), b"").await;
+    let lines = lines(&path, 1).await;
+    let v: Value = serde_json::from_str(&lines[0]).expect("still JSON, to the same file");
+    assert_eq!(v["uri"], "/after-reload");
+}

@@ -35,7 +35,8 @@ pub(super) struct Trace<'a> {
     pub(super) connect: Option<Duration>,
     /// From the head sent to the node's first response byte.
     pub(super) first_byte: Option<Duration>,
-    /// The response status as logged; the router's own replies set theirs in [`finish`].
+    /// The response status as logged: unknown until the node's response head is read (set it
+    /// here once forwarding parses it); the router's own replies set theirs in [`finish`].
     pub(super) status: Status,
 }
 

@@ -41,18 +41,6 @@ impl Head {
         announced.saturating_sub(came)
     }
 
-    /// The request's id: the client's `HTTP_X_REQUEST_ID` if usable, else a new one, which the
-    /// node must then be given ([`RequestTag::added`]).
-    pub(super) fn request_id(vars: &Vars<'_>) -> RequestTag {
-        match vars.get(REQUEST_ID_VAR).and_then(RequestId::given) {
-            Some(id) => RequestTag { id, added: false },
-            None => RequestTag {
-                id: RequestId::generate(),
-                added: true,
-            },
-        }
-    }
-
     /// The bytes to send to a node with `modifiers`: the head as received, or a copy with bytes
     /// 0 and 3 (modifier1, modifier2) replaced when the node's differ, as uWSGI's FastRouter does
     /// for subscribed nodes, and with `tag`'s id appended as `HTTP_X_REQUEST_ID` when the router
@@ -79,6 +67,20 @@ pub(super) struct RequestTag {
     pub(super) id: RequestId,
     /// True when the client sent no usable id: the node gets this one appended.
     pub(super) added: bool,
+}
+
+impl RequestTag {
+    /// The id of the request with `vars`: the client's `HTTP_X_REQUEST_ID` if usable, else a new
+    /// one, which the node must then be given.
+    pub(super) fn of(vars: &Vars<'_>) -> Self {
+        match vars.get(REQUEST_ID_VAR).and_then(RequestId::given) {
+            Some(id) => Self { id, added: false },
+            None => Self {
+                id: RequestId::generate(),
+                added: true,
+            },
+        }
+    }
 }
 
 /// Why no head could be read.
@@ -202,7 +204,7 @@ mod tests {
             let head = read_head(&mut Builder::new().read(capture).build(), 65535)
                 .await
                 .unwrap();
-            let tag = Head::request_id(&head.vars());
+            let tag = RequestTag::of(&head.vars());
             assert!(tag.added, "the captures carry no X-Request-Id");
             let sent = head.bytes_for(Some((5, 1)), Some(&tag));
             let var = [&[17, 0][..], REQUEST_ID_VAR, &[32, 0], tag.id.as_bytes()].concat();
@@ -236,7 +238,7 @@ mod tests {
         let head = read_head(&mut Builder::new().read(&given).build(), 65535)
             .await
             .unwrap();
-        let tag = Head::request_id(&head.vars());
+        let tag = RequestTag::of(&head.vars());
         assert_eq!((tag.id.as_str(), tag.added), ("client-id-1", false));
         let sent = head.bytes_for(None, Some(&tag));
         assert_eq!(sent.as_ptr(), head.bytes.as_ptr(), "no copy");
@@ -244,7 +246,7 @@ mod tests {
         let head = read_head(&mut Builder::new().read(&bad).build(), 65535)
             .await
             .unwrap();
-        let tag = Head::request_id(&head.vars());
+        let tag = RequestTag::of(&head.vars());
         assert!(tag.added);
         let sent = head.bytes_for(None, Some(&tag));
         let (_, vars, _) = crate::protocol::parse_packet(&sent, 65535).unwrap();
@@ -262,7 +264,7 @@ mod tests {
         let head = read_head(&mut Builder::new().read(&full).build(), 65535)
             .await
             .unwrap();
-        let tag = Head::request_id(&head.vars());
+        let tag = RequestTag::of(&head.vars());
         assert_eq!(head.bytes_for(None, Some(&tag)), head.bytes);
     }
 

@@ -15,7 +15,7 @@ use super::counted::Counted;
 use super::end::{finish, End, Trace};
 use super::failure::{Blame, ForwardError};
 use super::forward::forward;
-use super::head::{read_head, Head, HeadError};
+use super::head::{read_head, HeadError, RequestTag};
 use super::{Dispatch, SharedDispatch};
 use crate::cluster::Pool;
 use crate::metrics;
@@ -112,7 +112,7 @@ pub(super) async fn run<S>(
         }
     };
     let vars = head.vars();
-    let tag = d.config.request_id.enabled.then(|| Head::request_id(&vars));
+    let tag = d.config.request_id.enabled.then(|| RequestTag::of(&vars));
     let mut trace = Trace::new(peer, &head, tag);
     let key = RequestKey::from_vars(&vars);
     let Some(pool) = d.routes.route(&key).cloned() else {
