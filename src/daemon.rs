@@ -1,5 +1,5 @@
-//! Wires routerd together: config -> cluster -> dispatch -> listeners, and the signals that reload
-//! (SIGHUP) and stop (SIGTERM, SIGINT) it.
+//! Wires routerd together: config -> access log -> cluster -> dispatch -> listeners, and the
+//! signals that reload (SIGHUP), reopen the access log (SIGUSR1) and stop (SIGTERM, SIGINT) it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +9,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access_log::AccessLog;
 use crate::cluster::Cluster;
-use crate::config::{Config, ConfigError, MetricsConfig};
+use crate::config::{AccessLogConfig, AccessLogTarget, Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
 use crate::metrics;
 use crate::proxy::{Dispatcher, Listener};
@@ -22,6 +23,14 @@ pub enum StartError {
     /// The control plane could not start.
     #[error(transparent)]
     Control(#[from] crate::control::ControlError),
+    /// The access log file could not be opened.
+    #[error("cannot open the access log {path} (access_log.path): {source}")]
+    AccessLog {
+        /// The path from the config.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -37,6 +46,7 @@ pub enum StartError {
 pub struct Daemon {
     cluster: Arc<Cluster>,
     dispatcher: Arc<Dispatcher>,
+    access_log: AccessLog,
     reloader: Arc<Reloader>,
     local_addrs: Vec<String>,
     subscription_addrs: Vec<String>,
@@ -60,8 +70,13 @@ impl Daemon {
             // Before the cluster: its pools register their series with the recorder.
             metrics::install();
         }
+        let access_log = start_access_log(&config.access_log)?;
         let cluster = Arc::new(Cluster::default());
-        let dispatcher = Arc::new(Dispatcher::new(config.clone(), cluster.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(
+            config.clone(),
+            cluster.clone(),
+            access_log.clone(),
+        ));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limits = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -123,6 +138,7 @@ impl Daemon {
         let daemon = Self {
             cluster,
             dispatcher,
+            access_log,
             reloader,
             local_addrs,
             subscription_addrs,
@@ -205,7 +221,17 @@ impl Daemon {
         self.reloader.apply(config);
     }
 
-    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down gracefully. `signals`
+    /// Has the access log writer reopen its file (SIGUSR1, after logrotate renamed it).
+    pub async fn reopen_access_log(&self) {
+        if self.access_log.is_on() {
+            self.access_log.reopen().await;
+        } else {
+            tracing::info!("SIGUSR1: no access log to reopen");
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP and reopening the access log on
+    /// SIGUSR1, then shuts down gracefully. `signals`
     /// must have been installed before [`Daemon::start`], so that no signal sent once the router
     /// accepts connections can hit the default action (which would kill the process).
     pub async fn run_until_signalled(self, mut signals: Signals) {
@@ -215,6 +241,7 @@ impl Daemon {
                     Ok(()) => tracing::info!("reloaded config on SIGHUP"),
                     Err(e) => tracing::error!(error = %e, "reload failed; keeping the previous config"),
                 },
+                _ = signals.usr1.recv() => self.reopen_access_log().await,
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
             }
@@ -224,7 +251,7 @@ impl Daemon {
 
     /// Fails readiness, keeps accepting for `timeouts.shutdown_delay` (so load balancers stop
     /// sending first), stops accepting, lets in-flight sessions finish within the grace period,
-    /// then stops the metrics listener and returns.
+    /// writes out the access log, then stops the metrics listener and returns.
     pub async fn shutdown(self) {
         self.ready.set(false);
         let delay = self.dispatcher.config().timeouts.shutdown_delay;
@@ -245,8 +272,36 @@ impl Daemon {
                 "grace period over; closing the remaining sessions"
             );
         }
+        if tokio::time::timeout(ACCESS_LOG_FLUSH, self.access_log.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the access log was not written out within {ACCESS_LOG_FLUSH:?}");
+        }
         self.ops_stop.cancel();
     }
+}
+
+/// How long shutdown waits for the access log's last lines.
+const ACCESS_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The access log writer `config` asks for (none when it is off).
+fn start_access_log(config: &AccessLogConfig) -> Result<AccessLog, StartError> {
+    let log = AccessLog::start(config).map_err(|source| StartError::AccessLog {
+        path: match &config.target {
+            Some(AccessLogTarget::File(p)) => p.display().to_string(),
+            _ => "stderr".to_owned(),
+        },
+        source,
+    })?;
+    if let Some(target) = &config.target {
+        let to = match target {
+            AccessLogTarget::Stderr => "stderr".to_owned(),
+            AccessLogTarget::File(p) => p.display().to_string(),
+        };
+        tracing::info!(to, format = ?config.format, queue_size = config.queue_size, "writing the access log");
+    }
+    Ok(log)
 }
 
 /// The signals routerd handles, installed (replacing their default, fatal, actions) before any
@@ -254,15 +309,17 @@ impl Daemon {
 #[derive(Debug)]
 pub struct Signals {
     hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    /// Installs handlers for SIGHUP, SIGTERM and SIGINT. Needs a running tokio runtime.
+    /// Installs handlers for SIGHUP, SIGUSR1, SIGTERM and SIGINT. Needs a running tokio runtime.
     pub fn install() -> std::io::Result<Self> {
         Ok(Self {
             hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
         })

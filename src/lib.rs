@@ -5,7 +5,8 @@
 //! and its routes, written only by `proxy::Dispatcher`); [`routing`] maps its host and path to a
 //! pool of the [`cluster`]; the pool's snapshot and a [`balance`] algorithm pick a [`node`];
 //! [`proxy`] connects (retrying other nodes on connect failure) and forwards the bytes both ways;
-//! the node's in-flight guard and the pool record the outcome, latency and health in one place.
+//! the node's in-flight guard and the pool record the outcome, latency and health in one place,
+//! and the session hands its line to the [`access_log`], whose writer thread writes it.
 //!
 //! Each piece of state has one owner: a node's counters, load, admin state and health are private
 //! to [`node`], which derives the state shown to users; membership, leases, drains, ejections and
@@ -19,9 +20,10 @@
 //! use.
 //!
 //! Imports run one way: [`protocol`], [`clock`], [`addr`] -> [`config`] -> [`node`] -> [`metrics`]
-//! -> [`balance`] -> [`cluster`] -> [`routing`] -> [`proxy`], [`control`], [`subscription`] ->
-//! [`reloader`] -> [`daemon`].
+//! -> [`access_log`] -> [`balance`] -> [`cluster`] -> [`routing`] -> [`proxy`], [`control`],
+//! [`subscription`] -> [`reloader`] -> [`daemon`].
 
+pub mod access_log;
 pub mod addr;
 pub mod agent;
 pub mod api;

@@ -83,8 +83,9 @@ impl Reloader {
             || old.metrics != config.metrics
             || old.subscription.listen != config.subscription.listen
             || old.control != config.control
+            || old.access_log != config.access_log
         {
-            tracing::warn!("listen addresses, [control], metrics.listen, subscription.listen and limits.max_connections change only on restart");
+            tracing::warn!("listen addresses, [control], [access_log], metrics.listen, subscription.listen and limits.max_connections change only on restart");
         }
         self.dispatcher.apply(config);
         self.loaded_unix.store(unix_now(), Relaxed);

@@ -12,20 +12,39 @@ const NGINX_GET: &[u8] = include_bytes!("fixtures/nginx-get.bin");
 const NGINX_POST: &[u8] = include_bytes!("fixtures/nginx-post.bin");
 
 #[tokio::test]
-async fn nginx_packets_arrive_unchanged() {
+async fn nginx_packets_arrive_unchanged_but_for_the_request_id() {
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let router = start_router(&pool_toml("round-robin", &[&node])).await;
     let addr = &router.local_addrs()[0];
 
     let r = send(addr, NGINX_GET, b"").await;
     assert_eq!(r.status, 200);
-    assert_eq!(&node.last_request.lock().unwrap()[..], NGINX_GET);
+    let (original, id) = request_id::split_request_id(&node.last_request.lock().unwrap());
+    assert_eq!(original, NGINX_GET, "every byte but the appended var");
+    assert_eq!(id.len(), 32, "{id}");
 
     // The POST capture carries its 10,240-byte body after the vars.
     let r = send(addr, NGINX_POST, b"").await;
     assert_eq!(r.status, 200);
     assert!(r.text().contains("body_length=10240"), "{}", r.text());
-    assert_eq!(&node.last_request.lock().unwrap()[..], NGINX_POST);
+    let (original, _) = request_id::split_request_id(&node.last_request.lock().unwrap());
+    assert_eq!(original, NGINX_POST);
+}
+
+#[tokio::test]
+async fn without_request_ids_nginx_packets_arrive_byte_for_byte() {
+    let node = FakeNode::start("a", Behaviour::Echo).await;
+    let toml = format!(
+        "{}[request_id]\nenabled = false\n",
+        pool_toml("round-robin", &[&node])
+    );
+    let router = start_router(&toml).await;
+    let addr = &router.local_addrs()[0];
+    for capture in [NGINX_GET, NGINX_POST] {
+        let r = send(addr, capture, b"").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(&node.last_request.lock().unwrap()[..], capture);
+    }
 }
 
 #[tokio::test]

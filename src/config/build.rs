@@ -23,6 +23,7 @@ impl Config {
         let control = raw.control.build(&mut p);
         let metrics = raw.metrics.build(&mut p);
         let subscription = raw.subscription.build(&mut p);
+        let access_log = raw.access_log.build(&mut p);
         let config = Self {
             listen,
             limits: raw.limits,
@@ -33,6 +34,8 @@ impl Config {
             control,
             metrics,
             subscription,
+            access_log,
+            request_id: raw.request_id,
         };
         p.result(config)
     }

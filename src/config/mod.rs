@@ -2,6 +2,7 @@
 //! once (`build`) into the typed [`Config`] the rest of routerd reads, refused with every problem
 //! named by key.
 
+mod access_log;
 mod build;
 mod control;
 pub mod duration;
@@ -14,6 +15,9 @@ mod retry;
 mod subscription;
 mod tokens;
 
+pub use access_log::{
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, RequestIdConfig, DEFAULT_ACCESS_LOG_QUEUE,
+};
 pub use control::ControlConfig;
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN, DEFAULT_METRICS_MAX_CONNECTIONS};
 pub use model::{Config, LimitsConfig, ListenConfig, RouteConfig, TimeoutsConfig};

@@ -32,6 +32,10 @@ pub struct Config {
     pub metrics: super::MetricsConfig,
     /// uWSGI subscriptions (`--subscribe-to`).
     pub subscription: super::SubscriptionConfig,
+    /// One line per request (off by default).
+    pub access_log: super::AccessLogConfig,
+    /// The id each request carries to its node, its log line and the router's replies.
+    pub request_id: super::RequestIdConfig,
 }
 
 /// `[listen]`: client-facing listeners.

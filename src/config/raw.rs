@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::access_log::RawAccessLog;
 use super::control::RawControl;
 use super::metrics::RawMetrics;
 use super::pool::RawPool;
 use super::subscription::RawSubscription;
-use super::{LimitsConfig, TimeoutsConfig};
+use super::{LimitsConfig, RequestIdConfig, TimeoutsConfig};
 
 /// The whole file. Every field has a default, so an empty file (or none) is a working config.
 #[derive(Debug, Deserialize)]
@@ -34,6 +35,10 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
     /// uWSGI subscriptions (`--subscribe-to`).
     pub(super) subscription: RawSubscription,
+    /// One line per request.
+    pub(super) access_log: RawAccessLog,
+    /// The id each request carries.
+    pub(super) request_id: RequestIdConfig,
 }
 
 impl Default for RawConfig {
@@ -50,6 +55,8 @@ impl Default for RawConfig {
             control: RawControl::default(),
             metrics: RawMetrics::default(),
             subscription: RawSubscription::default(),
+            access_log: RawAccessLog::default(),
+            request_id: RequestIdConfig::default(),
         }
     }
 }

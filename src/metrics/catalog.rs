@@ -290,6 +290,17 @@ pub const NODE_REPORT_AGE: Family = family(
          than 3 s are ignored.",
 );
 
+/// Access log lines dropped because the writer was behind.
+pub const ACCESS_LOG_DROPPED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_access_log_lines_dropped_total",
+    &["reason"],
+    "Access log lines lost, by reason: queue_full (access_log.queue_size lines were already \
+         waiting for the writer: a slow disk or a blocked stderr; requests are never held up for \
+         the log) or write_failed (the write returned an error: a full disk, say).",
+);
+
 /// Every family routerd exports, in the order they are documented.
 pub const FAMILIES: &[Family] = &[
     REQUESTS,
@@ -303,6 +314,7 @@ pub const FAMILIES: &[Family] = &[
     PANIC_PICKS,
     MALFORMED,
     LOGS_SUPPRESSED,
+    ACCESS_LOG_DROPPED,
     CLIENT_CONNECTIONS,
     CONFIG_RELOADS,
     BUILD_INFO,

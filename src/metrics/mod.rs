@@ -37,6 +37,9 @@ pub fn describe() {
         counter!(CONFIG_RELOADS.name, "result" => result).increment(0);
     }
     gauge!(CLIENT_CONNECTIONS.name).increment(0.0);
+    for reason in ["queue_full", "write_failed"] {
+        counter!(ACCESS_LOG_DROPPED.name, "reason" => reason).increment(0);
+    }
 }
 
 /// The git commit routerd was built from (set by `build.rs`), or `unknown`.
@@ -48,6 +51,11 @@ pub const GIT_COMMIT: &str = match option_env!("UWSGI_ROUTER_GIT_COMMIT") {
 /// A log line of `event` was held back by the throttle.
 pub fn log_suppressed(event: &'static str) {
     counter!(LOGS_SUPPRESSED.name, "event" => event).increment(1);
+}
+
+/// `lines` access log lines were lost: `queue_full` or `write_failed`.
+pub fn access_log_dropped(reason: &'static str, lines: u64) {
+    counter!(ACCESS_LOG_DROPPED.name, "reason" => reason).increment(lines);
 }
 
 /// A node was ejected.

@@ -84,6 +84,23 @@ impl Outcome {
         LABELS[self.index()]
     }
 
+    /// Its name in the access log: finer than its label (`connect_failed` and `no_response`
+    /// share `502`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Responded(_) => "responded",
+            Self::ClientAbort => "client_abort",
+            Self::ClientTimeout => "client_timeout",
+            Self::NoPool => "no_pool",
+            Self::NoNode => "no_node",
+            Self::ConnectFailed => "connect_failed",
+            Self::NoResponse => "no_response",
+            Self::Timeout => "timeout",
+            Self::NodeError => "node_error",
+            Self::IdleTimeout => "idle_timeout",
+        }
+    }
+
     /// The event name its log line is throttled under (see [`crate::throttle`]).
     pub fn event(self) -> &'static str {
         match self {

@@ -4,14 +4,16 @@
 mod error;
 mod header;
 mod reply;
+mod request_id;
 mod status;
 mod vars;
 
 pub use error::{EncodeError, PacketError};
 pub use header::{Header, HEADER_LEN, MAX_VARS_SIZE};
 pub use reply::{reply, ReplyStatus};
+pub use request_id::{RequestId, MAX_REQUEST_ID_LEN, REQUEST_ID_VAR};
 pub use status::{response_status, StatusLine, STATUS_PREFIX};
-pub use vars::{encode_packet, encode_vars, Vars, VarsIter};
+pub use vars::{append_var, encode_packet, encode_vars, Vars, VarsIter};
 
 /// `modifier1` of a subscription packet (uWSGI's FastRouter protocol).
 pub const MODIFIER1_SUBSCRIPTION: u8 = 224;

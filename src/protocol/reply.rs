@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use super::RequestId;
+
 /// Why the router answers instead of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyStatus {
@@ -32,11 +34,20 @@ impl ReplyStatus {
     }
 }
 
-/// A complete HTTP response with a plain-text `reason`, ready to write to the client.
-pub fn reply(status: ReplyStatus, reason: &str) -> Bytes {
-    let body_len = reason.len() + 1;
+/// A complete HTTP response with a plain-text `reason`, ready to write to the client. With a
+/// request id, the body ends with a `request id: ...` line and an `X-Request-Id` header carries
+/// it too, so what a user reports can be found in the access log and the node's logs.
+pub fn reply(status: ReplyStatus, reason: &str, request_id: Option<&RequestId>) -> Bytes {
+    let (header, line) = match request_id {
+        Some(id) => (
+            format!("X-Request-Id: {id}\r\n"),
+            format!("request id: {id}\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let body_len = reason.len() + 1 + line.len();
     let text = format!(
-        "{}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\nConnection: close\r\nX-Uwsgi-Router: {}\r\n\r\n{reason}\n",
+        "{}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\nConnection: close\r\nX-Uwsgi-Router: {}\r\n{header}\r\n{reason}\n{line}",
         status.status_line(),
         status.code(),
     );

@@ -116,12 +116,59 @@ fn replies_are_complete_http_responses() {
     let r = reply(
         ReplyStatus::ServiceUnavailable,
         "no pool for host example.org",
+        None,
     );
     let text = std::str::from_utf8(&r).unwrap();
     assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    assert!(!head.contains("X-Request-Id"));
     assert_eq!(body, "no pool for host example.org\n");
+}
+
+#[test]
+fn replies_carry_the_request_id_in_body_and_header() {
+    let id = RequestId::given(b"req-42").unwrap();
+    let r = reply(ReplyStatus::BadGateway, "node sent no response", Some(&id));
+    let text = std::str::from_utf8(&r).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    assert!(head.contains("\r\nX-Request-Id: req-42"), "{head}");
+    assert_eq!(body, "node sent no response\nrequest id: req-42\n");
+}
+
+#[test]
+fn appending_a_var_keeps_every_other_byte() {
+    for capture in [NGINX_GET, NGINX_POST] {
+        let (header, vars, body) = parse_packet(capture, MAX_VARS_SIZE).unwrap();
+        let grown = append_var(header, capture, b"HTTP_X_REQUEST_ID", b"abc").unwrap();
+        let added = 2 + 17 + 2 + 3;
+        assert_eq!(grown.len(), capture.len() + added);
+        let (h, v, b) = parse_packet(&grown, MAX_VARS_SIZE).unwrap();
+        assert_eq!(
+            (h.modifier1, h.modifier2),
+            (header.modifier1, header.modifier2)
+        );
+        assert_eq!(
+            usize::from(h.datasize),
+            usize::from(header.datasize) + added
+        );
+        assert_eq!(v.get(b"HTTP_X_REQUEST_ID"), Some(&b"abc"[..]));
+        let end = header.packet_len();
+        assert_eq!(grown[4..end], capture[4..end], "the vars as they were");
+        assert_eq!(b, body, "the body bytes as they were");
+        assert_eq!(v.iter().count(), vars.iter().count() + 1);
+    }
+}
+
+#[test]
+fn appending_a_var_respects_the_65535_byte_block() {
+    let fill = vec![b'x'; MAX_VARS_SIZE - 4 - 1];
+    let packet = encode_packet(0, 0, [(&b"F"[..], &fill[..])]).unwrap();
+    let (header, _, _) = parse_packet(&packet, MAX_VARS_SIZE).unwrap();
+    assert_eq!(usize::from(header.datasize), MAX_VARS_SIZE);
+    let err = append_var(header, &packet, b"K", b"").unwrap_err();
+    assert!(matches!(err, EncodeError::BlockTooLong { len } if len == MAX_VARS_SIZE + 5));
 }
 
 fn var_list() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {

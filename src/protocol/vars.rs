@@ -133,3 +133,31 @@ where
     buf[..HEADER_LEN].copy_from_slice(&header.encode());
     Ok(buf)
 }
+
+/// `packet` (a header, its vars block, and whatever followed it: early body bytes) with one more
+/// var at the end of the block and the header's datasize grown to match; every other byte as it
+/// was. `header` is `packet`'s, already parsed. Refused when the block would pass 65535 bytes.
+pub fn append_var(
+    header: Header,
+    packet: &[u8],
+    key: &[u8],
+    value: &[u8],
+) -> Result<BytesMut, EncodeError> {
+    let end = header.packet_len();
+    let added = 4 + key.len() + value.len();
+    let len = usize::from(header.datasize) + added;
+    if len > MAX_VARS_SIZE {
+        return Err(EncodeError::BlockTooLong { len });
+    }
+    let grown = Header {
+        datasize: len as u16,
+        ..header
+    };
+    let mut buf = BytesMut::with_capacity(packet.len() + added);
+    buf.put_slice(&grown.encode());
+    buf.put_slice(&packet[HEADER_LEN..end]);
+    put_field(&mut buf, key, "key")?;
+    put_field(&mut buf, value, "value")?;
+    buf.put_slice(&packet[end..]);
+    Ok(buf)
+}

@@ -55,12 +55,23 @@ pub(super) async fn connect(
     Ok(stream)
 }
 
+/// A node's connection, for a request it now has in flight.
+#[derive(Debug)]
+pub(super) struct Connected {
+    /// The request, in flight on the node.
+    pub(super) request: InFlight,
+    /// The connection.
+    pub(super) stream: NodeStream,
+    /// From the pick to this connection, failed connects of this round included.
+    pub(super) took: Duration,
+}
+
 /// How the connect phase of a session ended without a connection.
 #[derive(Debug)]
 pub(super) enum NoConnection {
     /// The pool had no usable node to try at all.
     NoNode,
-    /// Every attempt failed; the last error, and the node it was on.
+    /// Every attempt failed: the last error, and the node it was on.
     Failed(ConnectError, Arc<Node>),
 }
 
@@ -70,6 +81,13 @@ pub(super) enum NoConnection {
 pub(super) struct Attempts {
     pub(super) tried: Vec<usize>,
     left: u32,
+}
+
+impl Attempts {
+    /// Attempts made so far.
+    pub(super) fn made(&self) -> u32 {
+        self.tried.len() as u32
+    }
 }
 
 impl Attempts {
@@ -94,7 +112,8 @@ pub(super) async fn connect_any(
     hash_key: Option<&[u8]>,
     timeout: Duration,
     attempts: &mut Attempts,
-) -> Result<(InFlight, NodeStream), NoConnection> {
+) -> Result<Connected, NoConnection> {
+    let first = Instant::now();
     let mut last = None;
     while attempts.any_left() {
         let Some(i) = snap.pick(hash_key, &attempts.tried) else {
@@ -107,7 +126,11 @@ pub(super) async fn connect_any(
         match connect(request.node().addr(), timeout).await {
             Ok(stream) => {
                 pool.metrics.connected(started.elapsed());
-                return Ok((request, stream));
+                return Ok(Connected {
+                    request,
+                    stream,
+                    took: first.elapsed(),
+                });
             }
             Err(e) => {
                 let node = request.node().clone();

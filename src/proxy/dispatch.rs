@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::access_log::AccessLog;
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::config::{Config, TimeoutsConfig};
 use crate::routing::RouteTable;
@@ -25,16 +26,19 @@ pub struct Dispatch {
     pub max_vars_size: usize,
     /// The cluster the routes lead to (requests that match none are counted on it).
     pub cluster: Arc<Cluster>,
+    /// Where sessions hand their access log line (set at start; off unless `[access_log]` is on).
+    pub access_log: AccessLog,
 }
 
 impl Dispatch {
-    fn new(config: Arc<Config>, cluster: &Arc<Cluster>) -> Self {
+    fn new(config: Arc<Config>, cluster: &Arc<Cluster>, access_log: &AccessLog) -> Self {
         Self {
             routes: RouteTable::build(&config, cluster),
             timeouts: config.timeouts.clone(),
             max_vars_size: config.limits.max_vars_size,
             config,
             cluster: cluster.clone(),
+            access_log: access_log.clone(),
         }
     }
 }
@@ -49,18 +53,21 @@ pub type SharedDispatch = Arc<ArcSwap<Dispatch>>;
 #[derive(Debug)]
 pub struct Dispatcher {
     cluster: Arc<Cluster>,
+    access_log: AccessLog,
     snapshot: SharedDispatch,
     /// Held while building and storing. Control path only: sessions never take it.
     writing: Mutex<()>,
 }
 
 impl Dispatcher {
-    /// Applies a validated `config` to `cluster` and builds the first snapshot.
-    pub fn new(config: Config, cluster: Arc<Cluster>) -> Self {
+    /// Applies a validated `config` to `cluster` and builds the first snapshot; sessions write
+    /// their lines to `access_log`.
+    pub fn new(config: Config, cluster: Arc<Cluster>, access_log: AccessLog) -> Self {
         cluster.apply_config(&config);
-        let first = Dispatch::new(Arc::new(config), &cluster);
+        let first = Dispatch::new(Arc::new(config), &cluster, &access_log);
         Self {
             cluster,
+            access_log,
             snapshot: Arc::new(ArcSwap::from_pointee(first)),
             writing: Mutex::new(()),
         }
@@ -95,8 +102,11 @@ impl Dispatcher {
     }
 
     fn store(&self, config: Arc<Config>) {
-        self.snapshot
-            .store(Arc::new(Dispatch::new(config, &self.cluster)));
+        self.snapshot.store(Arc::new(Dispatch::new(
+            config,
+            &self.cluster,
+            &self.access_log,
+        )));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {

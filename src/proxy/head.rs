@@ -5,7 +5,9 @@ use std::io;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::protocol::{Header, PacketError, Vars, HEADER_LEN};
+use crate::protocol::{
+    append_var, Header, PacketError, RequestId, Vars, HEADER_LEN, REQUEST_ID_VAR,
+};
 
 /// First read buffer: nginx's vars are usually well under 1 KiB; a larger block grows it once.
 const INITIAL_CAPACITY: usize = 4096;
@@ -41,16 +43,42 @@ impl Head {
 
     /// The bytes to send to a node with `modifiers`: the head as received, or a copy with bytes
     /// 0 and 3 (modifier1, modifier2) replaced when the node's differ, as uWSGI's FastRouter does
-    /// for subscribed nodes.
-    pub(super) fn bytes_for(&self, modifiers: Option<(u8, u8)>) -> Bytes {
-        match modifiers {
-            Some((m1, m2)) if (self.bytes[0], self.bytes[3]) != (m1, m2) => {
-                let mut copy = BytesMut::from(&self.bytes[..]);
-                copy[0] = m1;
-                copy[3] = m2;
-                copy.freeze()
-            }
-            _ => self.bytes.clone(),
+    /// for subscribed nodes, and with `tag`'s id appended as `HTTP_X_REQUEST_ID` when the router
+    /// made it. An id that would take the vars past 65535 bytes is left out.
+    pub(super) fn bytes_for(&self, modifiers: Option<(u8, u8)>, tag: Option<&RequestTag>) -> Bytes {
+        let mut copy = tag.filter(|t| t.added).and_then(|t| {
+            append_var(self.header, &self.bytes, REQUEST_ID_VAR, t.id.as_bytes())
+                .map_err(|e| tracing::debug!(request_id = %t.id, error = %e, "request id not passed to the node"))
+                .ok()
+        });
+        if let Some((m1, m2)) = modifiers.filter(|&m| (self.bytes[0], self.bytes[3]) != m) {
+            let copy = copy.get_or_insert_with(|| BytesMut::from(&self.bytes[..]));
+            copy[0] = m1;
+            copy[3] = m2;
+        }
+        copy.map_or_else(|| self.bytes.clone(), BytesMut::freeze)
+    }
+}
+
+/// A request's id and whether the router made it (so it must be added to the vars).
+#[derive(Debug, Clone)]
+pub(super) struct RequestTag {
+    /// The id.
+    pub(super) id: RequestId,
+    /// True when the client sent no usable id: the node gets this one appended.
+    pub(super) added: bool,
+}
+
+impl RequestTag {
+    /// The id of the request with `vars`: the client's `HTTP_X_REQUEST_ID` if usable, else a new
+    /// one, which the node must then be given.
+    pub(super) fn of(vars: &Vars<'_>) -> Self {
+        match vars.get(REQUEST_ID_VAR).and_then(RequestId::given) {
+            Some(id) => Self { id, added: false },
+            None => Self {
+                id: RequestId::generate(),
+                added: true,
+            },
         }
     }
 }
@@ -157,17 +185,87 @@ mod tests {
         let head = read_head(&mut Builder::new().read(GET).build(), 65535)
             .await
             .unwrap();
-        assert_eq!(head.bytes_for(None), head.bytes);
-        let same = head.bytes_for(Some((0, 0)));
+        assert_eq!(head.bytes_for(None, None), head.bytes);
+        let same = head.bytes_for(Some((0, 0)), None);
         assert_eq!(
             same.as_ptr(),
             head.bytes.as_ptr(),
             "no copy when nothing changes"
         );
-        let psgi = head.bytes_for(Some((5, 1)));
+        let psgi = head.bytes_for(Some((5, 1)), None);
         assert_eq!((psgi[0], psgi[3]), (5, 1));
         assert_eq!(psgi[1..3], GET[1..3]);
         assert_eq!(psgi[4..], GET[4..]);
+    }
+
+    #[tokio::test]
+    async fn a_made_id_is_appended_and_nothing_else_changes() {
+        for capture in [GET, &POST[..2000]] {
+            let head = read_head(&mut Builder::new().read(capture).build(), 65535)
+                .await
+                .unwrap();
+            let tag = RequestTag::of(&head.vars());
+            assert!(tag.added, "the captures carry no X-Request-Id");
+            let sent = head.bytes_for(Some((5, 1)), Some(&tag));
+            let var = [&[17, 0][..], REQUEST_ID_VAR, &[32, 0], tag.id.as_bytes()].concat();
+            let end = head.header.packet_len();
+            let datasize = head.header.datasize + var.len() as u16;
+            assert_eq!(
+                sent[..4],
+                [5, datasize.to_le_bytes()[0], datasize.to_le_bytes()[1], 1]
+            );
+            assert_eq!(sent[4..end], capture[4..end], "the vars as received");
+            assert_eq!(sent[end..end + var.len()], var[..], "then the id");
+            assert_eq!(
+                sent[end + var.len()..],
+                capture[end..],
+                "then the body as received"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_id_is_forwarded_unchanged_and_a_bad_one_replaced() {
+        let packet = |id: &[u8]| {
+            crate::protocol::encode_packet(
+                0,
+                0,
+                [(&b"HTTP_HOST"[..], &b"h"[..]), (REQUEST_ID_VAR, id)],
+            )
+            .unwrap()
+        };
+        let given = packet(b"client-id-1");
+        let head = read_head(&mut Builder::new().read(&given).build(), 65535)
+            .await
+            .unwrap();
+        let tag = RequestTag::of(&head.vars());
+        assert_eq!((tag.id.as_str(), tag.added), ("client-id-1", false));
+        let sent = head.bytes_for(None, Some(&tag));
+        assert_eq!(sent.as_ptr(), head.bytes.as_ptr(), "no copy");
+        let bad = packet(b"two words");
+        let head = read_head(&mut Builder::new().read(&bad).build(), 65535)
+            .await
+            .unwrap();
+        let tag = RequestTag::of(&head.vars());
+        assert!(tag.added);
+        let sent = head.bytes_for(None, Some(&tag));
+        let (_, vars, _) = crate::protocol::parse_packet(&sent, 65535).unwrap();
+        assert_eq!(
+            vars.get(REQUEST_ID_VAR),
+            Some(tag.id.as_bytes()),
+            "the last one wins"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_id_that_does_not_fit_is_left_out() {
+        let fill = vec![b'x'; 65535 - 4 - 1];
+        let full = crate::protocol::encode_packet(0, 0, [(&b"F"[..], &fill[..])]).unwrap();
+        let head = read_head(&mut Builder::new().read(&full).build(), 65535)
+            .await
+            .unwrap();
+        let tag = RequestTag::of(&head.vars());
+        assert_eq!(head.bytes_for(None, Some(&tag)), head.bytes);
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::timeout;
 
 use super::failure::ForwardError;
-use super::head::Head;
+use super::head::{Head, RequestTag};
 use crate::config::{RetryConfig, RetryOn};
 
 /// Methods a request must not be resent with unless the pool says so (nginx's list).
@@ -53,10 +53,15 @@ where
     Ok(body.freeze())
 }
 
-/// The request as a node with `modifiers` gets it: the head (and body bytes read with it), then
-/// the `rest` of the body read before the first attempt.
-pub(super) fn request_bytes(head: &Head, modifiers: Option<(u8, u8)>, rest: &Bytes) -> Bytes {
-    let first = head.bytes_for(modifiers);
+/// The request as a node with `modifiers` gets it: the head (with the request id var `tag` asks
+/// for, and body bytes read with it), then the `rest` of the body read before the first attempt.
+pub(super) fn request_bytes(
+    head: &Head,
+    modifiers: Option<(u8, u8)>,
+    tag: Option<&RequestTag>,
+    rest: &Bytes,
+) -> Bytes {
+    let first = head.bytes_for(modifiers, tag);
     if rest.is_empty() {
         return first;
     }

@@ -4,24 +4,25 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{timeout, Instant};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{connect, connect_any, Attempts, NoConnection};
+use super::connect::{connect, connect_any, Attempts, Connected, NoConnection};
+use super::counted::Counted;
+use super::end::{finish, End, Trace};
 use super::failure::{Blame, ForwardError};
-use super::forward::{forward, linger, LINGER};
-use super::head::{read_head, Head, HeadError};
+use super::forward::forward;
+use super::head::{read_head, HeadError, RequestTag};
 use super::replay;
 use super::{Dispatch, SharedDispatch};
-use crate::cluster::{Cluster, Pool};
+use crate::access_log::Status;
+use crate::cluster::Pool;
 use crate::config::RetryOn;
 use crate::metrics;
-use crate::node::{Evidence, InFlight, Node, Outcome};
-use crate::protocol::reply;
+use crate::node::{Evidence, Node, Outcome};
 use crate::routing::RequestKey;
 use crate::throttle;
 
@@ -61,7 +62,7 @@ impl fmt::Display for Peer {
 
 /// Serves one client connection.
 pub(super) async fn run<S>(
-    mut client: S,
+    client: S,
     peer: Peer,
     dispatch: SharedDispatch,
     shutdown: CancellationToken,
@@ -71,9 +72,10 @@ pub(super) async fn run<S>(
 {
     let _open = OpenConnection::new();
     let d = dispatch.load_full();
+    let mut client = Counted::new(client);
     // Wait for the first byte before allocating the head buffer: idle clients cost no buffer.
     let read = async {
-        client.readable().await?;
+        client.get_ref().readable().await?;
         read_head(&mut client, d.max_vars_size).await
     };
     let head = tokio::select! {
@@ -112,42 +114,35 @@ pub(super) async fn run<S>(
             return;
         }
     };
-    let started = Instant::now();
     let vars = head.vars();
+    let tag = d.config.request_id.enabled.then(|| RequestTag::of(&vars));
+    let mut trace = Trace::new(peer, &head, tag);
     let key = RequestKey::from_vars(&vars);
     let Some(pool) = d.routes.route(&key).cloned() else {
         let host = String::from_utf8_lossy(key.routing_host()).into_owned();
         let reason = format!("no pool for host {host:?}");
         let end = End::Unrouted(&d.cluster);
-        return finish(&mut client, peer, end, Outcome::NoPool, &reason, started).await;
+        return finish(&mut client, &d, &trace, end, Outcome::NoPool, &reason).await;
     };
     let settings = pool.settings();
     let hash_key = settings.hash_var.as_deref().and_then(|v| vars.get(v));
     // Boxed: the forwarding state is allocated once a request has arrived, so the many clients
     // that hold a connection open without sending cost only the small waiting state.
-    Box::pin(proxy(
-        &mut client,
-        peer,
-        &pool,
-        hash_key,
-        &head,
-        &d,
-        started,
-    ))
-    .await;
+    Box::pin(proxy(&mut client, &pool, hash_key, &d, &mut trace)).await;
 }
 
+/// Connects to a node of `pool` and forwards the request, resending it to another node where that
+/// is safe (see `replay`), then finishes the session.
 async fn proxy<S>(
-    client: &mut S,
-    peer: Peer,
+    client: &mut Counted<S>,
     pool: &Arc<Pool>,
     hash_key: Option<&[u8]>,
-    head: &Head,
     d: &Dispatch,
-    started: Instant,
+    trace: &mut Trace<'_>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let head = trace.head;
     let snap = pool.snapshot_arc();
     let retry = &snap.settings.retry;
     let replayable = replay::replayable(head, retry);
@@ -162,7 +157,7 @@ async fn proxy<S>(
                 };
                 let reason = format!("reading the request body: {e}");
                 let end = End::Unreached(pool, None);
-                return finish(client, peer, end, outcome, &reason, started).await;
+                return finish(client, d, trace, end, outcome, &reason).await;
             }
         }
     } else {
@@ -173,32 +168,43 @@ async fn proxy<S>(
     let mut _permit = None;
     loop {
         let connected = connect_any(pool, &snap, hash_key, d.timeouts.connect, &mut attempts).await;
-        let (request, mut stream) = match connected {
+        let Connected {
+            request,
+            mut stream,
+            took,
+        } = match connected {
             Ok(c) => c,
             Err(NoConnection::NoNode) => {
                 let reason = format!("no usable node in pool {:?}", pool.name);
                 let end = End::Unreached(pool, None);
-                return finish(client, peer, end, Outcome::NoNode, &reason, started).await;
+                return finish(client, d, trace, end, Outcome::NoNode, &reason).await;
             }
             Err(NoConnection::Failed(e, last)) => {
+                trace.attempts = attempts.made();
                 let reason = format!(
                     "could not connect to any node of pool {:?} (last: {}: {e})",
                     pool.name,
                     last.addr()
                 );
                 let end = End::Unreached(pool, Some(&last));
-                return finish(client, peer, end, Outcome::ConnectFailed, &reason, started).await;
+                return finish(client, d, trace, end, Outcome::ConnectFailed, &reason).await;
             }
         };
+        trace.attempts = attempts.made();
+        trace.connect = Some(trace.connect.unwrap_or_default() + took);
         let node = request.node().clone();
         // Another node must be there to take a resend, or the answer is relayed as it is.
         let may_resend = replayable && attempts.any_left() && snap.pick_available(&attempts.tried);
         let hold = may_resend && retry.on(RetryOn::GatewayError);
-        let bytes = replay::request_bytes(head, node.modifiers(), &rest);
+        let bytes = replay::request_bytes(head, node.modifiers(), trace.tag.as_ref(), &rest);
         let result = forward(client, &mut stream, &bytes, body_left, &d.timeouts, hold).await;
         drop(stream);
         let (outcome, evidence, reason) = match result {
             Ok(x) => {
+                trace.first_byte = Some(x.first_byte);
+                if let Some(code) = x.status {
+                    trace.status = Status::code(code);
+                }
                 let answered = Evidence::Answered(x.first_byte, x.status);
                 (Outcome::Responded(x.status), answered, String::new())
             }
@@ -219,7 +225,7 @@ async fn proxy<S>(
             }
         }
         let end = End::Reached(pool, request, evidence);
-        return finish(client, peer, end, outcome, &reason, started).await;
+        return finish(client, d, trace, end, outcome, &reason).await;
     }
 }
 
@@ -274,90 +280,6 @@ async fn judge_drop(pool: &Pool, node: &Node, d: &Dispatch) -> Evidence {
             Evidence::RequestRefused
         }
     }
-}
-
-/// Where a request ended, for recording it.
-enum End<'a> {
-    /// No pool matched.
-    Unrouted(&'a Cluster),
-    /// The pool had no node, or none could be connected to (the last one tried, if any).
-    Unreached(&'a Arc<Pool>, Option<&'a Node>),
-    /// A node took the request.
-    Reached(&'a Arc<Pool>, InFlight, Evidence),
-}
-
-/// Answers the client itself where the outcome calls for it, then records and logs the session.
-async fn finish<S>(
-    client: &mut S,
-    peer: Peer,
-    end: End<'_>,
-    outcome: Outcome,
-    reason: &str,
-    started: Instant,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    if let Some(status) = outcome.reply() {
-        answer(client, reply(status, reason)).await;
-    }
-    let took = started.elapsed();
-    let (pool, node) = match &end {
-        End::Unrouted(_) => (None, None),
-        End::Unreached(pool, last) => (Some(pool.name.clone()), last.map(|n| n.id().clone())),
-        End::Reached(pool, request, _) => {
-            (Some(pool.name.clone()), Some(request.node().id().clone()))
-        }
-    };
-    match end {
-        End::Unrouted(cluster) => cluster.finish_unrouted(outcome),
-        End::Unreached(pool, last) => pool.finish_unreached(last, outcome, took),
-        End::Reached(pool, request, evidence) => {
-            pool.finish_request(request, outcome, evidence, took)
-        }
-    }
-    let pool_name: &str = pool.as_deref().unwrap_or("");
-    let node_id: &str = node.as_deref().unwrap_or("");
-    log_end(peer, pool_name, node_id, outcome, reason, took);
-}
-
-/// The session's one log line: debug for a success or a client gone, throttled warnings for the
-/// rest (a client that stalled is the client's doing: info).
-fn log_end(peer: Peer, pool: &str, node: &str, outcome: Outcome, reason: &str, took: Duration) {
-    match outcome {
-        Outcome::Responded(status) => {
-            tracing::debug!(%peer, pool, node, status, took = ?took, "request done")
-        }
-        Outcome::ClientAbort => {
-            tracing::debug!(%peer, pool, node, reason, "client went away")
-        }
-        _ => match throttle::admit(outcome.event()) {
-            Some(similar) if outcome == Outcome::ClientTimeout => {
-                tracing::info!(%peer, pool, node, reason, similar_since_last = similar, "client stalled; connection cut")
-            }
-            Some(similar) => {
-                tracing::warn!(%peer, pool, node, outcome = outcome.label(), reason, similar_since_last = similar, "request failed")
-            }
-            None => {
-                tracing::debug!(%peer, pool, node, outcome = outcome.label(), reason, "request failed")
-            }
-        },
-    }
-}
-
-/// Writes a reply, then reads what the client still sends for a short while before closing. A
-/// client that does not take the reply within the linger time is left.
-async fn answer<S>(client: &mut S, reply: bytes::Bytes)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let write = async {
-        client.write_all(&reply).await?;
-        client.shutdown().await
-    };
-    if !matches!(timeout(LINGER, write).await, Ok(Ok(()))) {
-        return;
-    }
-    linger(client).await;
 }
 
 /// Counts open client connections.

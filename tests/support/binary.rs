@@ -137,7 +137,7 @@ impl Routerd {
         self.process.pid()
     }
 
-    /// Sends a signal by name (`HUP`, `TERM`, `INT`) with `kill`.
+    /// Sends a signal by name (`HUP`, `USR1`, `TERM`, `INT`) with `kill`.
     pub fn signal(&self, name: &str) {
         self.process.signal(name);
     }
@@ -188,7 +188,8 @@ impl Routerd {
         .await;
     }
 
-    /// Waits until SIGHUP, SIGINT and SIGTERM have handlers (before that, SIGHUP kills routerd).
+    /// Waits until SIGHUP, SIGINT, SIGUSR1 and SIGTERM have handlers (before that, SIGHUP kills
+    /// routerd).
     async fn wait_signals_caught(&mut self) {
         let pid = self.pid();
         self.wait_starting("signal handlers", async || {

@@ -34,6 +34,8 @@ pub mod promql;
 /// A gRPC Registry client standing in for an agent.
 pub mod registry_client;
 
+/// The request id the router adds to what a node receives.
+pub mod request_id;
 /// The router in-process.
 pub mod router;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use routers::RouterKind;
+use routers::{RouterKind, Variant};
 use setup::Bench;
 
 /// Runs every benchmark phase and prints the results as markdown.
@@ -54,6 +54,10 @@ pub(crate) struct Args {
     /// routerd balancing algorithms to measure, one throughput phase each.
     #[arg(long, value_delimiter = ',', default_value = "least-load,round-robin")]
     algorithms: Vec<String>,
+    /// Skip the phases that run the first algorithm again with the access log on and with
+    /// request ids off.
+    #[arg(long)]
+    no_variants: bool,
     /// FastRouter process counts to measure, one throughput phase each.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     fastrouter_processes: Vec<u32>,
@@ -172,7 +176,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// The throughput phases in order; the direct one comes first because the others are compared to it.
 fn phases(args: &Args) -> Vec<RouterKind> {
     let mut kinds = vec![RouterKind::Direct];
-    kinds.extend(args.algorithms.iter().cloned().map(RouterKind::Routerd));
+    kinds.extend(
+        args.algorithms
+            .iter()
+            .map(|a| RouterKind::Routerd(a.clone(), Variant::Defaults)),
+    );
+    // The first algorithm again with the access log on, and with request ids off: their cost.
+    if let Some(first) = args.algorithms.first().filter(|_| !args.no_variants) {
+        for v in [Variant::AccessLog, Variant::NoRequestId] {
+            kinds.push(RouterKind::Routerd(first.clone(), v));
+        }
+    }
     kinds.extend(
         args.fastrouter_processes
             .iter()

@@ -234,7 +234,17 @@ pub(crate) fn print_targets(rows: &[Row], mem: Option<&Memory>) {
     println!("|---|---|");
     let row = |name: &str| rows.iter().find(|r| r.name == name);
     match row("routerd least-load") {
-        Some(rd) => print_router_targets(rd, row("direct"), rows),
+        Some(rd) => {
+            print_router_targets(rd, row("direct"), rows);
+            for variant in [
+                "routerd least-load + access log",
+                "routerd least-load without request id",
+            ] {
+                if let Some(v) = row(variant) {
+                    print_variant_cost(v, rd);
+                }
+            }
+        }
         None => println!("| throughput and CPU | routerd least-load did not run |"),
     }
     if let Some(m) = mem {
@@ -267,6 +277,20 @@ fn print_router_targets(rd: &Row, direct: Option<&Row>, rows: &[Row]) {
     if let (Some(rd_cpu), true) = (rd_cpu, least_fr.is_finite()) {
         println!("| CPU per request below FastRouter's | {rd_cpu:.1} us vs {least_fr:.1} us (its best) |");
     }
+}
+
+/// What a changed setting costs against the defaults: throughput ratio and CPU per request.
+fn print_variant_cost(v: &Row, defaults: &Row) {
+    let ratio = v
+        .ratio_to(defaults)
+        .map_or("-".to_owned(), |r| format!("{r:.2}x"));
+    let cpu = |r: &Row| r.result.as_ref().ok().and_then(cpu_us);
+    let cpu = match (cpu(v), cpu(defaults)) {
+        (Some(a), Some(b)) => format!("{a:.1} vs {b:.1} us/req ({:+.1})", a - b),
+        _ => "-".to_owned(),
+    };
+    let name = v.name.trim_start_matches("routerd least-load ");
+    println!("| {name}: throughput and router CPU vs defaults | {ratio}; {cpu} |");
 }
 
 fn cpu_us(m: &Measured) -> Option<f64> {

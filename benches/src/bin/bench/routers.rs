@@ -14,10 +14,44 @@ use crate::setup::{Bench, START_LIMIT};
 pub(crate) enum RouterKind {
     /// Nothing: the load generator spreads requests over the nodes itself. The upper bound.
     Direct,
-    /// routerd with this balancing algorithm.
-    Routerd(String),
+    /// routerd with this balancing algorithm, and maybe a setting changed.
+    Routerd(String, Variant),
     /// uWSGI's FastRouter with this many router processes.
     FastRouter(u32),
+}
+
+/// What a routerd phase changes from the embedded defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// Nothing: the access log off, request ids on.
+    Defaults,
+    /// The access log on, as JSON to a file.
+    AccessLog,
+    /// Request ids off (packets forwarded exactly as received).
+    NoRequestId,
+}
+
+impl Variant {
+    /// The phase name's suffix.
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Defaults => "",
+            Self::AccessLog => " + access log",
+            Self::NoRequestId => " without request id",
+        }
+    }
+
+    /// The config sections it adds, with `log` as the access log's file.
+    fn config(self, log: &std::path::Path) -> String {
+        match self {
+            Self::Defaults => String::new(),
+            Self::AccessLog => format!(
+                "[access_log]\nenabled = true\npath = \"{}\"\n",
+                log.display()
+            ),
+            Self::NoRequestId => "[request_id]\nenabled = false\n".to_owned(),
+        }
+    }
 }
 
 impl RouterKind {
@@ -25,7 +59,7 @@ impl RouterKind {
     pub(crate) fn name(&self) -> String {
         match self {
             Self::Direct => "direct".to_owned(),
-            Self::Routerd(alg) => format!("routerd {alg}"),
+            Self::Routerd(alg, v) => format!("routerd {alg}{}", v.suffix()),
             Self::FastRouter(1) => "fastrouter 1 process".to_owned(),
             Self::FastRouter(n) => format!("fastrouter {n} processes"),
         }
@@ -54,7 +88,12 @@ pub(crate) async fn start(bench: &Bench, kind: &RouterKind) -> anyhow::Result<Ro
             child: None,
             targets: bench.node_targets(),
         }),
-        RouterKind::Routerd(alg) => start_routerd(bench, alg, "").await,
+        RouterKind::Routerd(alg, v) => {
+            // A fresh file per start: each round's log is its own, and the disk never fills.
+            let log = bench.path("access.log");
+            let _ = std::fs::remove_file(&log);
+            start_routerd(bench, alg, &v.config(&log)).await
+        }
         RouterKind::FastRouter(procs) => start_fastrouter(bench, *procs).await,
     }
 }
