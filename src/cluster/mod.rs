@@ -7,6 +7,7 @@ mod events;
 mod lifecycle;
 mod operate;
 mod pool;
+mod queue;
 mod rate;
 mod request;
 mod retry;
@@ -14,14 +15,14 @@ mod retry;
 pub use cause::{EjectCause, LeaveReason};
 pub use events::{ClusterEvent, Events};
 pub use lifecycle::{JoinError, MAINTENANCE_TICK};
-pub use pool::{Pool, PoolSettings, PoolSnapshot};
+pub use pool::{NoPick, Pool, PoolSettings, PoolSnapshot};
+pub use queue::{Place, Queue, QueueRefusal};
 pub use retry::RetryPermit;
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::addr::NodeAddr;
 use crate::config::Config;
 use crate::node::RequestCounts;
 
@@ -44,11 +45,6 @@ impl Cluster {
         let mut created = false;
         for (name, pool_cfg) in &config.pools {
             let settings = PoolSettings::from(pool_cfg);
-            let statics: Vec<(NodeAddr, u32)> = pool_cfg
-                .nodes
-                .iter()
-                .map(|n| (n.addr.clone(), n.weight))
-                .collect();
             let pool = self
                 .pools
                 .entry(Arc::from(name.as_str()))
@@ -57,7 +53,7 @@ impl Cluster {
                     Arc::new(Pool::new(name, settings.clone(), self.events.clone()))
                 })
                 .clone();
-            pool.configure(settings, &statics);
+            pool.configure(settings, &pool_cfg.nodes);
         }
         let before = self.pools.len();
         self.pools.retain(|name, pool| {

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 
-use super::{ClusterEvent, EjectCause, Events, JoinError, LeaveReason, NodeAddr};
+use super::{ClusterEvent, EjectCause, Events, JoinError, LeaveReason};
 use crate::addr::Networks;
 use crate::balance::{self, Balance, PickContext};
 use crate::clock::now_ms;
-use crate::config::{Algorithm, EjectionConfig, PoolConfig, RetryConfig};
+use crate::config::{
+    Algorithm, EjectionConfig, NodeTimeouts, PoolConfig, QueueConfig, RetryConfig, StaticNode,
+};
 use crate::metrics;
 use crate::node::{AdminState, FailureVerdict, Node, Source};
 
@@ -33,6 +35,12 @@ pub struct PoolSettings {
     pub allowed_networks: Networks,
     /// Most nodes the pool takes.
     pub max_nodes: usize,
+    /// Node-facing timeouts.
+    pub timeouts: NodeTimeouts,
+    /// Requests one node takes at once; 0 = no limit.
+    pub max_connections: u32,
+    /// Where requests wait while every usable node is busy.
+    pub queue: QueueConfig,
 }
 
 impl From<&PoolConfig> for PoolSettings {
@@ -46,6 +54,9 @@ impl From<&PoolConfig> for PoolSettings {
             retry: c.retry.clone(),
             allowed_networks: c.allowed_networks.clone(),
             max_nodes: c.max_nodes,
+            timeouts: c.timeouts,
+            max_connections: c.max_connections,
+            queue: c.queue,
         }
     }
 }
@@ -65,6 +76,8 @@ pub struct PoolSnapshot {
     pub settings: Arc<PoolSettings>,
     /// Members, draining ones included (they finish their requests but get no new ones).
     pub nodes: Vec<Arc<Node>>,
+    /// True when a member is a backup node.
+    has_backup: bool,
     balancer: Box<dyn Balance>,
 }
 
@@ -90,6 +103,8 @@ pub struct Pool {
     rate: super::rate::RateMeter,
     /// Resends in flight now, against the retry budget.
     pub(super) retries_in_flight: std::sync::atomic::AtomicU32,
+    /// Requests waiting for a node under `max_connections`.
+    pub queue: super::Queue,
 }
 
 impl Pool {
@@ -107,6 +122,7 @@ impl Pool {
                 metrics::CauseLabels {
                     ejections: &EjectCause::LABELS,
                     leaves: &LeaveReason::LABELS,
+                    queue_refusals: &super::QueueRefusal::LABELS,
                 },
             ),
             snapshot: ArcSwap::from_pointee(members.build()),
@@ -115,6 +131,7 @@ impl Pool {
             events,
             rate: super::rate::RateMeter::default(),
             retries_in_flight: std::sync::atomic::AtomicU32::new(0),
+            queue: super::Queue::default(),
         }
     }
 
@@ -164,7 +181,7 @@ impl Pool {
     }
 
     /// Replaces settings and the static node list in one snapshot swap.
-    pub fn configure(&self, settings: PoolSettings, statics: &[(NodeAddr, u32)]) {
+    pub fn configure(&self, settings: PoolSettings, statics: &[StaticNode]) {
         let mut m = self.lock();
         m.settings = Arc::new(settings);
         let (joined, left) = set_statics(&mut m, statics);
@@ -173,7 +190,7 @@ impl Pool {
     }
 
     /// Replaces the static node list, keeping settings.
-    pub fn configure_statics(&self, statics: &[(NodeAddr, u32)]) {
+    pub fn configure_statics(&self, statics: &[StaticNode]) {
         let mut m = self.lock();
         let (joined, left) = set_statics(&mut m, statics);
         self.snapshot.store(Arc::new(m.build()));
@@ -316,30 +333,34 @@ impl Pool {
 
 /// Keeps static members still listed (updating weights), adds new ones, drops the rest.
 /// Returns the nodes added and removed.
-fn set_statics(m: &mut Members, statics: &[(NodeAddr, u32)]) -> (Vec<Arc<Node>>, Vec<Arc<Node>>) {
+fn set_statics(m: &mut Members, statics: &[StaticNode]) -> (Vec<Arc<Node>>, Vec<Arc<Node>>) {
     let mut left = Vec::new();
     m.nodes.retain(|n| {
-        let keep = n.source() != Source::Static || statics.iter().any(|(a, _)| a == n.addr());
+        let keep = n.source() != Source::Static || statics.iter().any(|s| &s.addr == n.addr());
         if !keep {
             left.push(n.clone());
         }
         keep
     });
     let mut joined = Vec::new();
-    for (addr, weight) in statics {
+    for s in statics {
         match m
             .nodes
             .iter()
-            .find(|n| n.source() == Source::Static && n.addr() == addr)
+            .find(|n| n.source() == Source::Static && n.addr() == &s.addr)
         {
-            Some(n) => n.set_weight(*weight),
+            Some(n) => {
+                n.set_weight(s.weight);
+                n.set_backup(s.backup);
+            }
             None => {
                 let node = Arc::new(Node::new(
-                    addr.to_string(),
-                    addr.clone(),
+                    s.addr.to_string(),
+                    s.addr.clone(),
                     Source::Static,
-                    *weight,
+                    s.weight,
                 ));
+                node.set_backup(s.backup);
                 m.nodes.push(node.clone());
                 joined.push(node);
             }
@@ -354,6 +375,7 @@ impl Members {
             pool: self.pool.clone(),
             settings: self.settings.clone(),
             nodes: self.nodes.clone(),
+            has_backup: self.nodes.iter().any(|n| n.is_backup()),
             balancer: balance::build(self.settings.algorithm, &self.nodes),
         }
     }
@@ -366,10 +388,11 @@ impl PoolSnapshot {
         (0..self.nodes.len()).any(|i| !tried.contains(&i) && self.nodes[i].is_usable(now))
     }
 
-    /// Picks a node for a request, skipping the indices in `tried`. Takes the probe slot of a node
-    /// whose ejection just ended. If every untried active node is ejected, picks among those anyway
-    /// (panic mode): a request tried on a suspect node beats a certain 503.
-    pub fn pick(&self, hash_key: Option<&[u8]>, tried: &[usize]) -> Option<usize> {
+    /// Picks a node for a request, skipping the indices in `tried`: a primary node, or a backup
+    /// when no primary is usable; never one at the pool's `max_connections`. Takes the probe slot
+    /// of a node whose ejection just ended. If every untried active node is ejected, picks among
+    /// those anyway (panic mode): a request tried on a suspect node beats a certain 503.
+    pub fn pick(&self, hash_key: Option<&[u8]>, tried: &[usize]) -> Result<usize, NoPick> {
         let now = now_ms();
         let cx = PickContext {
             nodes: &self.nodes,
@@ -377,24 +400,57 @@ impl PoolSnapshot {
             slow_start: self.settings.slow_start,
             hash_key,
         };
+        let limit = self.settings.max_connections;
+        let has_room = |i: usize| limit == 0 || self.nodes[i].in_flight() < limit;
+        let usable = |i: usize| !tried.contains(&i) && self.nodes[i].is_usable(now);
+        for backup in [false, true] {
+            if backup && !self.has_backup {
+                break;
+            }
+            let tier = |i: usize| self.nodes[i].is_backup() == backup;
+            if let Some(i) = self.pick_healthy(&cx, &|i| tier(i) && usable(i) && has_room(i)) {
+                return Ok(i);
+            }
+            // A usable node of this tier is busy: the request waits for it (HAProxy's queue)
+            // rather than spill over to backups that are meant for a pool that is down.
+            if limit > 0 && (0..self.nodes.len()).any(|i| tier(i) && usable(i) && !has_room(i)) {
+                return Err(NoPick::AllBusy);
+            }
+        }
+        let active = |i: usize| {
+            !tried.contains(&i) && self.nodes[i].admin_state() == AdminState::Active && has_room(i)
+        };
+        let i = self.balancer.pick(&cx, &active).ok_or(NoPick::NoNode)?;
+        metrics::panic_pick(&self.pool);
+        Ok(i)
+    }
+
+    /// A node for which `eligible` holds whose ejection is over (claiming the probe of one whose
+    /// ejection just ended; a node whose probe another request holds is passed over).
+    fn pick_healthy(
+        &self,
+        cx: &PickContext<'_>,
+        eligible: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
         let mut lost_probe: Vec<usize> = Vec::new();
         loop {
-            let usable = |i: usize| {
-                !tried.contains(&i) && !lost_probe.contains(&i) && self.nodes[i].is_usable(now)
-            };
-            let Some(i) = self.balancer.pick(&cx, &usable) else {
-                break;
-            };
+            let i = self
+                .balancer
+                .pick(cx, &|i| eligible(i) && !lost_probe.contains(&i))?;
             let health = self.nodes[i].health();
-            if health.ejected_until().is_none() || health.try_claim_probe(now) {
+            if health.ejected_until().is_none() || health.try_claim_probe(cx.now_ms) {
                 return Some(i);
             }
             lost_probe.push(i);
         }
-        let active =
-            |i: usize| !tried.contains(&i) && self.nodes[i].admin_state() == AdminState::Active;
-        let i = self.balancer.pick(&cx, &active)?;
-        metrics::panic_pick(&self.pool);
-        Some(i)
     }
+}
+
+/// Why [`PoolSnapshot::pick`] found no node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPick {
+    /// No untried node can take a request.
+    NoNode,
+    /// Every untried usable node has `max_connections` requests in flight.
+    AllBusy,
 }

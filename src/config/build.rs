@@ -17,7 +17,7 @@ impl Config {
         let pools = raw
             .pools
             .iter()
-            .map(|(name, pool)| (name.clone(), pool.build(name, &mut p)))
+            .map(|(name, pool)| (name.clone(), pool.build(name, &raw.timeouts, &mut p)))
             .collect();
         let routes = routes(&raw, &mut p);
         let control = raw.control.build(&mut p);

@@ -14,6 +14,7 @@ mod raw;
 mod retry;
 mod subscription;
 mod tokens;
+mod traffic;
 
 pub use access_log::{
     AccessLogConfig, AccessLogFormat, AccessLogTarget, RequestIdConfig, DEFAULT_ACCESS_LOG_QUEUE,
@@ -26,6 +27,7 @@ pub use problems::{ConfigError, Problems};
 pub use retry::{RetryConfig, RetryOn};
 pub use subscription::{SignDigest, SubscriptionConfig};
 pub use tokens::read_tokens;
+pub use traffic::{NodeTimeouts, QueueConfig};
 
 use std::path::Path;
 

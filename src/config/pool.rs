@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Problems, RetryConfig};
+use super::traffic::{check_max_connections, RawPoolTimeouts, RawQueue};
+use super::{NodeTimeouts, Problems, QueueConfig, RetryConfig, TimeoutsConfig};
 use crate::addr::{Networks, NodeAddr};
 
 /// Balancing algorithm of a pool.
@@ -63,13 +64,19 @@ pub struct PoolConfig {
     pub allowed_networks: Networks,
     /// Most nodes the pool takes (static, registered and subscribed together).
     pub max_nodes: usize,
+    /// Its node-facing timeouts (`[pools.NAME.timeouts]` over `[timeouts]`).
+    pub timeouts: NodeTimeouts,
+    /// Requests one node takes at once; 0 = no limit.
+    pub max_connections: u32,
+    /// Where requests wait while every usable node is at `max_connections`.
+    pub queue: QueueConfig,
 }
 
 impl Default for PoolConfig {
     /// A pool with the embedded defaults, as `[pools.NAME]` with no key gives.
     fn default() -> Self {
         let mut p = Problems::default();
-        let pool = RawPool::default().build("default", &mut p);
+        let pool = RawPool::default().build("default", &TimeoutsConfig::default(), &mut p);
         debug_assert!(p.is_empty(), "the default pool is valid: {p}");
         pool
     }
@@ -82,6 +89,8 @@ pub struct StaticNode {
     pub addr: NodeAddr,
     /// Relative weight, 1 to 1000.
     pub weight: u32,
+    /// Used only when no other node is usable (nginx's `backup`).
+    pub backup: bool,
 }
 
 /// `[pools.NAME.ejection]`: passive health checking, as Envoy's outlier detection.
@@ -141,6 +150,12 @@ pub(super) struct RawPool {
     pub(super) allowed_networks: Vec<String>,
     /// Most nodes the pool takes (static, registered and subscribed together).
     pub(super) max_nodes: usize,
+    /// Node-facing timeouts; unset keys fall back to `[timeouts]`.
+    pub(super) timeouts: RawPoolTimeouts,
+    /// Requests one node takes at once; 0 = no limit.
+    pub(super) max_connections: u32,
+    /// The wait for a node under `max_connections`.
+    pub(super) queue: RawQueue,
 }
 
 impl Default for RawPool {
@@ -155,6 +170,9 @@ impl Default for RawPool {
             retry: RetryConfig::default(),
             allowed_networks: Vec::new(),
             max_nodes: 1000,
+            timeouts: RawPoolTimeouts::default(),
+            max_connections: 0,
+            queue: RawQueue::default(),
         }
     }
 }
@@ -172,6 +190,9 @@ pub(super) enum NodeEntry {
         /// Relative weight, 1 to 1000.
         #[serde(default = "one")]
         weight: u32,
+        /// Used only when no other node is usable.
+        #[serde(default)]
+        backup: bool,
     },
 }
 
@@ -194,11 +215,21 @@ impl NodeEntry {
             Self::Detailed { weight, .. } => *weight,
         }
     }
+
+    /// Whether the node is a backup.
+    fn backup(&self) -> bool {
+        matches!(self, Self::Detailed { backup: true, .. })
+    }
 }
 
 impl RawPool {
     /// The typed pool `name`, every problem recorded in `p` under `pools.NAME`.
-    pub(super) fn build(&self, name: &str, p: &mut Problems) -> PoolConfig {
+    pub(super) fn build(
+        &self,
+        name: &str,
+        global: &TimeoutsConfig,
+        p: &mut Problems,
+    ) -> PoolConfig {
         let key = format!("pools.{name}");
         if name.is_empty()
             || !name
@@ -237,6 +268,7 @@ impl RawPool {
                 "must be at least 1 and at least the number of static nodes",
             );
         }
+        check_max_connections(self.max_connections, &key, p);
         PoolConfig {
             algorithm: self.algorithm,
             hash_var: self.hash_var.clone(),
@@ -247,6 +279,9 @@ impl RawPool {
             retry: self.retry.clone(),
             allowed_networks,
             max_nodes: self.max_nodes,
+            timeouts: self.timeouts.build(global, &key, p),
+            max_connections: self.max_connections,
+            queue: self.queue.build(&key, p),
         }
     }
 
@@ -262,6 +297,7 @@ impl RawPool {
                 Some(addr) => nodes.push(StaticNode {
                     addr,
                     weight: node.weight(),
+                    backup: node.backup(),
                 }),
                 None => {}
             }

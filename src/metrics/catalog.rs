@@ -98,6 +98,23 @@ pub const RETRY_BUDGET_EXHAUSTED: Family = family(
     "Resends refused because the pool's retry budget was spent (retry.budget_percent of the \
          requests in flight, at least retry.min_concurrency).",
 );
+/// Requests waiting in a pool's queue now.
+pub const QUEUED: Family = family(
+    FromRecorder,
+    G,
+    "uwsgi_router_queued_requests",
+    &["pool"],
+    "Requests waiting now for a node of the pool, every usable node being at max_connections.",
+);
+/// Requests the queue refused.
+pub const QUEUE_REFUSED: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_queue_refused_total",
+    &["pool", "reason"],
+    "Requests answered 503 by the pool's queue: full (queue.size were waiting) or timeout (no node \
+         freed up within queue.timeout).",
+);
 /// Requests a node dropped while it still accepted connections: the request's fault.
 pub const REQUEST_DROPS: Family = family(
     FromRecorder,
@@ -308,6 +325,8 @@ pub const FAMILIES: &[Family] = &[
     CONNECT_DURATION,
     RETRIES,
     RETRY_BUDGET_EXHAUSTED,
+    QUEUED,
+    QUEUE_REFUSED,
     REQUEST_DROPS,
     EJECTIONS,
     NODES_LEFT,

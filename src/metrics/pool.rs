@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use metrics::{counter, histogram, Counter, Histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 use super::{
-    CONNECT_DURATION, EJECTIONS, NODES_LEFT, PANIC_PICKS, REQUEST_DROPS, REQUEST_DURATION, RETRIES,
-    RETRY_BUDGET_EXHAUSTED,
+    CONNECT_DURATION, EJECTIONS, NODES_LEFT, PANIC_PICKS, QUEUED, QUEUE_REFUSED, REQUEST_DROPS,
+    REQUEST_DURATION, RETRIES, RETRY_BUDGET_EXHAUSTED,
 };
 use crate::config::RetryOn;
 use crate::node::RequestCounts;
@@ -19,6 +19,8 @@ pub struct CauseLabels {
     pub ejections: &'static [&'static str],
     /// Every leave reason.
     pub leaves: &'static [&'static str],
+    /// Every reason the queue refuses a request.
+    pub queue_refusals: &'static [&'static str],
 }
 
 /// A pool's series.
@@ -31,6 +33,9 @@ pub struct PoolMetrics {
     /// By [`RetryOn::ALL`] order.
     retries: [Counter; RetryOn::ALL.len()],
     retries_refused: Counter,
+    queued: Gauge,
+    /// By [`CauseLabels::queue_refusals`] label.
+    queue_refused: Vec<(&'static str, Counter)>,
     drops: Counter,
 }
 
@@ -53,6 +58,16 @@ impl PoolMetrics {
             retries: RetryOn::ALL
                 .map(|why| counter!(RETRIES.name, "pool" => pool.clone(), "reason" => why.label())),
             retries_refused: counter!(RETRY_BUDGET_EXHAUSTED.name, "pool" => pool.clone()),
+            queued: gauge!(QUEUED.name, "pool" => pool.clone()),
+            queue_refused: causes
+                .queue_refusals
+                .iter()
+                .map(|r| {
+                    let c = counter!(QUEUE_REFUSED.name, "pool" => pool.clone(), "reason" => *r);
+                    c.increment(0);
+                    (*r, c)
+                })
+                .collect(),
             drops: counter!(REQUEST_DROPS.name, "pool" => pool),
         }
     }
@@ -76,6 +91,18 @@ impl PoolMetrics {
     /// A resend was refused by the retry budget.
     pub fn retry_refused(&self) {
         self.retries_refused.increment(1);
+    }
+
+    /// A request entered (`1.0`) or left (`-1.0`) the pool's queue.
+    pub fn queued(&self, delta: f64) {
+        self.queued.increment(delta);
+    }
+
+    /// The queue refused a request, for the reason labelled `reason`.
+    pub fn queue_refused(&self, reason: &str) {
+        if let Some((_, c)) = self.queue_refused.iter().find(|(r, _)| *r == reason) {
+            c.increment(1);
+        }
     }
 
     /// A node dropped a request but accepts connections.

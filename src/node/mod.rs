@@ -20,7 +20,7 @@ pub use outcome::{Outcome, RequestCounts, LABELS as OUTCOME_LABELS};
 pub use request::{Evidence, Fault, InFlight};
 pub use state::{AdminState, NodeStatus, Source};
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub struct Node {
     weight: AtomicU32,
     /// Operator override; 0 = none.
     weight_override: AtomicU32,
+    /// Taken only when no other node of its pool is usable (a static node's `backup`).
+    backup: AtomicBool,
     /// An [`AdminState`].
     admin_state: AtomicU8,
     /// Requests this router has on the node right now.
@@ -82,6 +84,7 @@ impl Node {
             modifiers: None,
             weight: AtomicU32::new(weight.clamp(1, 1000)),
             weight_override: AtomicU32::new(0),
+            backup: AtomicBool::new(false),
             admin_state: AtomicU8::new(AdminState::Active as u8),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
@@ -231,6 +234,16 @@ impl Node {
             return w;
         }
         w * (0.1 + 0.9 * age as f64 / ramp as f64)
+    }
+
+    /// Marks the node a backup, or a primary again (its pool rebuilds its snapshot after).
+    pub fn set_backup(&self, backup: bool) {
+        self.backup.store(backup, Relaxed);
+    }
+
+    /// True for a backup node: its pool sends it requests only when no other node is usable.
+    pub fn is_backup(&self) -> bool {
+        self.backup.load(Relaxed)
     }
 
     /// True when the node may take a new request now: active and not ejected.

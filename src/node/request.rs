@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use super::{Node, Outcome, StatusFault};
 use crate::clock::now_ms;
 use crate::config::EjectionConfig;
@@ -48,6 +50,8 @@ pub struct InFlight {
     /// The node's in-flight requests when this one was added, itself included: how many were
     /// ahead of or beside it.
     depth: u32,
+    /// Woken when this request ends: its node has a free place under the pool's limit.
+    freed: Option<Arc<Notify>>,
 }
 
 impl Node {
@@ -58,7 +62,31 @@ impl Node {
         InFlight {
             node: self.clone(),
             depth,
+            freed: None,
         }
+    }
+
+    /// Counts a new request on the node unless it already has `limit` in flight (0: no limit).
+    /// The returned guard wakes one waiter of `freed` when it ends, so a request queued for a
+    /// free node can take its place.
+    pub fn try_start_request(
+        self: &Arc<Self>,
+        limit: u32,
+        freed: &Arc<Notify>,
+    ) -> Option<InFlight> {
+        if limit == 0 {
+            return Some(self.start_request());
+        }
+        let before = self
+            .in_flight
+            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
+            .ok()?;
+        self.requests.fetch_add(1, Relaxed);
+        Some(InFlight {
+            node: self.clone(),
+            depth: before + 1,
+            freed: Some(freed.clone()),
+        })
     }
 }
 
@@ -120,6 +148,9 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.node.in_flight.fetch_sub(1, Relaxed);
+        if let Some(freed) = &self.freed {
+            freed.notify_one();
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
 use crate::addr::NodeAddr;
-use crate::cluster::{Pool, PoolSnapshot};
+use crate::cluster::{NoPick, Place, Pool, PoolSnapshot, QueueRefusal};
 use crate::config::RetryOn;
 use crate::node::{InFlight, Node};
 
@@ -71,6 +71,8 @@ pub(super) struct Connected {
 pub(super) enum NoConnection {
     /// The pool had no usable node to try at all.
     NoNode,
+    /// Every usable node was busy, and the queue refused to wait longer (or at all).
+    Queue(QueueRefusal, Duration),
     /// Every attempt failed: the last error, and the node it was on.
     Failed(ConnectError, Arc<Node>),
 }
@@ -81,13 +83,9 @@ pub(super) enum NoConnection {
 pub(super) struct Attempts {
     pub(super) tried: Vec<usize>,
     left: u32,
-}
-
-impl Attempts {
-    /// Attempts made so far.
-    pub(super) fn made(&self) -> u32 {
-        self.tried.len() as u32
-    }
+    /// Its place in the pool's queue, once it had to wait: kept across attempts, so that the
+    /// request waits `queue.timeout` in all and is not put behind newer ones again.
+    place: Option<Place>,
 }
 
 impl Attempts {
@@ -95,7 +93,13 @@ impl Attempts {
         Self {
             tried: Vec::new(),
             left: max.max(1),
+            place: None,
         }
+    }
+
+    /// Attempts made so far.
+    pub(super) fn made(&self) -> u32 {
+        self.tried.len() as u32
     }
 
     /// True while another attempt is allowed.
@@ -107,20 +111,21 @@ impl Attempts {
 /// Picks nodes of `snap` and connects, trying other nodes on connect failure while `attempts`
 /// allow and the pool retries connect failures. Failures feed passive health checks.
 pub(super) async fn connect_any(
-    pool: &Pool,
+    pool: &Arc<Pool>,
     snap: &PoolSnapshot,
     hash_key: Option<&[u8]>,
-    timeout: Duration,
     attempts: &mut Attempts,
 ) -> Result<Connected, NoConnection> {
     let first = Instant::now();
+    let timeout = snap.settings.timeouts.connect;
     let mut last = None;
     while attempts.any_left() {
-        let Some(i) = snap.pick(hash_key, &attempts.tried) else {
-            break;
+        let (i, request) = match take_node(pool, snap, hash_key, attempts).await {
+            Ok(taken) => taken,
+            Err(None) => break,
+            Err(Some(refused)) => return Err(refused),
         };
         attempts.left -= 1;
-        let request = snap.nodes[i].start_request();
         attempts.tried.push(i);
         let started = Instant::now();
         match connect(request.node().addr(), timeout).await {
@@ -150,6 +155,61 @@ pub(super) async fn connect_any(
         Some((e, node)) => NoConnection::Failed(e, node),
         None => NoConnection::NoNode,
     })
+}
+
+/// A node of `snap` not yet tried, with the request counted in flight on it; while every usable
+/// node is at `max_connections`, waits in the pool's queue (behind the requests already waiting)
+/// for a request on one to end. Returns the node's index and the request; `Err(None)`: no node
+/// to try.
+async fn take_node(
+    pool: &Arc<Pool>,
+    snap: &PoolSnapshot,
+    hash_key: Option<&[u8]>,
+    attempts: &mut Attempts,
+) -> Result<(usize, InFlight), Option<NoConnection>> {
+    let settings = &snap.settings;
+    let limit = settings.max_connections;
+    if limit == 0 {
+        let i = snap.pick(hash_key, &attempts.tried).map_err(|_| None)?;
+        return Ok((i, snap.nodes[i].start_request()));
+    }
+    let freed = pool.queue.freed();
+    loop {
+        // Listening before looking: a place freed between the look and the wait still wakes.
+        let wake = freed.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        // A newcomer queues behind requests already waiting; a waiter looks when woken.
+        if attempts.place.is_some() || !pool.queue.is_waiting() {
+            match snap.pick(hash_key, &attempts.tried) {
+                Ok(i) => match snap.nodes[i].try_start_request(limit, freed) {
+                    Some(request) => {
+                        attempts.place = None;
+                        return Ok((i, request));
+                    }
+                    // Another request took its last place since the pick: look again.
+                    None => continue,
+                },
+                Err(NoPick::NoNode) => return Err(None),
+                Err(NoPick::AllBusy) => {}
+            }
+        }
+        let place = match &attempts.place {
+            Some(place) => place,
+            None => {
+                let place = pool
+                    .enter_queue(&settings.queue)
+                    .map_err(|why| Some(NoConnection::Queue(why, Duration::ZERO)))?;
+                attempts.place.insert(place)
+            }
+        };
+        if tokio::time::timeout_at(place.deadline, wake).await.is_err() {
+            let waited = place.since.elapsed();
+            pool.metrics.queue_refused(QueueRefusal::Timeout.label());
+            attempts.place = None;
+            return Err(Some(NoConnection::Queue(QueueRefusal::Timeout, waited)));
+        }
+    }
 }
 
 impl AsyncRead for NodeStream {

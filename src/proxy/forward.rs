@@ -17,7 +17,7 @@ use super::connect::NodeStream;
 use super::duplex::stream_rest;
 use super::failure::{ForwardError, BUF_SIZE};
 use crate::clock;
-use crate::config::TimeoutsConfig;
+use crate::config::NodeTimeouts;
 use crate::protocol::{response_status, StatusLine, STATUS_PREFIX};
 
 /// How an exchange that delivered a response went.
@@ -39,7 +39,7 @@ pub(super) async fn forward<C>(
     node: &mut NodeStream,
     head: &Bytes,
     body_left: u64,
-    t: &TimeoutsConfig,
+    t: &NodeTimeouts,
     resend_gateway_errors: bool,
 ) -> Result<Exchange, ForwardError>
 where
@@ -122,7 +122,7 @@ async fn await_response<C>(
     client: &mut C,
     node: &mut NodeStream,
     mut body_left: u64,
-    t: &TimeoutsConfig,
+    t: &NodeTimeouts,
 ) -> Result<(BytesMut, BytesMut, bool), ForwardError>
 where
     C: AsyncRead + Unpin,

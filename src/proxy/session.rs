@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
@@ -19,7 +20,7 @@ use super::head::{read_head, HeadError, RequestTag};
 use super::replay;
 use super::{Dispatch, SharedDispatch};
 use crate::access_log::Status;
-use crate::cluster::Pool;
+use crate::cluster::{Pool, QueueRefusal};
 use crate::config::RetryOn;
 use crate::metrics;
 use crate::node::{Evidence, Node, Outcome};
@@ -148,7 +149,7 @@ async fn proxy<S>(
     let replayable = replay::replayable(head, retry);
     // A request that may be resent is read whole first; any other streams its body.
     let (rest, body_left) = if replayable {
-        match replay::read_body(client, head.body_left(), d.timeouts.idle).await {
+        match replay::read_body(client, head.body_left(), snap.settings.timeouts.idle).await {
             Ok(rest) => (rest, 0),
             Err(e) => {
                 let outcome = match e {
@@ -167,7 +168,7 @@ async fn proxy<S>(
     // Held while a resend is in flight, against the pool's retry budget.
     let mut _permit = None;
     loop {
-        let connected = connect_any(pool, &snap, hash_key, d.timeouts.connect, &mut attempts).await;
+        let connected = connect_any(pool, &snap, hash_key, &mut attempts).await;
         let Connected {
             request,
             mut stream,
@@ -176,6 +177,21 @@ async fn proxy<S>(
             Ok(c) => c,
             Err(NoConnection::NoNode) => {
                 let reason = format!("no usable node in pool {:?}", pool.name);
+                let end = End::Unreached(pool, None);
+                return finish(client, d, trace, end, Outcome::NoNode, &reason).await;
+            }
+            Err(NoConnection::Queue(why, waited)) => {
+                let q = &snap.settings.queue;
+                let reason = match why {
+                    QueueRefusal::Full => format!(
+                        "every usable node of pool {:?} is at max_connections ({}) and its queue is full ({} waiting)",
+                        pool.name, snap.settings.max_connections, q.size
+                    ),
+                    QueueRefusal::Timeout => format!(
+                        "every usable node of pool {:?} stayed at max_connections ({}) for the queue timeout ({waited:?})",
+                        pool.name, snap.settings.max_connections
+                    ),
+                };
                 let end = End::Unreached(pool, None);
                 return finish(client, d, trace, end, Outcome::NoNode, &reason).await;
             }
@@ -197,7 +213,8 @@ async fn proxy<S>(
         let may_resend = replayable && attempts.any_left() && snap.pick_available(&attempts.tried);
         let hold = may_resend && retry.on(RetryOn::GatewayError);
         let bytes = replay::request_bytes(head, node.modifiers(), trace.tag.as_ref(), &rest);
-        let result = forward(client, &mut stream, &bytes, body_left, &d.timeouts, hold).await;
+        let timeouts = &snap.settings.timeouts;
+        let result = forward(client, &mut stream, &bytes, body_left, timeouts, hold).await;
         drop(stream);
         let (outcome, evidence, reason) = match result {
             Ok(x) => {
@@ -208,7 +225,7 @@ async fn proxy<S>(
                 let answered = Evidence::Answered(x.first_byte, x.status);
                 (Outcome::Responded(x.status), answered, String::new())
             }
-            Err(e) => judge(e, pool, &node, d).await,
+            Err(e) => judge(e, pool, &node, timeouts.connect).await,
         };
         let why = match outcome {
             Outcome::NoResponse => Some(RetryOn::ResetBeforeResponse),
@@ -234,14 +251,14 @@ async fn judge(
     e: ForwardError,
     pool: &Pool,
     node: &Node,
-    d: &Dispatch,
+    connect_timeout: Duration,
 ) -> (Outcome, Evidence, String) {
     let evidence = match e.blame() {
         Blame::Node => match e {
             ForwardError::Timeout(t) => Evidence::TimedOut(t),
             _ => Evidence::Failed,
         },
-        Blame::Dropped => judge_drop(pool, node, d).await,
+        Blame::Dropped => judge_drop(pool, node, connect_timeout).await,
         Blame::None => Evidence::Unrelated,
     };
     let outcome = match e {
@@ -269,8 +286,8 @@ async fn judge(
 /// them apart. Refused, it is a failure of the node (a killed node is ejected at once, as by a
 /// refused connect); accepted, the request was at fault, and a stream of such requests cannot
 /// eject a healthy node.
-async fn judge_drop(pool: &Pool, node: &Node, d: &Dispatch) -> Evidence {
-    match connect(node.addr(), d.timeouts.connect).await {
+async fn judge_drop(pool: &Pool, node: &Node, connect_timeout: Duration) -> Evidence {
+    match connect(node.addr(), connect_timeout).await {
         Err(e) => {
             tracing::debug!(pool = %pool.name, node = %node.id(), error = %e, "node dropped a request and refuses new connections");
             Evidence::Failed

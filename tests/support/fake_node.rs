@@ -45,6 +45,8 @@ pub struct FakeNode {
     pub served: Arc<AtomicUsize>,
     /// The raw bytes of the last request (head and body).
     pub last_request: Arc<Mutex<Vec<u8>>>,
+    /// Connections open now, and the most ever open at once.
+    open: Arc<(AtomicUsize, AtomicUsize)>,
     behaviour: Arc<Mutex<Behaviour>>,
     task: JoinHandle<()>,
 }
@@ -66,18 +68,23 @@ impl FakeNode {
         let served = Arc::new(AtomicUsize::new(0));
         let last_request = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(Mutex::new(behaviour));
-        let (n, s, l, b) = (
+        let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (n, s, l, b, o) = (
             name.to_owned(),
             served.clone(),
             last_request.clone(),
             behaviour.clone(),
+            open.clone(),
         );
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                let (n, s, l, b) = (n.clone(), s.clone(), l.clone(), b.clone());
+                let (n, s, l, b, o) = (n.clone(), s.clone(), l.clone(), b.clone(), o.clone());
                 tokio::spawn(async move {
+                    let now = o.0.fetch_add(1, SeqCst) + 1;
+                    o.1.fetch_max(now, SeqCst);
                     let behaviour = b.lock().unwrap().clone();
                     let _ = handle(conn, &n, &s, &l, behaviour).await;
+                    o.0.fetch_sub(1, SeqCst);
                 });
             }
         });
@@ -86,9 +93,15 @@ impl FakeNode {
             addr,
             served,
             last_request,
+            open,
             behaviour,
             task,
         }
+    }
+
+    /// The most connections the node ever had open at once.
+    pub fn peak_connections(&self) -> usize {
+        self.open.1.load(SeqCst)
     }
 
     pub fn served(&self) -> usize {
