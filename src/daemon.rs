@@ -14,7 +14,7 @@ use crate::cluster::Cluster;
 use crate::config::{AccessLogConfig, AccessLogTarget, Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
 use crate::metrics;
-use crate::proxy::{Dispatcher, Listener};
+use crate::proxy::{Dispatcher, Front, Listener};
 use crate::reloader::{Bindings, Reloader};
 
 /// Why the daemon could not start.
@@ -49,6 +49,7 @@ pub struct Daemon {
     access_log: AccessLog,
     reloader: Arc<Reloader>,
     local_addrs: Vec<String>,
+    http_addrs: Vec<String>,
     subscription_addrs: Vec<String>,
     control_addr: Option<std::net::SocketAddr>,
     metrics_addr: Option<std::net::SocketAddr>,
@@ -81,15 +82,21 @@ impl Daemon {
         let tracker = TaskTracker::new();
         let limits = Arc::new(Semaphore::new(config.limits.max_connections));
         let mut listeners = Vec::new();
-        for addr in &config.listen.uwsgi {
-            let listener =
-                Listener::bind(addr, config.listen.backlog, config.listen.unix_socket_mode)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        addr: addr.to_string(),
-                        source,
-                    })?;
-            listeners.push(listener);
+        let fronts = [
+            (Front::Uwsgi, &config.listen.uwsgi),
+            (Front::Http, &config.listen.http),
+        ];
+        for (front, addrs) in fronts {
+            for addr in addrs {
+                let listener =
+                    Listener::bind(addr, config.listen.backlog, config.listen.unix_socket_mode)
+                        .await
+                        .map_err(|source| StartError::Bind {
+                            addr: addr.to_string(),
+                            source,
+                        })?;
+                listeners.push((front, listener));
+            }
         }
         let subscriptions =
             crate::subscription::SubscriptionServer::bind(&config).map_err(|e| {
@@ -101,10 +108,19 @@ impl Daemon {
         let subscription_addrs = subscriptions
             .as_ref()
             .map_or_else(Vec::new, |s| s.local_addrs());
-        let local_addrs = listeners.iter().map(Listener::local_addr).collect();
-        for l in listeners {
-            tracing::info!(address = %l.local_addr(), "listening for uwsgi clients");
+        let addrs_of = |f: Front| -> Vec<String> {
+            listeners
+                .iter()
+                .filter(|(front, _)| *front == f)
+                .map(|(_, l)| l.local_addr())
+                .collect()
+        };
+        let local_addrs = addrs_of(Front::Uwsgi);
+        let http_addrs = addrs_of(Front::Http);
+        for (front, l) in listeners {
+            tracing::info!(address = %l.local_addr(), protocol = front.name(), "listening for clients");
             let serve = l.serve(
+                front,
                 dispatcher.reader(),
                 limits.clone(),
                 shutdown.clone(),
@@ -141,6 +157,7 @@ impl Daemon {
             access_log,
             reloader,
             local_addrs,
+            http_addrs,
             subscription_addrs,
             control_addr,
             metrics_addr,
@@ -183,6 +200,11 @@ impl Daemon {
     /// The listeners' bound addresses, in config order (`unix:/path` for UNIX sockets).
     pub fn local_addrs(&self) -> &[String] {
         &self.local_addrs
+    }
+
+    /// The HTTP listeners' bound addresses, in config order.
+    pub fn http_addrs(&self) -> &[String] {
+        &self.http_addrs
     }
 
     /// The subscription sockets' bound addresses, in config order (`unix:/path` for UNIX ones).

@@ -24,6 +24,7 @@ impl Config {
         let metrics = raw.metrics.build(&mut p);
         let subscription = raw.subscription.build(&mut p);
         let access_log = raw.access_log.build(&mut p);
+        let http = raw.http.build(&mut p);
         let config = Self {
             listen,
             limits: raw.limits,
@@ -35,6 +36,7 @@ impl Config {
             metrics,
             subscription,
             access_log,
+            http,
             request_id: raw.request_id,
         };
         p.result(config)
@@ -42,18 +44,20 @@ impl Config {
 }
 
 fn listen(raw: &RawListen, p: &mut Problems) -> ListenConfig {
-    if raw.uwsgi.is_empty() {
+    if raw.uwsgi.is_empty() && raw.http.is_empty() {
         p.add(
             "listen.uwsgi",
-            "no listener: give at least one address, e.g. [\"127.0.0.1:3031\"]",
+            "no listener: give at least one address, e.g. [\"127.0.0.1:3031\"], or listen.http",
         );
     }
-    let uwsgi = raw
-        .uwsgi
-        .iter()
-        .enumerate()
-        .filter_map(|(i, a)| p.check(format_args!("listen.uwsgi[{i}]"), a.parse()))
-        .collect();
+    let addrs = |key: &str, list: &[String], p: &mut Problems| {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, a)| p.check(format_args!("{key}[{i}]"), a.parse()))
+            .collect()
+    };
+    let uwsgi = addrs("listen.uwsgi", &raw.uwsgi, p);
+    let http = addrs("listen.http", &raw.http, p);
     let unix_socket_mode = p.check_or(
         "listen.unix_socket_mode",
         parse_socket_mode(&raw.unix_socket_mode),
@@ -64,6 +68,7 @@ fn listen(raw: &RawListen, p: &mut Problems) -> ListenConfig {
     }
     ListenConfig {
         uwsgi,
+        http,
         unix_socket_mode,
         backlog: raw.backlog,
     }

@@ -6,6 +6,7 @@ mod access_log;
 mod build;
 mod control;
 pub mod duration;
+mod http;
 mod metrics;
 mod model;
 mod pool;
@@ -20,6 +21,7 @@ pub use access_log::{
     AccessLogConfig, AccessLogFormat, AccessLogTarget, RequestIdConfig, DEFAULT_ACCESS_LOG_QUEUE,
 };
 pub use control::ControlConfig;
+pub use http::HttpConfig;
 pub use metrics::{MetricsConfig, DEFAULT_METRICS_LISTEN, DEFAULT_METRICS_MAX_CONNECTIONS};
 pub use model::{Config, LimitsConfig, ListenConfig, RouteConfig, TimeoutsConfig};
 pub use pool::{Algorithm, EjectionConfig, PoolConfig, StaticNode};

@@ -34,6 +34,8 @@ pub struct Config {
     pub subscription: super::SubscriptionConfig,
     /// One line per request (off by default).
     pub access_log: super::AccessLogConfig,
+    /// The HTTP listeners' connections and trusted proxies.
+    pub http: super::HttpConfig,
     /// The id each request carries to its node, its log line and the router's replies.
     pub request_id: super::RequestIdConfig,
 }
@@ -43,6 +45,8 @@ pub struct Config {
 pub struct ListenConfig {
     /// uwsgi listeners.
     pub uwsgi: Vec<ListenAddr>,
+    /// HTTP/1.1 listeners.
+    pub http: Vec<ListenAddr>,
     /// Permissions of the UNIX sockets routerd creates (uwsgi and subscription listeners).
     pub unix_socket_mode: u32,
     /// Kernel accept backlog for TCP and UNIX listeners.

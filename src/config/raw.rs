@@ -37,6 +37,8 @@ pub(super) struct RawConfig {
     pub(super) subscription: RawSubscription,
     /// One line per request.
     pub(super) access_log: RawAccessLog,
+    /// The HTTP listeners' settings.
+    pub(super) http: super::http::RawHttp,
     /// The id each request carries.
     pub(super) request_id: RequestIdConfig,
 }
@@ -56,6 +58,7 @@ impl Default for RawConfig {
             metrics: RawMetrics::default(),
             subscription: RawSubscription::default(),
             access_log: RawAccessLog::default(),
+            http: super::http::RawHttp::default(),
             request_id: RequestIdConfig::default(),
         }
     }
@@ -67,6 +70,8 @@ impl Default for RawConfig {
 pub(super) struct RawListen {
     /// uwsgi listeners: `host:port` (IPv4 or `[IPv6]:port`) or `unix:/path/to.sock`.
     pub(super) uwsgi: Vec<String>,
+    /// HTTP/1.1 listeners, written the same way.
+    pub(super) http: Vec<String>,
     /// Permissions of UNIX listener sockets, octal (nginx must be able to connect).
     pub(super) unix_socket_mode: String,
     /// Kernel accept backlog for TCP and UNIX listeners.
@@ -77,6 +82,7 @@ impl Default for RawListen {
     fn default() -> Self {
         Self {
             uwsgi: vec!["127.0.0.1:3031".to_owned()],
+            http: Vec::new(),
             unix_socket_mode: "0666".to_owned(),
             backlog: 1024,
         }

@@ -60,6 +60,22 @@ impl Head {
     }
 }
 
+impl Head {
+    /// The head of a packet built by the router itself (the HTTP front end's): header and vars,
+    /// no body bytes.
+    pub(super) fn from_packet(bytes: Bytes, max_vars: usize) -> Result<Self, PacketError> {
+        let header = Header::parse(&bytes, max_vars)?;
+        if bytes.len() != header.packet_len() {
+            return Err(PacketError::TruncatedVars {
+                expected: usize::from(header.datasize),
+                got: bytes.len().saturating_sub(HEADER_LEN),
+            });
+        }
+        Vars::parse(&bytes[HEADER_LEN..])?;
+        Ok(Self { bytes, header })
+    }
+}
+
 /// A request's id and whether the router made it (so it must be added to the vars).
 #[derive(Debug, Clone)]
 pub(super) struct RequestTag {

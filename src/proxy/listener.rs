@@ -12,9 +12,29 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::http::{serve_connection, ConnInfo};
 use super::session::{self, Peer};
 use super::SharedDispatch;
 use crate::addr::ListenAddr;
+
+/// What a listener's clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// uwsgi packets, one request per connection (nginx's `uwsgi_pass`).
+    Uwsgi,
+    /// HTTP/1.1 with keep-alive (nginx's `proxy_pass`, any load balancer).
+    Http,
+}
+
+impl Front {
+    /// Its name in logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Uwsgi => "uwsgi",
+            Self::Http => "http",
+        }
+    }
+}
 
 /// A bound listener.
 #[derive(Debug)]
@@ -68,10 +88,11 @@ impl Listener {
         }
     }
 
-    /// Accepts clients until `shutdown`, each session a task on `tracker`. A connection permit is
+    /// Accepts clients speaking `front` until `shutdown`, each session a task on `tracker`. A connection permit is
     /// taken before each accept, so beyond `limits` clients wait in the kernel backlog.
     pub async fn serve(
         self,
+        front: Front,
         dispatch: SharedDispatch,
         limits: Arc<Semaphore>,
         shutdown: CancellationToken,
@@ -86,28 +107,45 @@ impl Listener {
                 a = self.accept() => a,
                 () = shutdown.cancelled() => break,
             };
-            match accepted {
-                Ok(Accepted::Tcp(stream, peer)) => {
-                    let s = session::run(
+            let (dispatch, shutdown) = (dispatch.clone(), shutdown.clone());
+            match (accepted, front) {
+                (Ok(Accepted::Tcp(stream, peer)), Front::Uwsgi) => {
+                    tracker.spawn(session::run(
                         stream,
                         Peer::Tcp(peer),
-                        dispatch.clone(),
-                        shutdown.clone(),
+                        dispatch,
+                        shutdown,
                         permit,
-                    );
-                    tracker.spawn(s);
+                    ));
                 }
-                Ok(Accepted::Unix(stream)) => {
-                    let s = session::run(
+                (Ok(Accepted::Unix(stream)), Front::Uwsgi) => {
+                    tracker.spawn(session::run(stream, Peer::Unix, dispatch, shutdown, permit));
+                }
+                (Ok(Accepted::Tcp(stream, peer)), Front::Http) => {
+                    let conn = ConnInfo {
+                        peer: Some(peer),
+                        local: stream.local_addr().ok(),
+                    };
+                    let peer = Peer::Tcp(peer);
+                    tracker.spawn(serve_connection(
+                        stream, conn, peer, dispatch, shutdown, permit,
+                    ));
+                }
+                (Ok(Accepted::Unix(stream)), Front::Http) => {
+                    let conn = ConnInfo {
+                        peer: None,
+                        local: None,
+                    };
+                    tracker.spawn(serve_connection(
                         stream,
+                        conn,
                         Peer::Unix,
-                        dispatch.clone(),
-                        shutdown.clone(),
+                        dispatch,
+                        shutdown,
                         permit,
-                    );
-                    tracker.spawn(s);
+                    ));
                 }
-                Err(e) => accept_failed(e).await,
+                (Err(e), _) => accept_failed(e).await,
             }
         }
         tracing::info!(listener = %self.local_addr(), "stopped accepting");

@@ -12,9 +12,10 @@ mod end;
 mod failure;
 mod forward;
 mod head;
+mod http;
 mod listener;
 mod replay;
 mod session;
 
 pub use dispatch::{Dispatch, Dispatcher, SharedDispatch};
-pub use listener::Listener;
+pub use listener::{Front, Listener};

@@ -16,7 +16,7 @@ use super::counted::Counted;
 use super::end::{finish, End, Trace};
 use super::failure::{Blame, ForwardError};
 use super::forward::forward;
-use super::head::{read_head, HeadError, RequestTag};
+use super::head::{read_head, Head, HeadError, RequestTag};
 use super::replay;
 use super::{Dispatch, SharedDispatch};
 use crate::access_log::Status;
@@ -115,21 +115,31 @@ pub(super) async fn run<S>(
             return;
         }
     };
+    // Boxed: the forwarding state is allocated once a request has arrived, so the many clients
+    // that hold a connection open without sending cost only the small waiting state.
+    Box::pin(serve(&mut client, &head, peer, &d)).await;
+}
+
+/// Serves one request whose `head` has been read from `client` (the uwsgi listener's, or the
+/// HTTP front end's translation): routes it, sends it to a node, relays the answer and records
+/// how it ended. The one session core both front ends share.
+pub(super) async fn serve<S>(client: &mut Counted<S>, head: &Head, peer: Peer, d: &Dispatch)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let vars = head.vars();
     let tag = d.config.request_id.enabled.then(|| RequestTag::of(&vars));
-    let mut trace = Trace::new(peer, &head, tag);
+    let mut trace = Trace::new(peer, head, tag);
     let key = RequestKey::from_vars(&vars);
     let Some(pool) = d.routes.route(&key).cloned() else {
         let host = String::from_utf8_lossy(key.routing_host()).into_owned();
         let reason = format!("no pool for host {host:?}");
         let end = End::Unrouted(&d.cluster);
-        return finish(&mut client, &d, &trace, end, Outcome::NoPool, &reason).await;
+        return finish(client, d, &trace, end, Outcome::NoPool, &reason).await;
     };
     let settings = pool.settings();
     let hash_key = settings.hash_var.as_deref().and_then(|v| vars.get(v));
-    // Boxed: the forwarding state is allocated once a request has arrived, so the many clients
-    // that hold a connection open without sending cost only the small waiting state.
-    Box::pin(proxy(&mut client, &pool, hash_key, &d, &mut trace)).await;
+    proxy(client, &pool, hash_key, d, &mut trace).await;
 }
 
 /// Connects to a node of `pool` and forwards the request, resending it to another node where that
@@ -300,10 +310,10 @@ async fn judge_drop(pool: &Pool, node: &Node, connect_timeout: Duration) -> Evid
 }
 
 /// Counts open client connections.
-struct OpenConnection;
+pub(super) struct OpenConnection;
 
 impl OpenConnection {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         metrics::client_connections(1.0);
         Self
     }

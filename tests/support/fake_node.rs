@@ -32,6 +32,8 @@ pub enum Behaviour {
     StallAfterHead,
     /// Answers at once and echoes the request body back while it is still arriving.
     Duplex,
+    /// Reads the request, writes these bytes as its whole response, then closes.
+    Raw(Vec<u8>),
     /// As uWSGI with `buffer-size` = this: a vars block larger than it is refused by closing
     /// at once, unread (so the kernel resets the connection); others are echoed.
     DropVarsOver(usize),
@@ -224,6 +226,7 @@ async fn handle(
             }
         }
         Behaviour::CloseSilently => return Ok(()),
+        Behaviour::Raw(bytes) => conn.write_all(&bytes).await?,
         Behaviour::Duplex => unreachable!("answered while reading the body"),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -16,6 +16,9 @@ pub mod client;
 /// Fake uwsgi nodes with scripted behaviour.
 pub mod fake_node;
 
+/// A raw HTTP/1.1 client on one kept-alive connection.
+pub mod http_client;
+
 /// uwsgi request packets.
 pub mod packet;
 
