@@ -172,8 +172,16 @@ pub const CLIENT_CONNECTIONS: Family = family(
     FromRecorder,
     G,
     "uwsgi_router_client_connections",
+    &["listener"],
+    "Client connections open now, by listener kind: uwsgi (one request each) or http (kept alive).",
+);
+/// Requests that arrived on HTTP listeners.
+pub const HTTP_REQUESTS: Family = family(
+    FromRecorder,
+    C,
+    "uwsgi_router_http_requests_total",
     &[],
-    "Client connections open now.",
+    "Requests that arrived on the HTTP listeners (over fewer, kept-alive connections).",
 );
 /// Config reloads.
 pub const CONFIG_RELOADS: Family = family(
@@ -335,6 +343,7 @@ pub const FAMILIES: &[Family] = &[
     LOGS_SUPPRESSED,
     ACCESS_LOG_DROPPED,
     CLIENT_CONNECTIONS,
+    HTTP_REQUESTS,
     CONFIG_RELOADS,
     BUILD_INFO,
     REGISTRATIONS,

@@ -73,9 +73,18 @@ pub fn malformed(kind: &'static str) {
     counter!(MALFORMED.name, "kind" => kind).increment(1);
 }
 
-/// A client connection opened (+1) or closed (-1).
-pub fn client_connections(delta: f64) {
-    gauge!(CLIENT_CONNECTIONS.name).increment(delta);
+/// A client connection of `listener` (`uwsgi`, `http`) opened (+1) or closed (-1).
+pub fn client_connections(listener: &'static str, delta: f64) {
+    gauge!(CLIENT_CONNECTIONS.name, "listener" => listener).increment(delta);
+}
+
+/// A request arrived on an HTTP listener (a uwsgi connection carries one: see
+/// `client_connections`). The handle is kept, so counting takes no registry lookup.
+pub fn http_request() {
+    static COUNTER: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    COUNTER
+        .get_or_init(|| counter!(HTTP_REQUESTS.name))
+        .increment(1);
 }
 
 /// A config reload finished: `ok` or `error`.

@@ -71,7 +71,7 @@ pub(super) async fn run<S>(
 ) where
     S: ClientStream,
 {
-    let _open = OpenConnection::new();
+    let _open = OpenConnection::new(super::Front::Uwsgi.name());
     let d = dispatch.load_full();
     let mut client = Counted::new(client);
     // Wait for the first byte before allocating the head buffer: idle clients cost no buffer.
@@ -310,17 +310,18 @@ async fn judge_drop(pool: &Pool, node: &Node, connect_timeout: Duration) -> Evid
 }
 
 /// Counts open client connections.
-pub(super) struct OpenConnection;
+pub(super) struct OpenConnection(&'static str);
 
 impl OpenConnection {
-    pub(super) fn new() -> Self {
-        metrics::client_connections(1.0);
-        Self
+    /// A connection of the listener kind named `listener`.
+    pub(super) fn new(listener: &'static str) -> Self {
+        metrics::client_connections(listener, 1.0);
+        Self(listener)
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        metrics::client_connections(-1.0);
+        metrics::client_connections(self.0, -1.0);
     }
 }

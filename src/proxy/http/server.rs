@@ -50,7 +50,7 @@ pub(crate) async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _open = session::OpenConnection::new();
+    let _open = session::OpenConnection::new(crate::proxy::Front::Http.name());
     let cfg = dispatch.load().config.http.clone();
     let shared = Arc::new(Connection {
         conn,
@@ -89,6 +89,7 @@ pub(crate) async fn serve_connection<I>(
 async fn handle(req: Request<Incoming>, c: &Connection) -> Response<ResponseBody> {
     let d = c.dispatch.load_full();
     let served = c.served.fetch_add(1, Relaxed) + 1;
+    metrics::http_request();
     let mut response = respond(req, c, d).await;
     if served >= c.dispatch.load().config.http.max_requests_per_connection {
         response
