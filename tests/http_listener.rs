@@ -297,3 +297,32 @@ async fn idle_connections_close_and_busy_ones_stop_after_max_requests() {
         "an idle connection is closed after idle_timeout"
     );
 }
+
+#[tokio::test]
+async fn an_upgrade_switches_to_a_two_way_stream_with_the_node() {
+    let node = FakeNode::start("n", Behaviour::Upgrade).await;
+    let (_router, addr) = http_router(&[&node], "").await;
+    let mut conn = HttpConn::connect(&addr).await;
+    let r = conn
+        .request(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n")
+        .await;
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("upgrade"), Some("websocket"));
+    let vars = node.last_request.lock().unwrap().clone();
+    let vars = String::from_utf8_lossy(&vars);
+    for (k, v) in [
+        ("HTTP_UPGRADE", "websocket"),
+        ("HTTP_CONNECTION", "Upgrade"),
+    ] {
+        assert!(
+            vars.contains(k) && vars.contains(v),
+            "{k} reaches the node: {vars}"
+        );
+    }
+    // The node's first bytes after its 101, then an echo both ways.
+    assert_eq!(conn.read_exactly(5).await, b"hello");
+    for msg in [&b"ping"[..], b"a longer frame of bytes"] {
+        conn.send(msg).await;
+        assert_eq!(conn.read_exactly(msg.len()).await, msg);
+    }
+}

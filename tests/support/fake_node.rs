@@ -32,6 +32,8 @@ pub enum Behaviour {
     StallAfterHead,
     /// Answers at once and echoes the request body back while it is still arriving.
     Duplex,
+    /// Switches protocols (101, WebSocket-style), sends `hello`, then echoes what it reads.
+    Upgrade,
     /// Reads the request, writes these bytes as its whole response, then closes.
     Raw(Vec<u8>),
     /// As uWSGI with `buffer-size` = this: a vars block larger than it is refused by closing
@@ -227,6 +229,18 @@ async fn handle(
         }
         Behaviour::CloseSilently => return Ok(()),
         Behaviour::Raw(bytes) => conn.write_all(&bytes).await?,
+        Behaviour::Upgrade => {
+            conn.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello")
+                .await?;
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = conn.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                conn.write_all(&buf[..n]).await?;
+            }
+        }
         Behaviour::Duplex => unreachable!("answered while reading the body"),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -141,6 +141,18 @@ impl HttpConn {
         resp
     }
 
+    /// Reads exactly `n` raw bytes (after a protocol switch).
+    pub async fn read_exactly(&mut self, n: usize) -> Vec<u8> {
+        tokio::time::timeout(STEP, async {
+            while self.buf.len() < n {
+                assert!(self.fill().await, "connection closed before {n} bytes");
+            }
+            self.buf.drain(..n).collect()
+        })
+        .await
+        .expect("the bytes within the step timeout")
+    }
+
     /// True when the server has closed the connection by now (waits at most 100 ms).
     pub async fn is_closed_now(&mut self) -> bool {
         let mut b = [0u8; 1];

@@ -5,9 +5,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::future::Future;
+
 use bytes::{Buf, Bytes};
 use http_body::Body;
 use hyper::body::Incoming;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::relay::Relay;
@@ -22,16 +26,49 @@ pub(crate) enum RequestBody {
     Buffered(Bytes),
 }
 
+/// The client connection after a protocol switch (WebSocket through uWSGI).
+#[derive(Debug)]
+pub(crate) enum Upgrade {
+    /// The request asked for none.
+    None,
+    /// Asked for: hyper hands the connection over once it has sent the node's 101, or says no.
+    Waiting(OnUpgrade),
+    /// Switched.
+    Open(TokioIo<Upgraded>),
+    /// Not switched (the node answered otherwise).
+    Refused,
+}
+
 /// A request's virtual client connection.
 #[derive(Debug)]
 pub(crate) struct HttpClient {
     body: RequestBody,
     relay: Relay,
+    upgrade: Upgrade,
 }
 
 impl HttpClient {
-    pub(crate) fn new(body: RequestBody, relay: Relay) -> Self {
-        Self { body, relay }
+    pub(crate) fn new(body: RequestBody, relay: Relay, upgrade: Upgrade) -> Self {
+        Self {
+            body,
+            relay,
+            upgrade,
+        }
+    }
+
+    /// The upgraded connection, once hyper has it; `None` if there is none to be.
+    fn poll_upgraded(&mut self, cx: &mut Context<'_>) -> Poll<Option<&mut TokioIo<Upgraded>>> {
+        if let Upgrade::Waiting(on) = &mut self.upgrade {
+            self.upgrade = match Pin::new(on).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(io)) => Upgrade::Open(TokioIo::new(io)),
+                Poll::Ready(Err(_)) => Upgrade::Refused,
+            };
+        }
+        match &mut self.upgrade {
+            Upgrade::Open(io) => Poll::Ready(Some(io)),
+            _ => Poll::Ready(None),
+        }
     }
 }
 
@@ -53,8 +90,11 @@ impl AsyncRead for HttpClient {
                 return Poll::Ready(Ok(()));
             }
             let RequestBody::Streaming(incoming, held) = &mut this.body else {
-                return Poll::Ready(Ok(()));
+                return this.poll_read_upgraded(cx, buf);
             };
+            if incoming.is_end_stream() {
+                return this.poll_read_upgraded(cx, buf);
+            }
             match Pin::new(incoming).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -64,9 +104,26 @@ impl AsyncRead for HttpClient {
                 Poll::Ready(Some(Err(e))) => {
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)))
                 }
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(None) => return this.poll_read_upgraded(cx, buf),
                 Poll::Pending => return Poll::Pending,
             }
+        }
+    }
+}
+
+impl HttpClient {
+    /// After the request body: the upgraded connection's bytes, or the end.
+    fn poll_read_upgraded(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if matches!(self.upgrade, Upgrade::None) {
+            return Poll::Ready(Ok(()));
+        }
+        match std::task::ready!(self.poll_upgraded(cx)) {
+            Some(io) => Pin::new(io).poll_read(cx, buf),
+            None => Poll::Ready(Ok(())),
         }
     }
 }
@@ -77,14 +134,32 @@ impl AsyncWrite for HttpClient {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().relay).poll_write(cx, buf)
+        let this = self.get_mut();
+        if !this.relay.switched() {
+            return Pin::new(&mut this.relay).poll_write(cx, buf);
+        }
+        let Some(io) = std::task::ready!(this.poll_upgraded(cx)) else {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client connection was not handed over after the 101",
+            )));
+        };
+        Pin::new(io).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().relay).poll_flush(cx)
+        let this = self.get_mut();
+        match &mut this.upgrade {
+            Upgrade::Open(io) => Pin::new(io).poll_flush(cx),
+            _ => Pin::new(&mut this.relay).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().relay).poll_shutdown(cx)
+        let this = self.get_mut();
+        match &mut this.upgrade {
+            Upgrade::Open(io) => Pin::new(io).poll_shutdown(cx),
+            _ => Pin::new(&mut this.relay).poll_shutdown(cx),
+        }
     }
 }

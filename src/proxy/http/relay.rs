@@ -55,6 +55,9 @@ enum Framing {
     Close,
     /// No body (HEAD, 204, 304): whatever follows is dropped.
     Empty,
+    /// 101 Switching Protocols: what follows is the new protocol's, for the upgraded connection
+    /// (the relay takes no byte past the 101's head).
+    Switched,
 }
 
 /// The response half of an HTTP request's virtual client connection.
@@ -119,12 +122,11 @@ impl Relay {
         matches!(&self.framing, Framing::Chunked(d) if d.is_done())
     }
 
-    /// Takes `buf` in: the head until it is complete, then body bytes.
-    fn accept(&mut self, buf: &[u8]) -> io::Result<()> {
-        if self.respond.is_none() {
-            self.body_bytes(buf);
-            return Ok(());
-        }
+    /// Takes `buf` in: the head until it is complete, then body bytes. Returns how much of it
+    /// was taken: all of it, but for a 101, whose relay ends with its head.
+    fn accept(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let before = self.head.len();
+        let mut skipped = 0;
         self.head.extend_from_slice(buf);
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
@@ -132,7 +134,7 @@ impl Relay {
             let len = match parsed.parse(&self.head) {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) if self.head.len() <= MAX_RESPONSE_HEAD => {
-                    return Ok(())
+                    return Ok(buf.len())
                 }
                 Ok(httparse::Status::Partial) => return Err(bad("response head over 64 KiB")),
                 Err(e) => return Err(bad(&format!("malformed response head: {e}"))),
@@ -141,13 +143,19 @@ impl Relay {
             // An interim answer (103 Early Hints, a stray 100) is not the response.
             if (100..200).contains(&code) && code != 101 {
                 self.head.advance(len);
+                skipped += len;
                 continue;
             }
             let status = StatusCode::from_u16(code).map_err(|_| bad("bad status"))?;
             let (headers, framing) = self.framing_of(status, parsed.headers)?;
             let rest = self.head.split_off(len);
             self.head = BytesMut::new();
-            return self.start(status, headers, framing, &rest);
+            if matches!(framing, Framing::Switched) {
+                self.start(status, headers, framing, &[])?;
+                return Ok(skipped + len - before);
+            }
+            self.start(status, headers, framing, &rest)?;
+            return Ok(buf.len());
         }
     }
 
@@ -175,16 +183,20 @@ impl Relay {
             } else if name == TRANSFER_ENCODING {
                 chunked = h.value.eq_ignore_ascii_case(b"chunked");
                 continue;
-            } else if is_hop_by_hop(&name) {
+            } else if is_hop_by_hop(&name)
+                && !(status == StatusCode::SWITCHING_PROTOCOLS
+                    && (name == http::header::UPGRADE || name == http::header::CONNECTION))
+            {
                 continue;
             }
             headers.append(name, value);
         }
         let no_body = self.head_request
             || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED
-            || status == StatusCode::SWITCHING_PROTOCOLS;
-        let framing = if no_body {
+            || status == StatusCode::NOT_MODIFIED;
+        let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
+            Framing::Switched
+        } else if no_body {
             Framing::Empty
         } else if chunked {
             headers.remove(CONTENT_LENGTH);
@@ -211,7 +223,7 @@ impl Relay {
             _ => SizeHint::default(),
         };
         let body: ResponseBody = match framing {
-            Framing::Empty | Framing::Length(0) => http_body_util::Empty::new()
+            Framing::Empty | Framing::Length(0) | Framing::Switched => http_body_util::Empty::new()
                 .map_err(|never| match never {})
                 .boxed(),
             _ => {
@@ -228,6 +240,12 @@ impl Relay {
         respond.send(response).map_err(|_| gone())?;
         self.body_bytes(rest);
         Ok(())
+    }
+
+    /// True once the node switched protocols: the session's bytes are for the upgraded
+    /// connection from now on.
+    pub(crate) fn switched(&self) -> bool {
+        matches!(self.framing, Framing::Switched)
     }
 
     /// Decodes body bytes into `pending`, as the framing says.
@@ -249,7 +267,7 @@ impl Relay {
                     return;
                 }
             },
-            Framing::Empty => return,
+            Framing::Empty | Framing::Switched => return,
         };
         if data.is_empty() {
             if self.dechunked_all() {
@@ -316,12 +334,11 @@ impl tokio::io::AsyncWrite for Relay {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
         if this.respond.is_some() {
-            if let Err(e) = this.accept(buf) {
+            return Poll::Ready(this.accept(buf).inspect_err(|e| {
                 if let Some(respond) = this.respond.take() {
                     let _ = respond.send(plain(StatusCode::BAD_GATEWAY, &e.to_string()));
                 }
-                return Poll::Ready(Err(e));
-            }
+            }));
         } else {
             // Body bytes, or bytes after a complete body (dropped).
             this.body_bytes(buf);

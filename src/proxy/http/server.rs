@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{HttpClient, RequestBody};
+use super::client::{HttpClient, RequestBody, Upgrade};
 use super::relay::{plain, Relay, ResponseBody};
 use super::vars::{self, ConnInfo, VarsError};
 use crate::metrics;
@@ -71,7 +71,9 @@ pub(crate) async fn serve_connection<I>(
         .keep_alive(true)
         .max_buf_size(cfg.max_header_size)
         .max_headers(cfg.max_headers);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
         r = connection.as_mut() => r,
@@ -100,11 +102,16 @@ async fn handle(req: Request<Incoming>, c: &Connection) -> Response<ResponseBody
 }
 
 async fn respond(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     c: &Connection,
     d: Arc<crate::proxy::Dispatch>,
 ) -> Response<ResponseBody> {
     let http = &d.config.http;
+    let upgrade = if wants_upgrade(req.headers()) {
+        Upgrade::Waiting(hyper::upgrade::on(&mut req))
+    } else {
+        Upgrade::None
+    };
     let (parts, incoming) = req.into_parts();
     let head_request = parts.method == Method::HEAD;
     let announced = parts.headers.contains_key(http::header::CONTENT_LENGTH);
@@ -143,7 +150,7 @@ async fn respond(
         &parts,
         &c.conn,
         length,
-        false,
+        !matches!(upgrade, Upgrade::None),
         &http.trusted_proxies,
         d.max_vars_size,
     ) {
@@ -162,7 +169,7 @@ async fn respond(
         Err(e) => return plain(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let (tx, rx) = oneshot::channel();
-    let client = HttpClient::new(body, Relay::new(tx, head_request));
+    let client = HttpClient::new(body, Relay::new(tx, head_request), upgrade);
     let peer = c.peer;
     // A task of its own: the session goes on relaying the body after hyper has the head.
     tokio::spawn(async move {
@@ -175,4 +182,15 @@ async fn respond(
         // The session ended without an answer: the client went away meanwhile.
         Err(_) => plain(StatusCode::BAD_GATEWAY, "no response"),
     }
+}
+
+/// True when the request asks to switch protocols (`Connection: upgrade` and an `Upgrade`).
+fn wants_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
