@@ -19,10 +19,12 @@ mod uwsgi;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use content::PatternCheck;
 use http::Response;
 use stack::Stack;
+use support::scrape::Scrape;
 
 /// The site's host name, as a browser would send it.
 const HOST: &str = "shop.example.test";
@@ -70,6 +72,64 @@ fn a_killed_node_costs_no_failed_request() {
             answered_by.contains_key(survivor),
             "{survivor} got no request after node2 died: {answered_by:?}"
         );
+    }
+}
+
+#[test]
+fn django_500s_are_counted_as_5xx_and_eject_no_node() {
+    const FAILS: usize = 12;
+    let stack = Stack::start(3);
+    let mut answered_by = BTreeMap::new();
+    for i in 0..FAILS {
+        let (via, addr) = stack.entrances()[i % 2];
+        let reply = get(addr, &format!("/fail/{i}"));
+        assert_eq!(
+            reply.head.status,
+            500,
+            "/fail/{i} via {via}: {}",
+            reply.text()
+        );
+        *answered_by.entry(echo_field(&reply, "node")).or_insert(0) += 1;
+    }
+    assert_eq!(
+        answered_by.len(),
+        3,
+        "500s from every node: {answered_by:?}"
+    );
+
+    // A session is recorded once it ends, which may be just after nginx relayed its response.
+    let pool_5xx = |scrape: &Scrape| {
+        scrape.sum(
+            "uwsgi_router_requests_total",
+            &[("pool", "default"), ("outcome", "5xx")],
+        )
+    };
+    let scrape = support::wait::poll_for(
+        format!("{FAILS} 5xx requests in routerd's metrics"),
+        Duration::from_secs(10),
+        || {
+            let scrape = stack.routerd.scrape();
+            (pool_5xx(&scrape) >= FAILS as f64).then_some(scrape)
+        },
+    );
+    assert_eq!(pool_5xx(&scrape), FAILS as f64, "{}", scrape.text);
+    // Ejection on 5xx answers is off by default (`consecutive_5xx = 0`): every node stays in.
+    for node in stack.nodes.iter().map(|n| n.addr.to_string()) {
+        let labels = [
+            ("pool", "default"),
+            ("node", node.as_str()),
+            ("state", "active"),
+        ];
+        assert_eq!(
+            scrape.get("uwsgi_router_node_state", &labels),
+            Some(1.0),
+            "node {node} is not active after answering 500s:\n{}",
+            scrape.text
+        );
+    }
+    // ... and the next requests still go to all three.
+    for (via, addr) in stack.entrances() {
+        requests_spread_over_every_node(via, addr, &["node1", "node2", "node3"]);
     }
 }
 
