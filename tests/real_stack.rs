@@ -7,6 +7,8 @@
 mod content;
 #[path = "real_stack/http.rs"]
 mod http;
+#[path = "real_stack/load.rs"]
+mod load;
 #[path = "real_stack/nginx.rs"]
 mod nginx;
 #[path = "real_stack/routerd.rs"]
@@ -19,10 +21,13 @@ mod uwsgi;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use content::PatternCheck;
 use http::Response;
+use load::{Load, Sent};
 use stack::Stack;
+use support::scrape::Scrape;
 
 /// The site's host name, as a browser would send it.
 const HOST: &str = "shop.example.test";
@@ -70,6 +75,155 @@ fn a_killed_node_costs_no_failed_request() {
             answered_by.contains_key(survivor),
             "{survivor} got no request after node2 died: {answered_by:?}"
         );
+    }
+}
+
+#[test]
+fn a_node_killed_under_load_costs_no_get() {
+    const CLIENTS: usize = 8;
+    const MAX_REQUESTS: usize = 3000;
+    const KILL_AFTER: usize = 300;
+    let mut stack = Stack::start(3);
+    let entrances = stack.entrances().map(|(_, addr)| addr);
+    let load = Load::start(
+        &entrances,
+        HOST,
+        CLIENTS,
+        MAX_REQUESTS,
+        Duration::from_secs(30),
+    );
+    support::wait::poll_for(
+        format!("{KILL_AFTER} requests through the stack"),
+        Duration::from_secs(20),
+        || (load.done() >= KILL_AFTER).then_some(()),
+    );
+
+    // SIGKILL to node2's master and workers while requests are in flight on it: a request it
+    // had taken is cut before any response byte and must be resent to another node; a connect
+    // it refuses, retried elsewhere.
+    let in_group = stack.node_mut("node2").kill();
+    let killed = Instant::now();
+    assert!(
+        in_group >= 3,
+        "node2's group had {in_group} processes, not its master and 2 workers"
+    );
+    let sent = load.finish();
+
+    let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok()).collect();
+    let after: Vec<&Sent> = sent.iter().filter(|s| s.at >= killed).collect();
+    let by_node = |sent: &[&Sent]| {
+        let mut by = BTreeMap::new();
+        for s in sent {
+            *by.entry(s.node().unwrap_or("none").to_owned()).or_insert(0) += 1;
+        }
+        by
+    };
+    let before: Vec<&Sent> = sent.iter().filter(|s| s.at < killed).collect();
+    let (before_by, after_by) = (by_node(&before), by_node(&after));
+    let scrape = stack.routerd.scrape();
+    let resent = scrape.sum(
+        "uwsgi_router_retries_total",
+        &[("pool", "default"), ("reason", "reset_before_response")],
+    );
+    let refused = scrape.sum(
+        "uwsgi_router_retry_budget_exhausted_total",
+        &[("pool", "default")],
+    );
+    eprintln!(
+        "{} GETs, {} failed; {} sent before the kill {before_by:?}, {} after {after_by:?}; \
+         {resent} resent after a reset, {refused} resends refused by the retry budget",
+        sent.len(),
+        failed.len(),
+        before.len(),
+        after.len()
+    );
+    let first: Vec<String> = failed
+        .iter()
+        .take(5)
+        .map(|s| format!("{}: {:?}", s.path, s.reply))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} GETs failed, the first: {first:#?}",
+        failed.len(),
+        sent.len()
+    );
+    assert!(
+        before_by.contains_key("node2"),
+        "node2 answered nothing before it was killed: {before_by:?}"
+    );
+    assert!(
+        after.len() >= KILL_AFTER,
+        "only {} GETs were sent after the kill",
+        after.len()
+    );
+    assert!(
+        !after_by.contains_key("node2"),
+        "the dead node answered GETs sent after the kill: {after_by:?}"
+    );
+    for survivor in ["node1", "node3"] {
+        assert!(
+            after_by.contains_key(survivor),
+            "{survivor} got no GET after node2 died: {after_by:?}"
+        );
+    }
+}
+
+#[test]
+fn django_500s_are_counted_as_5xx_and_eject_no_node() {
+    const FAILS: usize = 12;
+    let stack = Stack::start(3);
+    let mut answered_by = BTreeMap::new();
+    for i in 0..FAILS {
+        let (via, addr) = stack.entrances()[i % 2];
+        let reply = get(addr, &format!("/fail/{i}"));
+        assert_eq!(
+            reply.head.status,
+            500,
+            "/fail/{i} via {via}: {}",
+            reply.text()
+        );
+        *answered_by.entry(echo_field(&reply, "node")).or_insert(0) += 1;
+    }
+    assert_eq!(
+        answered_by.len(),
+        3,
+        "500s from every node: {answered_by:?}"
+    );
+
+    // A session is recorded once it ends, which may be just after nginx relayed its response.
+    let pool_5xx = |scrape: &Scrape| {
+        scrape.sum(
+            "uwsgi_router_requests_total",
+            &[("pool", "default"), ("outcome", "5xx")],
+        )
+    };
+    let scrape = support::wait::poll_for(
+        format!("{FAILS} 5xx requests in routerd's metrics"),
+        Duration::from_secs(10),
+        || {
+            let scrape = stack.routerd.scrape();
+            (pool_5xx(&scrape) >= FAILS as f64).then_some(scrape)
+        },
+    );
+    assert_eq!(pool_5xx(&scrape), FAILS as f64, "{}", scrape.text);
+    // Ejection on 5xx answers is off by default (`consecutive_5xx = 0`): every node stays in.
+    for node in stack.nodes.iter().map(|n| n.addr.to_string()) {
+        let labels = [
+            ("pool", "default"),
+            ("node", node.as_str()),
+            ("state", "active"),
+        ];
+        assert_eq!(
+            scrape.get("uwsgi_router_node_state", &labels),
+            Some(1.0),
+            "node {node} is not active after answering 500s:\n{}",
+            scrape.text
+        );
+    }
+    // ... and the next requests still go to all three.
+    for (via, addr) in stack.entrances() {
+        requests_spread_over_every_node(via, addr, &["node1", "node2", "node3"]);
     }
 }
 

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use crate::http;
 use crate::support::binary::{routerd_command, wait_logged_addr, STARTUP};
 use crate::support::process::Process;
+use crate::support::scrape::Scrape;
 
 /// A running routerd.
 pub(crate) struct Routerd {
@@ -13,6 +15,8 @@ pub(crate) struct Routerd {
     pub(crate) tcp: SocketAddr,
     /// Its UNIX uwsgi listener.
     pub(crate) unix: PathBuf,
+    /// Its `/metrics` listener.
+    pub(crate) metrics: SocketAddr,
     process: Process,
 }
 
@@ -28,9 +32,23 @@ impl Routerd {
         cmd.env("RUST_LOG", "info,uwsgi_router=debug");
         let mut process = Process::spawn("routerd", cmd, dir);
         let tcp = wait_logged_addr(&mut process, "listening for uwsgi clients");
+        let metrics = wait_logged_addr(&mut process, "serving /metrics");
         let what = format!("routerd on unix:{}", unix.display());
         process.poll_while_running(&what, STARTUP, || UnixStream::connect(&unix).ok());
-        Routerd { tcp, unix, process }
+        Routerd {
+            tcp,
+            unix,
+            metrics,
+            process,
+        }
+    }
+
+    /// Scrapes `/metrics`, as Prometheus does.
+    pub(crate) fn scrape(&self) -> Scrape {
+        let reply = http::request(self.metrics, "GET", "/metrics", "routerd", &[])
+            .unwrap_or_else(|e| panic!("GET /metrics on {}: {e}", self.metrics));
+        assert_eq!(reply.head.status, 200, "GET /metrics: {}", reply.text());
+        Scrape::parse(&reply.text())
     }
 
     /// The end of routerd's log, for failure messages.

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::ports::{accepts, free_addr};
-use crate::support::process::Process;
+use crate::support::process::{group_members, Process};
 use crate::support::programs::find_program;
 use crate::support::uwsgi_node::{self, Site, Socket};
 use crate::support::wait;
@@ -44,18 +44,25 @@ impl Node {
         uwsgi_node::wait_serving(&mut self.process, &self.name, &socket, START_TIMEOUT);
     }
 
-    /// SIGKILLs the master and its workers (no goodbye, as a crashed host), and waits until
-    /// the node's port refuses connections.
-    pub(crate) fn kill(&mut self) {
+    /// SIGKILLs the master and its workers, the whole process group at once (no goodbye, as a
+    /// crashed host), and waits until none of them lives and the node's port refuses
+    /// connections. Returns how many processes the group had.
+    pub(crate) fn kill(&mut self) -> usize {
+        let group = self.process.pid();
+        let members = group_members(group).len();
         self.process.kill_group();
         let addr = self.addr;
-        if let Err(e) = wait::poll_within(Duration::from_secs(5), || (!accepts(addr)).then_some(()))
-        {
+        let gone = wait::poll_within(Duration::from_secs(5), || {
+            (group_members(group).is_empty() && !accepts(addr)).then_some(())
+        });
+        if let Err(e) = gone {
             panic!(
-                "node {} still accepts on {addr} after SIGKILL: {e}",
-                self.name
+                "node {} still runs ({:?} in its group) or accepts on {addr} after SIGKILL: {e}",
+                self.name,
+                group_members(group)
             );
         }
+        members
     }
 
     /// The end of the node's log, for failure messages.

@@ -261,6 +261,26 @@ pub fn file_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The live processes (zombies left out) of process group `pgid`, from /proc/PID/stat; none
+/// where there is no /proc to ask.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+            fields.first().is_some_and(|state| *state != "Z")
+                && fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+        })
+        .collect()
+}
+
 /// Whether SIGHUP, SIGINT and SIGTERM all have handlers in process `pid`, from the `SigCgt` mask
 /// of /proc/PID/status. `None` where there is no /proc to ask.
 pub fn signals_caught(pid: u32) -> Option<bool> {

@@ -51,3 +51,9 @@ def pattern(size):
         offset = sent % 251
         yield period[offset : offset + n]
         sent += n
+
+
+def fail(request):
+    """Answer 500, as a view that raised would, naming this node."""
+    body = f"node={os.environ.get('NODE_NAME', '')}\n"
+    return HttpResponse(body, status=500, content_type="text/plain")

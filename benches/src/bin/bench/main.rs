@@ -58,6 +58,10 @@ pub(crate) struct Args {
     /// request ids off.
     #[arg(long)]
     no_variants: bool,
+    /// Another routerd binary (an older build, say) measured as one more phase with the first
+    /// algorithm's config, next to the current routerd's defaults: what a change costs.
+    #[arg(long, value_name = "PATH")]
+    baseline_routerd: Option<PathBuf>,
     /// FastRouter process counts to measure, one throughput phase each.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     fastrouter_processes: Vec<u32>,
@@ -186,6 +190,14 @@ fn phases(args: &Args) -> Vec<RouterKind> {
         for v in [Variant::AccessLog, Variant::NoRequestId] {
             kinds.push(RouterKind::Routerd(first.clone(), v));
         }
+    }
+    // The first algorithm on the baseline binary: the current build against an older one.
+    if let Some(first) = args
+        .algorithms
+        .first()
+        .filter(|_| args.baseline_routerd.is_some())
+    {
+        kinds.push(RouterKind::Routerd(first.clone(), Variant::Baseline));
     }
     kinds.extend(
         args.fastrouter_processes

@@ -26,6 +26,9 @@ pub(crate) fn print_header(bench: &Bench) {
          {} interleaved rounds of {} s measured per throughput phase, each after {} s warm-up.\n",
         a.nodes, a.concurrency, a.rounds, a.duration, a.warmup
     );
+    if let Some(bin) = &a.baseline_routerd {
+        println!("Baseline routerd: {}.\n", bin.display());
+    }
 }
 
 /// One line per finished phase and round, so a long run shows it is alive.
@@ -239,6 +242,7 @@ pub(crate) fn print_targets(rows: &[Row], mem: Option<&Memory>) {
             for variant in [
                 "routerd least-load + access log",
                 "routerd least-load without request id",
+                "routerd least-load baseline",
             ] {
                 if let Some(v) = row(variant) {
                     print_variant_cost(v, rd);

@@ -1,6 +1,7 @@
 //! The routers under test and how to start each in front of the fast nodes.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context as _;
@@ -29,6 +30,8 @@ pub(crate) enum Variant {
     AccessLog,
     /// Request ids off (packets forwarded exactly as received).
     NoRequestId,
+    /// The defaults' config on the `--baseline-routerd` binary.
+    Baseline,
 }
 
 impl Variant {
@@ -38,13 +41,14 @@ impl Variant {
             Self::Defaults => "",
             Self::AccessLog => " + access log",
             Self::NoRequestId => " without request id",
+            Self::Baseline => " baseline",
         }
     }
 
     /// The config sections it adds, with `log` as the access log's file.
     fn config(self, log: &std::path::Path) -> String {
         match self {
-            Self::Defaults => String::new(),
+            Self::Defaults | Self::Baseline => String::new(),
             Self::AccessLog => format!(
                 "[access_log]\nenabled = true\npath = \"{}\"\n",
                 log.display()
@@ -92,7 +96,13 @@ pub(crate) async fn start(bench: &Bench, kind: &RouterKind) -> anyhow::Result<Ro
             // A fresh file per start: each round's log is its own, and the disk never fills.
             let log = bench.path("access.log");
             let _ = std::fs::remove_file(&log);
-            start_routerd(bench, alg, &v.config(&log)).await
+            match (v, &bench.args.baseline_routerd) {
+                (Variant::Baseline, Some(bin)) => {
+                    let name = format!("routerd-baseline-{alg}");
+                    launch_routerd(bench, bin, &name, alg, "").await
+                }
+                _ => start_routerd(bench, alg, &v.config(&log)).await,
+            }
         }
         RouterKind::FastRouter(procs) => start_fastrouter(bench, *procs).await,
     }
@@ -100,7 +110,18 @@ pub(crate) async fn start(bench: &Bench, kind: &RouterKind) -> anyhow::Result<Ro
 
 /// Starts routerd with one pool over the nodes; `extra` is appended to the config (more sections).
 pub(crate) async fn start_routerd(bench: &Bench, alg: &str, extra: &str) -> anyhow::Result<Router> {
-    let bin = bench.routerd_bin();
+    let name = format!("routerd-{alg}");
+    launch_routerd(bench, &bench.routerd_bin(), &name, alg, extra).await
+}
+
+/// Starts the routerd binary `bin` as [`start_routerd`] does, logging as `name`.
+async fn launch_routerd(
+    bench: &Bench,
+    bin: &Path,
+    name: &str,
+    alg: &str,
+    extra: &str,
+) -> anyhow::Result<Router> {
     anyhow::ensure!(
         bin.exists(),
         "{} not found: build it with `cargo build --release --bin routerd`",
@@ -108,12 +129,11 @@ pub(crate) async fn start_routerd(bench: &Bench, alg: &str, extra: &str) -> anyh
     );
     let addr = free_port()?;
     let config = routerd_config(addr, &bench.node_addrs, alg, extra);
-    let name = format!("routerd-{alg}");
     let file = bench.path(&format!("{name}.toml"));
     std::fs::write(&file, config).with_context(|| format!("writing {}", file.display()))?;
     let mut cmd = Command::new(bin);
     cmd.arg("--config").arg(&file).env("RUST_LOG", "warn");
-    let mut child = Child::spawn(&name, cmd, &bench.log(&name))?;
+    let mut child = Child::spawn(name, cmd, &bench.log(name))?;
     child.wait_listening(addr, START_LIMIT).await?;
     Ok(Router {
         child: Some(child),
