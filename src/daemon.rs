@@ -118,7 +118,14 @@ impl Daemon {
         let local_addrs = addrs_of(Front::Uwsgi);
         let http_addrs = addrs_of(Front::Http);
         for (front, l) in listeners {
-            tracing::info!(address = %l.local_addr(), protocol = front.name(), "listening for clients");
+            match front {
+                Front::Uwsgi => {
+                    tracing::info!(address = %l.local_addr(), "listening for uwsgi clients")
+                }
+                Front::Http => {
+                    tracing::info!(address = %l.local_addr(), "listening for HTTP clients")
+                }
+            }
             let serve = l.serve(
                 front,
                 dispatcher.reader(),

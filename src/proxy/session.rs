@@ -243,11 +243,23 @@ async fn proxy<S>(
             _ => None,
         };
         if let Some(why) = why.filter(|w| may_resend && retry.on(*w)) {
-            if let Some(permit) = pool.try_retry() {
-                tracing::debug!(pool = %pool.name, node = %node.id(), reason, why = why.label(), "sending the request to another node");
+            // A node that dropped the request and now refuses connections is down (killed,
+            // crashed): resending what it held adds no load that the pool would not have had,
+            // and is bounded by what was in flight on it, so the retry budget, which guards a
+            // sick pool against a storm, does not apply.
+            let node_down = why == RetryOn::ResetBeforeResponse && evidence == Evidence::Failed;
+            let permit = if node_down {
+                Some(None)
+            } else {
+                pool.try_retry().map(Some)
+            };
+            if let Some(permit) = permit {
+                tracing::debug!(pool = %pool.name, node = %node.id(), reason, why = why.label(), node_down, "sending the request to another node");
                 pool.attempt_resent(request, evidence);
                 pool.metrics.retry(why);
-                _permit = Some(permit);
+                if permit.is_some() {
+                    _permit = permit;
+                }
                 continue;
             }
         }
