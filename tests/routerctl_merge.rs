@@ -97,7 +97,10 @@ async fn two_routers_merge_by_node_and_writes_apply_to_both() {
     let run = routerctl(&[ua.clone(), down.clone()], &["resume", "only"]).await;
     assert_eq!(run.code, 1, "only-b is unknown to a: {run:?}");
     let run = routerctl(&[ub.clone(), down.clone()], &["resume", "only"]).await;
-    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(
+        run.code, 4,
+        "applied where reachable, the rest unreachable: {run:?}"
+    );
     assert!(
         run.stdout.starts_with(&format!("{ub}  ok  only-b active")),
         "{run:?}"
@@ -106,4 +109,25 @@ async fn two_routers_merge_by_node_and_writes_apply_to_both() {
         run.stderr.contains(&format!("cannot reach router {down}")),
         "{run:?}"
     );
+
+    // Reads with one router down show what the other says, name the missing one, exit 4.
+    let run = routerctl(&[ua.clone(), down.clone()], &["nodes"]).await;
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains(&sid), "a's nodes are shown: {run:?}");
+    assert!(
+        run.stderr.contains(&format!("cannot reach router {down}"))
+            && run.stderr.contains("1 of 2 routers could not be reached"),
+        "{run:?}"
+    );
+    let run = routerctl(&[ua.clone(), down.clone()], &["pools", "--json"]).await;
+    assert_eq!(run.code, 4, "{run:?}");
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["routers_unreachable"][0], down.as_str(), "{json}");
+    assert!(
+        json["pools"].as_array().is_some_and(|p| !p.is_empty()),
+        "{json}"
+    );
+    // With every router down it is unreachable, as before.
+    let run = routerctl(std::slice::from_ref(&down), &["nodes"]).await;
+    assert_eq!(run.code, 3, "{run:?}");
 }

@@ -9,6 +9,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code when a router cannot be reached or refuses the credentials.
 pub const EXIT_UNREACHABLE: u8 = 3;
+/// Exit code when some routers answered and others could not be reached: the output is theirs.
+pub const EXIT_PARTIAL: u8 = 4;
 
 /// Why a routerctl command failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,14 @@ pub enum CtlError {
     /// Something failed on this side, or did not complete in time; the text says what.
     #[error("{0}")]
     Failed(String),
+    /// Some routers answered, these could not be reached (each already reported on stderr).
+    #[error("{} of {total} routers could not be reached ({}): the output shows what the others say", unreachable.len(), unreachable.join(", "))]
+    Partial {
+        /// The URLs of those that did not answer.
+        unreachable: Vec<String>,
+        /// Routers asked.
+        total: usize,
+    },
     /// Writing to stdout failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
@@ -86,9 +96,19 @@ impl CtlError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Unreachable { .. } | Self::Unauthorised { .. } => EXIT_UNREACHABLE,
+            Self::Partial { .. } => EXIT_PARTIAL,
             // `routerctl watch | head` ends when head does: not a failure.
             Self::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             _ => EXIT_FAILED,
+        }
+    }
+
+    /// The router this error is about, when it could not be reached (or refused the
+    /// credentials).
+    pub fn unreachable_router(&self) -> Option<&str> {
+        match self {
+            Self::Unreachable { router, .. } | Self::Unauthorised { router, .. } => Some(router),
+            _ => None,
         }
     }
 
@@ -165,6 +185,31 @@ fn io_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         source = s.source();
     }
     None
+}
+
+/// The end of a read over `total` routers, some of which `answered` (their output printed):
+/// when every error is an unreachable router, each is told on stderr and the exit code says the
+/// output is partial; otherwise as [`worst`].
+pub fn partial(answered: bool, total: usize, errors: Vec<CtlError>) -> Result<(), CtlError> {
+    let all_unreachable = errors.iter().all(|e| e.unreachable_router().is_some());
+    if !answered || errors.is_empty() || !all_unreachable {
+        return worst(errors);
+    }
+    for e in &errors {
+        eprintln!("routerctl: {e}");
+    }
+    Err(CtlError::Partial {
+        unreachable: unreachable_routers(&errors),
+        total,
+    })
+}
+
+/// The URLs of the routers `errors` say could not be reached.
+pub fn unreachable_routers(errors: &[CtlError]) -> Vec<String> {
+    errors
+        .iter()
+        .filter_map(|e| e.unreachable_router().map(str::to_owned))
+        .collect()
 }
 
 /// Of several errors, the one that decides the exit code (unreachable beats failed); the others

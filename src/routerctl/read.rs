@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::client::Routers;
-use super::error::{worst, CtlError};
+use super::error::{partial, unreachable_routers, worst, CtlError};
 use super::merge::{self, FromRouter, Known};
 use super::table::{age_ms, latency, left, rate, right, short_duration, Col, Table};
 use super::{print, print_json, resolve};
@@ -62,13 +62,18 @@ pub async fn pools(routers: &Routers, json: bool) -> Result<(), CtlError> {
             #[derive(Serialize)]
             struct Out {
                 pools: Vec<Known<PoolInfo>>,
+                routers_unreachable: Vec<String>,
             }
-            print_json(&Out { pools })?;
+            let routers_unreachable = unreachable_routers(&errors);
+            print_json(&Out {
+                pools,
+                routers_unreachable,
+            })?;
         } else {
             print(&pools_table(&pools, routers.list.len() > 1))?;
         }
     }
-    worst(errors)
+    partial(!ok.is_empty(), routers.list.len(), errors)
 }
 
 fn pools_table(pools: &[Known<PoolInfo>], show_routers: bool) -> String {
@@ -117,13 +122,18 @@ pub async fn nodes(routers: &Routers, pool: Option<&str>, json: bool) -> Result<
             #[derive(Serialize)]
             struct Out {
                 nodes: Vec<Known<NodeInfo>>,
+                routers_unreachable: Vec<String>,
             }
-            print_json(&Out { nodes })?;
+            let routers_unreachable = unreachable_routers(&errors);
+            print_json(&Out {
+                nodes,
+                routers_unreachable,
+            })?;
         } else {
             print(&nodes_table(&nodes, routers.list.len() > 1))?;
         }
     }
-    worst(errors)
+    partial(!ok.is_empty(), routers.list.len(), errors)
 }
 
 fn nodes_table(nodes: &[Known<NodeInfo>], show_routers: bool) -> String {
@@ -222,11 +232,21 @@ pub async fn node(routers: &Routers, query: &str, json: bool) -> Result<(), CtlE
         .find(|n| n.info.id == id)
         .expect("a resolved id is listed");
     if json {
-        print_json(n)?;
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            node: &'a Known<NodeInfo>,
+            routers_unreachable: Vec<String>,
+        }
+        let routers_unreachable = unreachable_routers(&errors);
+        print_json(&Out {
+            node: n,
+            routers_unreachable,
+        })?;
     } else {
         print(&node_detail(n))?;
     }
-    worst(errors)
+    partial(true, routers.list.len(), errors)
 }
 
 fn node_detail(n: &Known<NodeInfo>) -> String {
@@ -291,7 +311,8 @@ pub async fn status(routers: &Routers, json: bool) -> Result<(), CtlError> {
         })
         .await;
     let (ok, errors) = split(routers, answers);
-    if !ok.is_empty() {
+    let answered = !ok.is_empty();
+    if answered {
         let rows: Vec<FromRouter<StatusResponse>> = ok
             .into_iter()
             .map(|(router, info)| FromRouter { router, info })
@@ -300,13 +321,18 @@ pub async fn status(routers: &Routers, json: bool) -> Result<(), CtlError> {
             #[derive(Serialize)]
             struct Out {
                 routers: Vec<FromRouter<StatusResponse>>,
+                routers_unreachable: Vec<String>,
             }
-            print_json(&Out { routers: rows })?;
+            let routers_unreachable = unreachable_routers(&errors);
+            print_json(&Out {
+                routers: rows,
+                routers_unreachable,
+            })?;
         } else {
             print(&status_table(&rows))?;
         }
     }
-    worst(errors)
+    partial(answered, routers.list.len(), errors)
 }
 
 fn status_table(rows: &[FromRouter<StatusResponse>]) -> String {

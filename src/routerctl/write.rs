@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tonic::Status;
 
 use super::client::{Client, Routers};
-use super::error::{worst, CtlError};
+use super::error::{partial, unreachable_routers, worst, CtlError};
 use super::read::list_nodes;
 use super::table::short_duration;
 use super::{print, print_json, resolve};
@@ -304,14 +304,20 @@ fn report(
             }
         }
     }
+    let applied = results.iter().any(|r| r.ok);
     if json {
         #[derive(Serialize)]
         struct Out {
             results: Vec<Outcome>,
+            routers_unreachable: Vec<String>,
         }
-        print_json(&Out { results })?;
+        let routers_unreachable = unreachable_routers(&errors);
+        print_json(&Out {
+            results,
+            routers_unreachable,
+        })?;
     } else {
         print(&lines)?;
     }
-    worst(errors)
+    partial(applied, routers.list.len(), errors)
 }
