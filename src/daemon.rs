@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access_log::AccessLog;
 use crate::cluster::Cluster;
+use crate::cluster::Overrides;
 use crate::config::{AccessLogConfig, AccessLogTarget, Config, ConfigError, MetricsConfig};
 use crate::http::{self, Readiness};
 use crate::metrics;
@@ -31,6 +32,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The state file could not be read.
+    #[error(transparent)]
+    StateFile(#[from] crate::cluster::StateFileError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -78,6 +82,8 @@ impl Daemon {
             cluster.clone(),
             access_log.clone(),
         ));
+        // After the static nodes joined, before any request: what operators set still holds.
+        cluster.restore_overrides(Overrides::load(config.state_file.as_deref())?);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let limits = Arc::new(Semaphore::new(config.limits.max_connections));

@@ -73,6 +73,8 @@ impl Cluster {
         }
         let node = Arc::new(node);
         node.renew_lease(now_ms(), lease);
+        // Before it takes a request: an operator's drain or weight of this node still holds.
+        self.apply_overrides(&pool, &node);
         pool.add(node.clone())?;
         Ok(node)
     }

@@ -6,6 +6,7 @@ mod dynamic;
 mod events;
 mod lifecycle;
 mod operate;
+mod overrides;
 mod pool;
 mod queue;
 mod rate;
@@ -15,6 +16,7 @@ mod retry;
 pub use cause::{EjectCause, LeaveReason};
 pub use events::{ClusterEvent, Events};
 pub use lifecycle::{JoinError, MAINTENANCE_TICK};
+pub use overrides::{OperatorChange, Overrides, StateFileError};
 pub use pool::{NoPick, Pool, PoolSettings, PoolSnapshot};
 pub use queue::{Place, Queue, QueueRefusal};
 pub use retry::RetryPermit;
@@ -35,6 +37,8 @@ pub struct Cluster {
     dynamic_routes: DashMap<Arc<str>, Arc<str>>,
     /// Requests that matched no pool, by outcome.
     unrouted: RequestCounts,
+    /// Operators' drains, weights and ejections, kept across restarts.
+    overrides: arc_swap::ArcSwap<Overrides>,
 }
 
 impl Cluster {

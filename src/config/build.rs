@@ -30,6 +30,7 @@ impl Config {
             limits: raw.limits,
             timeouts: raw.timeouts,
             default_pool: raw.default_pool,
+            state_file: state_file(&raw.state_file, &mut p),
             pools,
             routes,
             control,
@@ -41,6 +42,20 @@ impl Config {
         };
         p.result(config)
     }
+}
+
+fn state_file(text: &str, p: &mut Problems) -> Option<std::path::PathBuf> {
+    if text.is_empty() {
+        return None;
+    }
+    let path = std::path::PathBuf::from(text);
+    if !path.is_absolute() {
+        p.add(
+            "state_file",
+            "use an absolute path, e.g. \"/var/lib/uwsgi-router/state.json\", or \"\" for none",
+        );
+    }
+    Some(path)
 }
 
 fn listen(raw: &RawListen, p: &mut Problems) -> ListenConfig {

@@ -22,6 +22,8 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     /// The pool for requests no route matches. Empty: such requests get a 503.
     pub default_pool: String,
+    /// Where operators' overrides are kept across restarts (read at start only).
+    pub state_file: Option<std::path::PathBuf>,
     /// Pools by name.
     pub pools: BTreeMap<String, PoolConfig>,
     /// Routing rules, most specific match wins.

@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub(super) timeouts: TimeoutsConfig,
     /// The pool for requests no route matches. Empty: such requests get a 503.
     pub(super) default_pool: String,
+    /// Where operators' drains, weights and ejections are kept across restarts; "" = nowhere.
+    pub(super) state_file: String,
     /// Pools by name.
     pub(super) pools: BTreeMap<String, RawPool>,
     /// Routing rules, most specific match wins.
@@ -52,6 +54,7 @@ impl Default for RawConfig {
             limits: LimitsConfig::default(),
             timeouts: TimeoutsConfig::default(),
             default_pool: "default".to_owned(),
+            state_file: String::new(),
             pools,
             routes: Vec::new(),
             control: RawControl::default(),

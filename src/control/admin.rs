@@ -16,7 +16,7 @@ use crate::api::{
     SetWeightRequest, StatusRequest, StatusResponse, WatchRequest,
 };
 use crate::clock::now_ms;
-use crate::cluster::{Cluster, ClusterEvent, LeaveReason, Pool};
+use crate::cluster::{Cluster, ClusterEvent, LeaveReason, OperatorChange, Pool};
 use crate::node::{Node, NodeStatus, Outcome};
 
 /// What the Admin service needs from the daemon besides the cluster.
@@ -227,12 +227,16 @@ impl Admin for AdminService {
         let id = req.into_inner().id;
         let (pool, node) = self.found(&id)?;
         self.cluster.drain(&id);
+        self.cluster
+            .record_override(&pool, &node, OperatorChange::Drained);
         Ok(Response::new(node_info(&pool, &node)))
     }
 
     async fn resume_node(&self, req: Request<NodeRequest>) -> Result<Response<NodeInfo>, Status> {
         let id = req.into_inner().id;
         let (pool, node) = self.cluster.resume(&id).ok_or_else(|| not_found(&id))?;
+        self.cluster
+            .record_override(&pool, &node, OperatorChange::Cleared);
         Ok(Response::new(node_info(&pool, &node)))
     }
 
@@ -251,6 +255,8 @@ impl Admin for AdminService {
             .cluster
             .set_weight_override(&r.id, weight)
             .ok_or_else(|| not_found(&r.id))?;
+        self.cluster
+            .record_override(&pool, &node, OperatorChange::Weight(weight));
         Ok(Response::new(node_info(&pool, &node)))
     }
 
@@ -261,6 +267,9 @@ impl Admin for AdminService {
             .cluster
             .eject(&r.id, time)
             .ok_or_else(|| not_found(&r.id))?;
+        let took = time.unwrap_or(pool.settings().ejection.base_time);
+        self.cluster
+            .record_override(&pool, &node, OperatorChange::Ejected(took));
         Ok(Response::new(node_info(&pool, &node)))
     }
 
@@ -272,6 +281,8 @@ impl Admin for AdminService {
         let (pool, node) = self.found(&id)?;
         let info = node_info(&pool, &node);
         pool.remove(&id, LeaveReason::RemovedByOperator);
+        self.cluster
+            .record_override(&pool, &node, OperatorChange::Cleared);
         Ok(Response::new(RemoveResponse { node: Some(info) }))
     }
 
