@@ -36,8 +36,15 @@ pub enum JoinError {
         addr: String,
     },
     /// The node id is taken by a node of another source or address.
-    #[error("node id {0:?} is already used by another node")]
-    IdTaken(String),
+    #[error("node id {id:?} is already used by {holder}: {advice}")]
+    IdTaken {
+        /// The id.
+        id: String,
+        /// Which node holds it.
+        holder: String,
+        /// What to do.
+        advice: &'static str,
+    },
 }
 
 impl JoinError {
@@ -47,7 +54,7 @@ impl JoinError {
             Self::UnknownPool(_) => "unknown_pool",
             Self::PoolFull { .. } => "pool_full",
             Self::AddressNotAllowed { .. } => "address_not_allowed",
-            Self::IdTaken(_) => "id_taken",
+            Self::IdTaken { .. } => "id_taken",
         }
     }
 }
@@ -65,10 +72,32 @@ impl Cluster {
                 addr: node.addr().to_string(),
             });
         }
-        if let Some(other) = self.find(node.id()) {
-            let same_kind = other.1.source() == node.source() && Arc::ptr_eq(&other.0, &pool);
-            if !same_kind {
-                return Err(JoinError::IdTaken(node.id().to_string()));
+        if let Some((other_pool, other)) = self.find(node.id()) {
+            let same_pool = Arc::ptr_eq(&other_pool, &pool);
+            let same_kind = other.source() == node.source() && same_pool;
+            // An agent announcing a static node (same pool, same address) takes it over: the
+            // migration from a static list to agents, with no gap in traffic.
+            let adopts =
+                other.source() == Source::Static && same_pool && other.addr() == node.addr();
+            if adopts {
+                tracing::info!(pool = %pool.name, node = %node.id(), source = node.source().as_str(), "node takes over its static entry");
+            } else if !same_kind {
+                let holder = format!(
+                    "the {} node {} of pool {}",
+                    other.source().as_str(),
+                    other.addr(),
+                    other_pool.name
+                );
+                let advice = if other.source() == Source::Static {
+                    "announce that static node's own address in its pool to take it over, or give this node another id (router-agent --node-id)"
+                } else {
+                    "give this node another id (router-agent --node-id)"
+                };
+                return Err(JoinError::IdTaken {
+                    id: node.id().to_string(),
+                    holder,
+                    advice,
+                });
             }
         }
         let node = Arc::new(node);

@@ -86,6 +86,8 @@ struct Members {
     pool: Arc<str>,
     settings: Arc<PoolSettings>,
     nodes: Vec<Arc<Node>>,
+    /// The static nodes the config lists, those an agent took over included.
+    statics: Vec<StaticNode>,
 }
 
 /// A pool of nodes serving one routing key.
@@ -114,6 +116,7 @@ impl Pool {
             pool: name.into(),
             settings: Arc::new(settings),
             nodes: Vec::new(),
+            statics: Vec::new(),
         };
         Self {
             name: name.into(),
@@ -275,10 +278,26 @@ impl Pool {
         let mut m = self.lock();
         let i = m.nodes.iter().position(|n| &**n.id() == id)?;
         let node = m.nodes.remove(i);
+        // A node that had taken over a static entry still listed hands it back.
+        let back = m
+            .statics
+            .iter()
+            .find(|s| {
+                node.source() != Source::Static
+                    && s.addr == *node.addr()
+                    && *s.addr.to_string() == **node.id()
+            })
+            .map(static_node);
+        if let Some(s) = &back {
+            m.nodes.push(s.clone());
+        }
         // The snapshot first, then the event: a registry session checks on the event whether
         // its node is still in the pool, and must not read the old snapshot.
         self.snapshot.store(Arc::new(m.build()));
         self.emit_left(&node, reason);
+        if let Some(s) = back {
+            self.emit_joined(&s);
+        }
         Some(node)
     }
 
@@ -334,6 +353,7 @@ impl Pool {
 /// Keeps static members still listed (updating weights), adds new ones, drops the rest.
 /// Returns the nodes added and removed.
 fn set_statics(m: &mut Members, statics: &[StaticNode]) -> (Vec<Arc<Node>>, Vec<Arc<Node>>) {
+    m.statics = statics.to_vec();
     let mut left = Vec::new();
     m.nodes.retain(|n| {
         let keep = n.source() != Source::Static || statics.iter().any(|s| &s.addr == n.addr());
@@ -353,20 +373,23 @@ fn set_statics(m: &mut Members, statics: &[StaticNode]) -> (Vec<Arc<Node>>, Vec<
                 n.set_weight(s.weight);
                 n.set_backup(s.backup);
             }
+            // Taken over by an agent's node: it serves the address now.
+            None if m.nodes.iter().any(|n| **n.id() == *s.addr.to_string()) => {}
             None => {
-                let node = Arc::new(Node::new(
-                    s.addr.to_string(),
-                    s.addr.clone(),
-                    Source::Static,
-                    s.weight,
-                ));
-                node.set_backup(s.backup);
+                let node = static_node(s);
                 m.nodes.push(node.clone());
                 joined.push(node);
             }
         }
     }
     (joined, left)
+}
+
+/// A fresh node for the static entry `s`.
+fn static_node(s: &StaticNode) -> Arc<Node> {
+    let node = Node::new(s.addr.to_string(), s.addr.clone(), Source::Static, s.weight);
+    node.set_backup(s.backup);
+    Arc::new(node)
 }
 
 impl Members {

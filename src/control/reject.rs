@@ -47,7 +47,7 @@ impl RejectReason {
             Self::Join(JoinError::UnknownPool(_)) => RejectCode::UnknownPool,
             Self::Join(JoinError::PoolFull { .. }) => RejectCode::PoolFull,
             Self::Join(JoinError::AddressNotAllowed { .. }) => RejectCode::AddressNotAllowed,
-            Self::Join(JoinError::IdTaken(_)) | Self::Held(_) | Self::Replaced(_) => {
+            Self::Join(JoinError::IdTaken { .. }) | Self::Held(_) | Self::Replaced(_) => {
                 RejectCode::IdTaken
             }
             Self::RateLimited => RejectCode::RateLimited,
