@@ -74,8 +74,8 @@ impl Drop for HttpStack {
     }
 }
 
-/// The `location /` of deploy/nginx/uwsgi-router-http.conf, towards `upstream`; request
-/// buffering off, so a chunked body reaches routerd chunked.
+/// A `location /` proxying to `upstream` with keep-alive, as deploy/nginx/uwsgi-router-http.conf
+/// does, and request buffering off, so a chunked body reaches routerd chunked.
 fn proxy_location(upstream: &str) -> String {
     format!(
         "proxy_pass http://{upstream};
