@@ -95,9 +95,10 @@ pub(crate) fn packet(
         out.var(b"HTTPS", b"on");
     }
     match remote {
-        Some(a) => {
-            out.var(b"REMOTE_ADDR", a.ip().to_string().as_bytes());
-            out.var(b"REMOTE_PORT", a.port().to_string().as_bytes());
+        Some((ip, port)) => {
+            out.var(b"REMOTE_ADDR", ip.to_string().as_bytes());
+            let port = port.map(|p| p.to_string()).unwrap_or_default();
+            out.var(b"REMOTE_PORT", port.as_bytes());
         }
         None => {
             out.var(b"REMOTE_ADDR", b"unix:");
@@ -177,22 +178,24 @@ fn headers_as_vars(parts: &Parts, upgrade: bool, out: &mut Encoder) {
     }
 }
 
-/// The client address and scheme: the peer's, or, from a trusted proxy, what its
+/// The client address and port, and the scheme: the peer's, or, from a trusted proxy, what its
 /// `X-Forwarded-For` (the right-most address not itself trusted, as nginx's `real_ip_recursive`)
-/// or `X-Real-IP` and `X-Forwarded-Proto` say.
+/// or `X-Real-IP` and `X-Forwarded-Proto` say. A forwarded address comes without a port (as
+/// nginx's realip gives an empty REMOTE_PORT): the peer's would be the proxy's, not the client's.
 fn client_of(
     headers: &HeaderMap,
     conn: &ConnInfo,
     trusted: &Networks,
-) -> (Option<SocketAddr>, &'static str) {
+) -> (Option<(IpAddr, Option<u16>)>, &'static str) {
     let peer = conn.peer;
     let from_proxy = match peer {
         Some(p) => trusted.allows(p.ip()) && !matches!(trusted, Networks::Any),
         // A UNIX socket's peer is a local process: trusted when loopback is.
         None => trusted.allows(IpAddr::from([127, 0, 0, 1])) && !matches!(trusted, Networks::Any),
     };
+    let peer_client = peer.map(|p| (p.ip(), Some(p.port())));
     if !from_proxy {
-        return (peer, "http");
+        return (peer_client, "http");
     }
     let scheme = match headers
         .get("x-forwarded-proto")
@@ -207,8 +210,7 @@ fn client_of(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
     });
-    let port = peer.map_or(0, |p| p.port());
-    let remote = forwarded.map(|ip| SocketAddr::new(ip, port)).or(peer);
+    let remote = forwarded.map(|ip| (ip, None)).or(peer_client);
     (remote, scheme)
 }
 

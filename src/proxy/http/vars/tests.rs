@@ -133,6 +133,12 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
         Some("203.0.113.9"),
         "the right-most untrusted address"
     );
+    assert_eq!(
+        get(&proxied, "REMOTE_PORT"),
+        Some(""),
+        "no port: the peer's is the proxy's (nginx's realip leaves it empty too)"
+    );
+    assert_eq!(get(&untrusted, "REMOTE_PORT"), Some("54880"), "the peer's");
     assert_eq!(get(&proxied, "REQUEST_SCHEME"), Some("https"));
     assert_eq!(get(&proxied, "HTTPS"), Some("on"));
 }
