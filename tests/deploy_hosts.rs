@@ -2,7 +2,7 @@
 //! `deploy/systemd/*` by `systemd-analyze` (syntax, executables, hardening), uWSGI's behaviour
 //! that `uwsgi@.service` relies on (Type=notify, SIGTERM with die-on-term), `deploy/uwsgi/app.ini`
 //! by uWSGI in strict mode (and its socket and stats agreeing with `deploy/agent/app.toml`), and
-//! `deploy/nginx/uwsgi-router.conf` by `nginx -t`. Needs systemd-analyze, uWSGI, Django and
+//! `deploy/nginx/*.conf` by `nginx -t`. Needs systemd-analyze, uWSGI, Django and
 //! nginx: `bash tests/run.sh` installs them.
 
 mod support;
@@ -178,15 +178,29 @@ fn uwsgi_ini_parses_strictly_and_agrees_with_the_agent_config() {
     );
 }
 
-/// `deploy/nginx/uwsgi-router.conf` is a site for nginx's http {} block: wrapped in one, with
-/// Debian's uwsgi_params beside it, `nginx -t` accepts it.
+/// Each site in `deploy/nginx/` (`uwsgi-router.conf`, uwsgi_pass; `uwsgi-router-http.conf`,
+/// proxy_pass with keep-alive) is a site for nginx's http {} block: wrapped in one, with
+/// Debian's uwsgi_params beside it, `nginx -t` accepts it without a warning.
 #[test]
-fn nginx_site_config_passes_nginx_t() {
+fn nginx_site_configs_pass_nginx_t() {
+    let mut sites: Vec<PathBuf> = std::fs::read_dir(repo_path("deploy/nginx"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "conf"))
+        .collect();
+    sites.sort();
+    let names: Vec<_> = sites.iter().filter_map(|p| p.file_name()).collect();
+    assert_eq!(names, ["uwsgi-router-http.conf", "uwsgi-router.conf"]);
+    for site in &sites {
+        nginx_t_accepts(site);
+    }
+}
+
+fn nginx_t_accepts(site: &std::path::Path) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::copy("/etc/nginx/uwsgi_params", d.join("uwsgi_params"))
         .expect("Debian's /etc/nginx/uwsgi_params (nginx-common)");
-    let site = repo_path("deploy/nginx/uwsgi-router.conf");
     let conf = format!(
         "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
          http {{\n    access_log {d}/access.log;\n    include {site};\n}}\n",

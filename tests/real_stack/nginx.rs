@@ -1,4 +1,5 @@
-//! A real nginx with its own prefix in a temp dir: one HTTP port per uwsgi upstream.
+//! A real nginx with its own prefix in a temp dir: one HTTP port per uwsgi upstream (or per
+//! location of the caller's).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -26,9 +27,21 @@ impl Nginx {
     /// Starts nginx with one server per upstream (`uwsgi_pass` targets such as `127.0.0.1:3031`
     /// or `unix:/path`), and waits until every port accepts connections.
     pub(crate) fn start(upstreams: &[String], dir: &Path) -> Nginx {
-        let ports: Vec<SocketAddr> = upstreams.iter().map(|_| free_addr()).collect();
+        let locations: Vec<String> = upstreams
+            .iter()
+            .map(|upstream| format!("include {UWSGI_PARAMS};\n            uwsgi_pass {upstream};"))
+            .collect();
+        Self::start_with(&locations, "", dir)
+    }
+
+    /// Starts nginx with one server per entry of `locations`, each the directives of its
+    /// `location /`, and `http_extra` (`upstream` blocks...) in the `http {}` block; waits until
+    /// every port accepts connections.
+    pub(crate) fn start_with(locations: &[String], http_extra: &str, dir: &Path) -> Nginx {
+        let ports: Vec<SocketAddr> = locations.iter().map(|_| free_addr()).collect();
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, config(dir, &ports, upstreams)).expect("write nginx.conf");
+        std::fs::write(&conf, config(dir, &ports, locations, http_extra))
+            .expect("write nginx.conf");
         let mut cmd = Command::new(find_program("nginx"));
         cmd.arg("-p")
             .arg(dir)
@@ -61,7 +74,7 @@ impl Nginx {
 }
 
 /// nginx.conf with every path inside `dir`, so nothing touches the system's nginx.
-fn config(dir: &Path, ports: &[SocketAddr], upstreams: &[String]) -> String {
+fn config(dir: &Path, ports: &[SocketAddr], locations: &[String], http_extra: &str) -> String {
     let d = dir.display();
     let mut conf = String::new();
     // Workers run as the `user` directive's user; only root may switch, and then workers must
@@ -86,14 +99,14 @@ http {{
     client_max_body_size 50m;
 "
     );
-    for (port, upstream) in ports.iter().zip(upstreams) {
+    conf.push_str(http_extra);
+    for (port, location) in ports.iter().zip(locations) {
         let _ = write!(
             conf,
             "    server {{
         listen {port};
         location / {{
-            include {UWSGI_PARAMS};
-            uwsgi_pass {upstream};
+            {location}
         }}
     }}
 "

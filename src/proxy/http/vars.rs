@@ -4,13 +4,16 @@
 //! when on), REMOTE_ADDR, REMOTE_PORT, SERVER_PORT, SERVER_NAME, then each header as `HTTP_*`.
 //!
 //! Where routerd differs from nginx, and why: no DOCUMENT_ROOT (routerd serves no files);
-//! SERVER_NAME is the requested host (routerd has no `server_name`); hop-by-hop headers
+//! SERVER_NAME is the requested host (routerd has no `server_name`); HTTP_HOST is the Host header
+//! as sent, port kept (Debian's `uwsgi_params` sends `$host`, which drops it); hop-by-hop headers
 //! (`Connection` and those it names, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade` unless
 //! upgrading, `Proxy-Connection`) are not passed, since they describe the connection to routerd,
-//! not the request. As nginx does by default, a header whose name has bytes other than letters,
+//! not the request; repeated headers are joined (`; ` for Cookie, `, ` for the rest), where nginx
+//! sends each line as a var of its own and uWSGI keeps only the last (a second Cookie line would
+//! hide the first). As nginx does by default, a header whose name has bytes other than letters,
 //! digits and `-` (an underscore above all: `X_Forwarded_For` would pass for
-//! `HTTP_X_FORWARDED_FOR`) is dropped, and repeated headers are joined (`; ` for Cookie, `, `
-//! for the rest).
+//! `HTTP_X_FORWARDED_FOR`) is dropped, and an absolute-form target's host wins over the Host
+//! header.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -92,9 +95,10 @@ pub(crate) fn packet(
         out.var(b"HTTPS", b"on");
     }
     match remote {
-        Some(a) => {
-            out.var(b"REMOTE_ADDR", a.ip().to_string().as_bytes());
-            out.var(b"REMOTE_PORT", a.port().to_string().as_bytes());
+        Some((ip, port)) => {
+            out.var(b"REMOTE_ADDR", ip.to_string().as_bytes());
+            let port = port.map(|p| p.to_string()).unwrap_or_default();
+            out.var(b"REMOTE_PORT", port.as_bytes());
         }
         None => {
             out.var(b"REMOTE_ADDR", b"unix:");
@@ -152,6 +156,13 @@ fn headers_as_vars(parts: &Parts, upgrade: bool, out: &mut Encoder) {
             }
         }));
         value.clear();
+        if name == http::header::HOST {
+            if let Some(a) = parts.uri.authority() {
+                // An absolute-form target: its authority is the host (see `host_of`).
+                out.var(&key, a.as_str().as_bytes());
+                continue;
+            }
+        }
         let sep: &[u8] = if name == http::header::COOKIE {
             b"; "
         } else {
@@ -167,22 +178,24 @@ fn headers_as_vars(parts: &Parts, upgrade: bool, out: &mut Encoder) {
     }
 }
 
-/// The client address and scheme: the peer's, or, from a trusted proxy, what its
+/// The client address and port, and the scheme: the peer's, or, from a trusted proxy, what its
 /// `X-Forwarded-For` (the right-most address not itself trusted, as nginx's `real_ip_recursive`)
-/// or `X-Real-IP` and `X-Forwarded-Proto` say.
+/// or `X-Real-IP` and `X-Forwarded-Proto` say. A forwarded address comes without a port (as
+/// nginx's realip gives an empty REMOTE_PORT): the peer's would be the proxy's, not the client's.
 fn client_of(
     headers: &HeaderMap,
     conn: &ConnInfo,
     trusted: &Networks,
-) -> (Option<SocketAddr>, &'static str) {
+) -> (Option<(IpAddr, Option<u16>)>, &'static str) {
     let peer = conn.peer;
     let from_proxy = match peer {
         Some(p) => trusted.allows(p.ip()) && !matches!(trusted, Networks::Any),
         // A UNIX socket's peer is a local process: trusted when loopback is.
         None => trusted.allows(IpAddr::from([127, 0, 0, 1])) && !matches!(trusted, Networks::Any),
     };
+    let peer_client = peer.map(|p| (p.ip(), Some(p.port())));
     if !from_proxy {
-        return (peer, "http");
+        return (peer_client, "http");
     }
     let scheme = match headers
         .get("x-forwarded-proto")
@@ -197,8 +210,7 @@ fn client_of(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
     });
-    let port = peer.map_or(0, |p| p.port());
-    let remote = forwarded.map(|ip| SocketAddr::new(ip, port)).or(peer);
+    let remote = forwarded.map(|ip| (ip, None)).or(peer_client);
     (remote, scheme)
 }
 
@@ -213,12 +225,15 @@ fn forwarded_for(headers: &HeaderMap, trusted: &Networks) -> Option<IpAddr> {
     last_untrusted.or(addrs.first()).copied()
 }
 
-/// The request's host: the Host header, else the target's authority.
+/// The request's host: an absolute-form target's authority, else the Host header. The target
+/// wins, as RFC 9112 3.2.2 says and nginx's `$host` does: a Host naming another site must not
+/// pick the route, SERVER_NAME or HTTP_HOST.
 fn host_of(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(http::header::HOST) {
-        return h.to_str().ok().map(str::to_owned);
+    if let Some(a) = parts.uri.authority() {
+        return Some(a.as_str().to_owned());
     }
-    parts.uri.authority().map(|a| a.as_str().to_owned())
+    let h = parts.headers.get(http::header::HOST)?;
+    h.to_str().ok().map(str::to_owned)
 }
 
 /// The host without port, lowercased, as nginx's `$host`.

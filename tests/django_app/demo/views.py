@@ -10,7 +10,8 @@ CHUNK = 64 * 1024
 
 @csrf_exempt
 def echo(request):
-    """Describe the request: method, path, host, body size and CRC-32, and this node's name."""
+    """Describe the request: method, path, host, body size and CRC-32, this node's name, the
+    client's address and port, then every HTTP_* var as `HTTP_NAME=value`."""
     length, crc = read_body(request)
     lines = [
         f"method={request.method}",
@@ -19,7 +20,11 @@ def echo(request):
         f"body_length={length}",
         f"body_crc32={crc:08x}",
         f"node={os.environ.get('NODE_NAME', '')}",
+        f"query={request.META.get('QUERY_STRING', '')}",
+        f"remote_addr={request.META.get('REMOTE_ADDR', '')}",
+        f"remote_port={request.META.get('REMOTE_PORT', '')}",
     ]
+    lines += [f"{k}={v}" for k, v in sorted(request.META.items()) if k.startswith("HTTP_")]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
 
 

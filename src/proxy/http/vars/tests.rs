@@ -94,7 +94,7 @@ fn the_path_is_decoded_and_normalised_as_document_uri() {
 }
 
 #[test]
-fn hop_by_hop_underscored_and_repeated_headers_are_handled_as_nginx_does() {
+fn hop_by_hop_and_underscored_headers_are_dropped_and_repeats_joined() {
     let vars = vars_of(
         "GET / HTTP/1.1\r\nHost: Shop.Example:8080\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
          Keep-Alive: 5\r\nX_Forwarded_For: 6.6.6.6\r\nCookie: a=1\r\nCookie: b=2\r\nAccept: x\r\nAccept: y\r\n\r\n",
@@ -133,6 +133,12 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
         Some("203.0.113.9"),
         "the right-most untrusted address"
     );
+    assert_eq!(
+        get(&proxied, "REMOTE_PORT"),
+        Some(""),
+        "no port: the peer's is the proxy's (nginx's realip leaves it empty too)"
+    );
+    assert_eq!(get(&untrusted, "REMOTE_PORT"), Some("54880"), "the peer's");
     assert_eq!(get(&proxied, "REQUEST_SCHEME"), Some("https"));
     assert_eq!(get(&proxied, "HTTPS"), Some("on"));
 }
@@ -151,4 +157,30 @@ fn a_body_length_and_type_are_given_and_oversize_heads_refused() {
         super::packet(&p, &conn(), Some(5), false, &Networks::Only(vec![]), 100).unwrap_err(),
         VarsError::TooLarge
     );
+}
+
+#[test]
+fn an_absolute_form_target_names_the_host_over_the_host_header() {
+    // As nginx's $host and RFC 9112 3.2.2: the target's authority, not the Host header, is the
+    // host, so a Host naming another site picks neither the route nor what the app sees.
+    let vars = vars_of(
+        "GET http://absolute.test:8080/p?x=1 HTTP/1.1\r\nHost: other.test\r\nAccept: a\r\n\r\n",
+        &Networks::Only(Vec::new()),
+    );
+    assert_eq!(get(&vars, "SERVER_NAME"), Some("absolute.test"));
+    assert_eq!(get(&vars, "HTTP_HOST"), Some("absolute.test:8080"));
+    assert_eq!(get(&vars, "REQUEST_URI"), Some("/p?x=1"));
+    let hosts: Vec<&str> = vars
+        .iter()
+        .filter(|(k, _)| k == "HTTP_HOST")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        hosts,
+        ["absolute.test:8080"],
+        "one HTTP_HOST, in the Host header's place"
+    );
+    let keys: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    let at = keys.iter().position(|k| *k == "HTTP_HOST").unwrap();
+    assert_eq!(keys[at + 1], "HTTP_ACCEPT");
 }
