@@ -117,6 +117,21 @@ async fn a_chunked_body_over_the_buffer_is_refused_with_413() {
         .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(a.served(), 0);
+
+    // A client still sending (nginx relaying a big upload) gets the 413 too, not a reset: the
+    // rest of the body is read and thrown away before the answer.
+    let mut conn = HttpConn::connect(&addr).await;
+    let mut raw = b"POST /f HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let chunk = vec![b'x'; 65536];
+    for _ in 0..64 {
+        raw.extend_from_slice(b"10000\r\n");
+        raw.extend_from_slice(&chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = conn.request(&raw).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.header("connection"), Some("close"));
 }
 
 #[tokio::test]

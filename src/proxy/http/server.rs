@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -124,20 +124,28 @@ async fn respond(
         )
     } else {
         // Chunked: uWSGI needs CONTENT_LENGTH, so the body is read whole first.
-        match Limited::new(incoming, http.max_body_buffer).collect().await {
+        match buffer_chunked(incoming, http.max_body_buffer, http.idle_timeout).await {
             Ok(all) => {
-                let all = all.to_bytes();
                 let n = all.len() as u64;
                 (RequestBody::Buffered(all), Some(n))
             }
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Chunked::TooLarge) => {
                 metrics::malformed("http_body_too_large");
-                return plain(
+                let mut r = plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "a chunked request body over http.max_body_buffer; send a Content-Length",
                 );
+                r.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
             }
-            Err(e) => {
+            Err(Chunked::Stalled) => {
+                return plain(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the chunked request body stopped arriving (http.idle_timeout)",
+                );
+            }
+            Err(Chunked::Bad(e)) => {
                 tracing::debug!(peer = %c.peer, error = %e, "reading a chunked request body failed");
                 return plain(
                     StatusCode::BAD_REQUEST,
@@ -193,4 +201,55 @@ fn wants_upgrade(headers: &http::HeaderMap) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Why a chunked body was not buffered.
+enum Chunked {
+    /// Over the limit.
+    TooLarge,
+    /// Broken framing, or the client went away.
+    Bad(hyper::Error),
+    /// The client stopped sending for `http.idle_timeout`.
+    Stalled,
+}
+
+/// Most of an over-limit body read and thrown away before the 413, so that a client (nginx)
+/// still sending sees the answer rather than a reset; past it the connection is closed.
+const DISCARD_LIMIT: usize = 64 << 20;
+
+/// Reads a chunked body whole, up to `limit` bytes. Over it, reads on (throwing the rest away,
+/// up to [`DISCARD_LIMIT`] more, each read within `idle`) so that the 413 reaches a client that
+/// is still sending, as nginx's lingering close does.
+async fn buffer_chunked(
+    mut body: Incoming,
+    limit: usize,
+    idle: std::time::Duration,
+) -> Result<bytes::Bytes, Chunked> {
+    let mut all = bytes::BytesMut::new();
+    let mut over = false;
+    let mut discarded = 0usize;
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            // Over the limit: however the reading ends, the answer is 413.
+            _ if over => return Err(Chunked::TooLarge),
+            Ok(Some(Err(e))) => return Err(Chunked::Bad(e)),
+            Ok(None) => return Ok(all.freeze()),
+            Err(_) => return Err(Chunked::Stalled),
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if over {
+            discarded += data.len();
+            if discarded > DISCARD_LIMIT {
+                return Err(Chunked::TooLarge);
+            }
+        } else if all.len() + data.len() > limit {
+            over = true;
+            all = bytes::BytesMut::new();
+        } else {
+            all.extend_from_slice(&data);
+        }
+    }
 }
