@@ -50,6 +50,15 @@ fn the_demo_serves_every_node_and_stop_leaves_nothing_behind() {
         );
     }
     static_file_comes_from_nginx(demo.http);
+    // The same site through nginx proxy_pass with keep-alive to routerd's HTTP listener.
+    let keepalive = SocketAddr::from(([127, 0, 0, 1], demo.ports[10]));
+    let answered = pages_until_every_node_answered(keepalive);
+    for node in NODES {
+        assert!(
+            answered.contains(node),
+            "{node} rendered none of the pages over the HTTP listener: {answered:?}"
+        );
+    }
     routerctl_lists_the_registered_nodes(&demo);
 
     let started = demo.recorded_processes();
@@ -194,7 +203,14 @@ impl Demo {
     fn new() -> Demo {
         let state = tempfile::Builder::new().prefix("demo").tempdir().unwrap();
         let out = state.path().join("run.sh.out");
-        let ports: Vec<u16> = (0..10).map(|_| free_port()).collect();
+        // Twelve distinct ports: a port just freed may be handed out again.
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 12 {
+            let p = free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
         let list = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(" ");
         let bin_dir = Path::new(env!("CARGO_BIN_EXE_routerd")).parent().unwrap();
         let env = vec![
@@ -208,6 +224,8 @@ impl Demo {
             ("DEMO_METRICS_PORT", ports[3].to_string()),
             ("DEMO_NODE_PORTS", list(&ports[4..7])),
             ("DEMO_STATS_PORTS", list(&ports[7..10])),
+            ("DEMO_KEEPALIVE_PORT", ports[10].to_string()),
+            ("DEMO_ROUTER_HTTP_PORT", ports[11].to_string()),
             ("DEMO_BIN_DIR", bin_dir.display().to_string()),
         ];
         Demo {

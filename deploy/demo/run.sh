@@ -14,6 +14,8 @@
 #   DEMO_STATE_DIR     configs, logs and pids           [target/demo in the repository]
 #   DEMO_HTTP_PORT     nginx                            [8080]
 #   DEMO_ROUTER_PORT   routerd's uwsgi listener         [3031]
+#   DEMO_KEEPALIVE_PORT nginx, proxy_pass with keep-alive to routerd's HTTP listener [8081]
+#   DEMO_ROUTER_HTTP_PORT routerd's HTTP listener       [8031]
 #   DEMO_CONTROL_PORT  routerd's control plane          [9032, routerctl's default]
 #   DEMO_METRICS_PORT  routerd's /metrics, /readyz      [9031]
 #   DEMO_NODE_PORTS    the nodes' uwsgi sockets, one node per port   ["3101 3102 3103"]
@@ -26,6 +28,8 @@ REPO="$(cd "$DEMO_DIR/../.." && pwd)"
 STATE="${DEMO_STATE_DIR:-$REPO/target/demo}"
 HTTP_PORT="${DEMO_HTTP_PORT:-8080}"
 ROUTER_PORT="${DEMO_ROUTER_PORT:-3031}"
+KEEPALIVE_PORT="${DEMO_KEEPALIVE_PORT:-8081}"
+ROUTER_HTTP_PORT="${DEMO_ROUTER_HTTP_PORT:-8031}"
 CONTROL_PORT="${DEMO_CONTROL_PORT:-9032}"
 METRICS_PORT="${DEMO_METRICS_PORT:-9031}"
 read -r -a NODE_PORTS <<<"${DEMO_NODE_PORTS:-3101 3102 3103}"
@@ -193,7 +197,7 @@ check_ports() {
   local p
   [ "${#NODE_PORTS[@]}" -eq "${#STATS_PORTS[@]}" ] ||
     die "DEMO_NODE_PORTS and DEMO_STATS_PORTS must list as many ports"
-  for p in "$HTTP_PORT" "$ROUTER_PORT" "$CONTROL_PORT" "$METRICS_PORT" "${NODE_PORTS[@]}" "${STATS_PORTS[@]}"; do
+  for p in "$HTTP_PORT" "$ROUTER_PORT" "$KEEPALIVE_PORT" "$ROUTER_HTTP_PORT" "$CONTROL_PORT" "$METRICS_PORT" "${NODE_PORTS[@]}" "${STATS_PORTS[@]}"; do
     port_free "$p" || die "port $p on 127.0.0.1 is in use: choose others with the DEMO_*_PORT variables"
   done
 }
@@ -205,6 +209,7 @@ write_routerd_config() {
 # routerd for the demo (deploy/demo/run.sh writes this file; deploy/routerd.toml documents every key).
 [listen]
 uwsgi = ["127.0.0.1:$ROUTER_PORT"]
+http = ["127.0.0.1:$ROUTER_HTTP_PORT"]
 
 [timeouts]
 shutdown_grace = "5s"
@@ -256,6 +261,25 @@ http {
         location / {
             include /etc/nginx/uwsgi_params;
             uwsgi_pass uwsgi_routers;
+        }
+    }
+
+    # The same site over HTTP/1.1 with keep-alive to routerd's HTTP listener: nginx keeps its
+    # connections to routerd open, routerd makes the uwsgi packet.
+    upstream http_routers {
+        server 127.0.0.1:$ROUTER_HTTP_PORT;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:$KEEPALIVE_PORT;
+        location /static/ {
+            alias $DEMO_DIR/static/;
+        }
+        location / {
+            proxy_pass http://http_routers;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
         }
     }
 }
@@ -328,6 +352,7 @@ banner() {
 The uwsgi-router demo is up: nginx -> routerd -> ${#NODE_PORTS[@]} uWSGI + Django nodes, each with a router-agent.
 
   Open        http://127.0.0.1:$HTTP_PORT/          a page naming the node that rendered it
+              http://127.0.0.1:$KEEPALIVE_PORT/          the same through nginx proxy_pass (keep-alive) to routerd's HTTP listener
               http://127.0.0.1:$HTTP_PORT/echo/     the same as plain text (node=...)
               http://127.0.0.1:$HTTP_PORT/static/demo.css   served by nginx, never reaches routerd
 
