@@ -41,9 +41,15 @@ async fn routerctl_and_metrics_show_the_same_state_and_operator_ejections_say_so
         Request::new(EjectRequest {
             id: id.to_owned(),
             duration_ms: 600_000,
+            ..Default::default()
         })
     };
-    let node = |id: &str| Request::new(NodeRequest { id: id.to_owned() });
+    let node = |id: &str| {
+        Request::new(NodeRequest {
+            id: id.to_owned(),
+            ..Default::default()
+        })
+    };
     // a: drained by an operator, then ejected by one. b: ejected only. c: untouched.
     admin.drain_node(node(&a)).await.unwrap();
     admin.eject_node(eject(&a)).await.unwrap();

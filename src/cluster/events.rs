@@ -51,6 +51,19 @@ pub enum ClusterEvent {
         /// Node id.
         node: Arc<str>,
     },
+    /// An operator acted on a node (through the Admin API): who, and why they said.
+    OperatorAction {
+        /// Pool name.
+        pool: Arc<str>,
+        /// Node id.
+        node: Arc<str>,
+        /// `drain`, `resume`, `weight 7`, `weight cleared`, `eject for 30s`, `remove`.
+        action: String,
+        /// The caller: a token's name or a client certificate's fingerprint.
+        actor: Arc<str>,
+        /// The reason given (`routerctl --reason`), possibly empty.
+        reason: Arc<str>,
+    },
     /// A draining node has no request left in flight.
     NodeDrained {
         /// Pool name.
@@ -116,6 +129,13 @@ fn log(event: &ClusterEvent) {
             cause,
         } => tracing::warn!(%pool, %node, for_ms, cause = cause.label(), "node ejected {cause}"),
         NodeDraining { pool, node } => tracing::info!(%pool, %node, "node draining"),
+        OperatorAction {
+            pool,
+            node,
+            action,
+            actor,
+            reason,
+        } => tracing::info!(%pool, %node, %action, %actor, %reason, "operator action"),
         NodeDrained { pool, node } => tracing::info!(%pool, %node, "node drained"),
         NodeResumed { pool, node } => tracing::info!(%pool, %node, "node resumed"),
         PoolsChanged => tracing::debug!("pools changed"),

@@ -9,6 +9,7 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::auth::Caller;
 use crate::api::admin_server::Admin;
 use crate::api::{
     EjectRequest, Event, ListNodesRequest, ListNodesResponse, ListPoolsRequest, ListPoolsResponse,
@@ -58,6 +59,34 @@ impl AdminService {
 
     fn found(&self, id: &str) -> Result<(Arc<Pool>, Arc<Node>), Status> {
         self.cluster.find(id).ok_or_else(|| not_found(id))
+    }
+}
+
+/// Who made the call, as the credentials check found them.
+fn caller<T>(req: &Request<T>) -> Arc<str> {
+    req.extensions()
+        .get::<Caller>()
+        .map_or_else(|| Arc::from("anonymous"), |c| c.0.clone())
+}
+
+/// Most of a reason kept: a log line, not a document.
+const MAX_REASON: usize = 200;
+
+impl AdminService {
+    /// Logs and announces that `actor` did `action` to `node` of `pool`, saying `reason`.
+    fn attribute(&self, pool: &Pool, node: &Node, action: String, actor: Arc<str>, reason: &str) {
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_REASON)
+            .collect();
+        self.cluster.events().emit(ClusterEvent::OperatorAction {
+            pool: pool.name.clone(),
+            node: node.id().clone(),
+            action,
+            actor,
+            reason: reason.into(),
+        });
     }
 }
 
@@ -161,6 +190,25 @@ pub(super) fn event(e: &ClusterEvent) -> Event {
         ClusterEvent::NodeResumed { pool, node } => {
             ("node_resumed", &**pool, &**node, String::new())
         }
+        ClusterEvent::OperatorAction {
+            pool,
+            node,
+            action,
+            actor,
+            reason,
+        } => {
+            let why = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
+            (
+                "operator_action",
+                &**pool,
+                &**node,
+                format!("{action} by {actor}{why}"),
+            )
+        }
         ClusterEvent::PoolsChanged => ("pools_changed", "", "", String::new()),
         ClusterEvent::ConfigReloaded => ("config_reloaded", "", "", String::new()),
     };
@@ -224,17 +272,21 @@ impl Admin for AdminService {
     }
 
     async fn drain_node(&self, req: Request<NodeRequest>) -> Result<Response<NodeInfo>, Status> {
-        let id = req.into_inner().id;
+        let actor = caller(&req);
+        let NodeRequest { id, reason } = req.into_inner();
         let (pool, node) = self.found(&id)?;
         self.cluster.drain(&id);
+        self.attribute(&pool, &node, "drain".to_owned(), actor, &reason);
         self.cluster
             .record_override(&pool, &node, OperatorChange::Drained);
         Ok(Response::new(node_info(&pool, &node)))
     }
 
     async fn resume_node(&self, req: Request<NodeRequest>) -> Result<Response<NodeInfo>, Status> {
-        let id = req.into_inner().id;
+        let actor = caller(&req);
+        let NodeRequest { id, reason } = req.into_inner();
         let (pool, node) = self.cluster.resume(&id).ok_or_else(|| not_found(&id))?;
+        self.attribute(&pool, &node, "resume".to_owned(), actor, &reason);
         self.cluster
             .record_override(&pool, &node, OperatorChange::Cleared);
         Ok(Response::new(node_info(&pool, &node)))
@@ -244,6 +296,7 @@ impl Admin for AdminService {
         &self,
         req: Request<SetWeightRequest>,
     ) -> Result<Response<NodeInfo>, Status> {
+        let actor = caller(&req);
         let r = req.into_inner();
         if r.weight > 1000 {
             return Err(Status::invalid_argument(
@@ -255,12 +308,15 @@ impl Admin for AdminService {
             .cluster
             .set_weight_override(&r.id, weight)
             .ok_or_else(|| not_found(&r.id))?;
+        let what = weight.map_or_else(|| "weight cleared".to_owned(), |w| format!("weight {w}"));
+        self.attribute(&pool, &node, what, actor, &r.reason);
         self.cluster
             .record_override(&pool, &node, OperatorChange::Weight(weight));
         Ok(Response::new(node_info(&pool, &node)))
     }
 
     async fn eject_node(&self, req: Request<EjectRequest>) -> Result<Response<NodeInfo>, Status> {
+        let actor = caller(&req);
         let r = req.into_inner();
         let time = (r.duration_ms > 0).then(|| Duration::from_millis(r.duration_ms));
         let (pool, node) = self
@@ -268,6 +324,8 @@ impl Admin for AdminService {
             .eject(&r.id, time)
             .ok_or_else(|| not_found(&r.id))?;
         let took = time.unwrap_or(pool.settings().ejection.base_time);
+        let what = format!("eject for {}", humantime::format_duration(took));
+        self.attribute(&pool, &node, what, actor, &r.reason);
         self.cluster
             .record_override(&pool, &node, OperatorChange::Ejected(took));
         Ok(Response::new(node_info(&pool, &node)))
@@ -277,10 +335,12 @@ impl Admin for AdminService {
         &self,
         req: Request<NodeRequest>,
     ) -> Result<Response<RemoveResponse>, Status> {
-        let id = req.into_inner().id;
+        let actor = caller(&req);
+        let NodeRequest { id, reason } = req.into_inner();
         let (pool, node) = self.found(&id)?;
         let info = node_info(&pool, &node);
         pool.remove(&id, LeaveReason::RemovedByOperator);
+        self.attribute(&pool, &node, "remove".to_owned(), actor, &reason);
         self.cluster
             .record_override(&pool, &node, OperatorChange::Cleared);
         Ok(Response::new(RemoveResponse { node: Some(info) }))

@@ -5,15 +5,23 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 use tonic::{Request, Status};
 
 use crate::config::read_tokens;
+
+/// Who called, as the request's extensions carry it to the service: the name of the token it
+/// presented (`FILE#N`, the N-th token of that file), `client certificate sha256:...`, or
+/// `anonymous` where no credentials are required.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<str>);
 
 /// What a caller of one service must present.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     tokens: Arc<Vec<String>>,
+    /// Each token's name, by index.
+    names: Arc<Vec<Arc<str>>>,
     /// A client certificate verified by the TLS layer is enough.
     accept_client_cert: bool,
 }
@@ -22,11 +30,21 @@ impl Credentials {
     /// Credentials from token files; `mtls` accepts verified client certificates as well.
     pub fn load(files: &[impl AsRef<Path>], mtls: bool) -> Result<Self, String> {
         let mut tokens = Vec::new();
+        let mut names = Vec::new();
         for f in files {
-            tokens.extend(read_tokens(f.as_ref())?);
+            let file = f.as_ref();
+            let short = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            for (i, t) in read_tokens(file)?.into_iter().enumerate() {
+                tokens.push(t);
+                names.push(Arc::from(format!("token {short}#{}", i + 1)));
+            }
         }
         Ok(Self {
             tokens: Arc::new(tokens),
+            names: Arc::new(names),
             accept_client_cert: mtls,
         })
     }
@@ -36,13 +54,20 @@ impl Credentials {
         !self.tokens.is_empty() || self.accept_client_cert
     }
 
-    /// Checks a request's credentials.
-    pub fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+    /// Checks a request's credentials; returns who the caller is.
+    pub fn check<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
         if !self.required() {
-            return Ok(());
+            return Ok(Caller(Arc::from("anonymous")));
         }
-        if self.accept_client_cert && req.peer_certs().is_some_and(|c| !c.is_empty()) {
-            return Ok(());
+        if self.accept_client_cert {
+            if let Some(cert) = req.peer_certs().and_then(|c| c.first().cloned()) {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(cert.as_ref());
+                let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+                return Ok(Caller(Arc::from(format!(
+                    "client certificate sha256:{hex}"
+                ))));
+            }
         }
         let presented = req
             .metadata()
@@ -52,12 +77,22 @@ impl Credentials {
             .ok_or_else(|| {
                 Status::unauthenticated("missing credentials: send `authorization: Bearer <token>`")
             })?;
-        // Compare against every token, always, so timing tells nothing about which (if any) matched.
-        let ok = self.tokens.iter().fold(0u8, |acc, t| {
-            acc | u8::from(bool::from(t.as_bytes().ct_eq(presented.as_bytes())))
-        });
-        if ok == 1 {
-            Ok(())
+        // Compare against every token, always, so timing tells nothing about which (if any)
+        // matched; the match's index is selected in constant time too.
+        let mut matched = subtle::Choice::from(0);
+        let mut which = 0u64;
+        for (i, t) in self.tokens.iter().enumerate() {
+            let eq = t.as_bytes().ct_eq(presented.as_bytes());
+            which = u64::conditional_select(&which, &(i as u64), eq);
+            matched |= eq;
+        }
+        if bool::from(matched) {
+            let name = usize::try_from(which)
+                .ok()
+                .and_then(|i| self.names.get(i))
+                .cloned()
+                .unwrap_or_else(|| Arc::from("token"));
+            Ok(Caller(name))
         } else {
             Err(Status::unauthenticated("invalid token"))
         }
@@ -69,8 +104,9 @@ impl Credentials {
         self,
         on_refused: fn(),
     ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-        move |req| {
-            self.check(&req).inspect_err(|_| on_refused())?;
+        move |mut req| {
+            let caller = self.check(&req).inspect_err(|_| on_refused())?;
+            req.extensions_mut().insert(caller);
             Ok(req)
         }
     }

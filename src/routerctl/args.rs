@@ -70,6 +70,10 @@ pub struct Global {
     /// Print JSON for scripts instead of tables (field names are the Admin API's).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Why (drain, resume, weight, eject, remove): the routers log it with who asked, and
+    /// `routerctl watch` shows it.
+    #[arg(long, global = true, default_value = "", value_name = "TEXT")]
+    pub reason: String,
 }
 
 impl Global {

@@ -27,6 +27,7 @@ use write::Action;
 /// Runs one command (all but `completions`, which needs no router: see [`completions`]).
 pub async fn run(cli: Cli) -> Result<(), CtlError> {
     let json = cli.global.json;
+    let why = cli.global.reason.as_str();
     let mut routers = Routers::connect(&cli.global.connect()).await?;
     let r = &routers;
     match cli.command {
@@ -34,12 +35,12 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Nodes { pool } => read::nodes(r, pool.as_deref(), json).await,
         Command::Node { id } => read::node(r, &id, json).await,
         Command::Status => read::status(r, json).await,
-        Command::Drain { id, wait: false, .. } => write::act(r, &id, Action::Drain, json).await,
-        Command::Drain { id, timeout, .. } => write::drain_and_wait(r, &id, timeout, json).await,
-        Command::Resume { id } => write::act(r, &id, Action::Resume, json).await,
-        Command::Weight { id, weight, .. } => write::act(r, &id, Action::Weight(weight), json).await,
-        Command::Eject { id, time } => write::act(r, &id, Action::Eject(time), json).await,
-        Command::Remove { id } => write::act(r, &id, Action::Remove, json).await,
+        Command::Drain { id, wait: false, .. } => write::act(r, &id, Action::Drain, why, json).await,
+        Command::Drain { id, timeout, .. } => write::drain_and_wait(r, &id, timeout, why, json).await,
+        Command::Resume { id } => write::act(r, &id, Action::Resume, why, json).await,
+        Command::Weight { id, weight, .. } => write::act(r, &id, Action::Weight(weight), why, json).await,
+        Command::Eject { id, time } => write::act(r, &id, Action::Eject(time), why, json).await,
+        Command::Remove { id } => write::act(r, &id, Action::Remove, why, json).await,
         Command::Reload => write::reload(r, json).await,
         Command::Watch => watch::watch(r, json).await,
         Command::Top { .. } if json => Err(CtlError::Failed(

@@ -46,22 +46,29 @@ impl Action {
         }
     }
 
-    async fn call(self, mut c: Client, id: String) -> Result<NodeInfo, Status> {
-        let node = NodeRequest { id: id.clone() };
+    async fn call(self, mut c: Client, id: String, reason: String) -> Result<NodeInfo, Status> {
+        let node = NodeRequest {
+            id: id.clone(),
+            reason: reason.clone(),
+        };
         let info = match self {
             Self::Drain => c.drain_node(node).await?.into_inner(),
             Self::Resume => c.resume_node(node).await?.into_inner(),
             Self::Weight(w) => {
                 let weight = w.unwrap_or(0);
-                c.set_weight(SetWeightRequest { id, weight })
+                c.set_weight(SetWeightRequest { id, weight, reason })
                     .await?
                     .into_inner()
             }
             Self::Eject(time) => {
                 let duration_ms = time.map_or(0, |t| t.as_millis() as u64);
-                c.eject_node(EjectRequest { id, duration_ms })
-                    .await?
-                    .into_inner()
+                c.eject_node(EjectRequest {
+                    id,
+                    duration_ms,
+                    reason,
+                })
+                .await?
+                .into_inner()
             }
             Self::Remove => c
                 .remove_node(node)
@@ -102,16 +109,19 @@ struct Outcome {
     pools: Option<u32>,
 }
 
-/// Applies `action` to the node `query` names, on every router.
+/// Applies `action` to the node `query` names, on every router, saying `reason`.
 pub async fn act(
     routers: &Routers,
     query: &str,
     action: Action,
+    reason: &str,
     json: bool,
 ) -> Result<(), CtlError> {
     let id = resolve_id(routers, query).await?;
     let answers = routers
-        .all(action.name(), |c| action.call(c, id.clone()))
+        .all(action.name(), |c| {
+            action.call(c, id.clone(), reason.to_owned())
+        })
         .await;
     let outcomes = answers
         .into_iter()
@@ -126,11 +136,14 @@ pub async fn drain_and_wait(
     routers: &Routers,
     query: &str,
     timeout: Duration,
+    reason: &str,
     json: bool,
 ) -> Result<(), CtlError> {
     let id = resolve_id(routers, query).await?;
     let answers = routers
-        .all("drain", |c| Action::Drain.call(c, id.clone()))
+        .all("drain", |c| {
+            Action::Drain.call(c, id.clone(), reason.to_owned())
+        })
         .await;
     let pending: Vec<bool> = answers.iter().map(Result::is_ok).collect();
     let outcomes = answers
@@ -159,7 +172,14 @@ async fn wait_drained(
         let answers = routers
             .all("drain --wait", |mut c| {
                 let id = id.to_owned();
-                async move { c.get_node(NodeRequest { id }).await.map(|r| r.into_inner()) }
+                async move {
+                    c.get_node(NodeRequest {
+                        id,
+                        reason: String::new(),
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+                }
             })
             .await;
         for (i, a) in answers.into_iter().enumerate() {
