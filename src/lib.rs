@@ -35,6 +35,7 @@ pub mod conn_limit;
 pub mod control;
 pub mod daemon;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod protocol;

@@ -23,6 +23,15 @@ pub struct Flags {
     /// TOML file with the same keys as the flags (`routers`, `pool`, `node`, `stats`, ...).
     #[arg(long, short, env = "ROUTER_AGENT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines as `text` (coloured only on a terminal without NO_COLOR) or `json`.
+    #[arg(
+        long,
+        env = "ROUTER_AGENT_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: crate::logging::LogFormat,
     /// A router's control endpoint, `http://host:port` or `https://host:port`; repeat for every
     /// router (each gets its own session). Replaces the file's `routers`.
     #[arg(

@@ -8,12 +8,7 @@ use uwsgi_router::agent::{self, AgentConfig, Flags};
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    uwsgi_router::logging::init(flags.log_format);
     let config = match AgentConfig::load(flags) {
         Ok(c) => c,
         Err(e) => {

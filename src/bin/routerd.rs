@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use uwsgi_router::config::Config;
 use uwsgi_router::daemon::{Daemon, Signals};
+use uwsgi_router::logging::{self, LogFormat};
 
 /// Routes uwsgi requests (from nginx `uwsgi_pass` or any uwsgi client) across pools of uWSGI nodes.
 #[derive(Debug, Parser)]
@@ -18,16 +19,14 @@ struct Args {
     /// Validate FILE and exit: 0 if it is usable, 1 with every problem listed if not.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
+    /// Log lines as `text` (coloured only on a terminal without NO_COLOR) or `json`; default:
+    /// the config's `log_format`, else text.
+    #[arg(long, env = "ROUTERD_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     if let Some(path) = &args.check_config {
         return match Config::load(path) {
             Ok(_) => {
@@ -50,6 +49,7 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    logging::init(args.log_format.unwrap_or(config.log_format));
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     runtime.block_on(async move {
         let signals = match Signals::install() {

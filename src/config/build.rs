@@ -31,6 +31,7 @@ impl Config {
             timeouts: raw.timeouts,
             default_pool: raw.default_pool,
             state_file: state_file(&raw.state_file, &mut p),
+            log_format: raw.log_format,
             pools,
             routes,
             control,

@@ -24,6 +24,8 @@ pub struct Config {
     pub default_pool: String,
     /// Where operators' overrides are kept across restarts (read at start only).
     pub state_file: Option<std::path::PathBuf>,
+    /// How log lines are written (read at start only; `--log-format` wins).
+    pub log_format: crate::logging::LogFormat,
     /// Pools by name.
     pub pools: BTreeMap<String, PoolConfig>,
     /// Routing rules, most specific match wins.

@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     pub(super) default_pool: String,
     /// Where operators' drains, weights and ejections are kept across restarts; "" = nowhere.
     pub(super) state_file: String,
+    /// `text` or `json` (read at start).
+    pub(super) log_format: crate::logging::LogFormat,
     /// Pools by name.
     pub(super) pools: BTreeMap<String, RawPool>,
     /// Routing rules, most specific match wins.
@@ -55,6 +57,7 @@ impl Default for RawConfig {
             timeouts: TimeoutsConfig::default(),
             default_pool: "default".to_owned(),
             state_file: String::new(),
+            log_format: crate::logging::LogFormat::default(),
             pools,
             routes: Vec::new(),
             control: RawControl::default(),
