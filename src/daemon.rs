@@ -207,6 +207,8 @@ impl Daemon {
                 .clone()
                 .follow_pool_changes(daemon.shutdown.clone()),
         );
+        crate::notify::spawn_watchdog(daemon.ops_stop.clone());
+        crate::notify::ready();
         Ok(daemon)
     }
 
@@ -288,6 +290,7 @@ impl Daemon {
     /// sending first), stops accepting, lets in-flight sessions finish within the grace period,
     /// writes out the access log, then stops the metrics listener and returns.
     pub async fn shutdown(self) {
+        crate::notify::stopping();
         self.ready.set(false);
         let delay = self.dispatcher.config().timeouts.shutdown_delay;
         if !delay.is_zero() {

@@ -38,6 +38,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod protocol;
 pub mod proxy;
 pub mod reloader;

@@ -62,6 +62,9 @@ impl Reloader {
 
     /// Re-reads the config file and applies it. On error the old config stays in force.
     pub fn reload(&self) -> Result<(), ConfigError> {
+        crate::notify::reloading();
+        // Ready again whatever the outcome: a refused file leaves the old config serving.
+        let _ready = ReadyAgain;
         let config = match &self.path {
             Some(path) => Config::load(path),
             None => Ok(Config::default()),
@@ -114,5 +117,14 @@ impl RouterControl for Reloader {
             config_loaded_unix: self.loaded_unix.load(Relaxed),
             router_id: b.router_id,
         }
+    }
+}
+
+/// Tells systemd the service is ready again when a reload ends, however it ends.
+struct ReadyAgain;
+
+impl Drop for ReadyAgain {
+    fn drop(&mut self) {
+        crate::notify::ready();
     }
 }
