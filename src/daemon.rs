@@ -74,6 +74,7 @@ impl Daemon {
         if config.metrics.listen.is_some() {
             // Before the cluster: its pools register their series with the recorder.
             metrics::install();
+            metrics::config_reload_series();
         }
         let access_log = start_access_log(&config.access_log)?;
         let cluster = Arc::new(Cluster::default());

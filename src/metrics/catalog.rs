@@ -191,6 +191,22 @@ pub const CONFIG_RELOADS: Family = family(
     &["result"],
     "Config reloads, by result: ok or error.",
 );
+/// Whether the last reload applied.
+pub const CONFIG_LAST_RELOAD_SUCCESS: Family = family(
+    FromRecorder,
+    G,
+    "uwsgi_router_config_last_reload_success",
+    &[],
+    "1 if the last config reload applied (or none was tried), 0 if it was refused.",
+);
+/// When the last reload was tried.
+pub const CONFIG_LAST_RELOAD_TIME: Family = family(
+    FromRecorder,
+    G,
+    "uwsgi_router_config_last_reload_timestamp_seconds",
+    &[],
+    "Unix time of the last config reload tried (0: none since the start).",
+);
 /// Build information, constant 1.
 pub const BUILD_INFO: Family = family(
     FromRecorder,
@@ -345,6 +361,8 @@ pub const FAMILIES: &[Family] = &[
     CLIENT_CONNECTIONS,
     HTTP_REQUESTS,
     CONFIG_RELOADS,
+    CONFIG_LAST_RELOAD_SUCCESS,
+    CONFIG_LAST_RELOAD_TIME,
     BUILD_INFO,
     REGISTRATIONS,
     REJECTIONS,

@@ -90,6 +90,17 @@ pub fn http_request() {
 /// A config reload finished: `ok` or `error`.
 pub fn config_reload(result: &'static str) {
     counter!(CONFIG_RELOADS.name, "result" => result).increment(1);
+    gauge!(CONFIG_LAST_RELOAD_SUCCESS.name).set(if result == "ok" { 1.0 } else { 0.0 });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    gauge!(CONFIG_LAST_RELOAD_TIME.name).set(now);
+}
+
+/// The series of the last reload, before any (so an alert on them has data from the start).
+pub fn config_reload_series() {
+    gauge!(CONFIG_LAST_RELOAD_SUCCESS.name).set(1.0);
+    gauge!(CONFIG_LAST_RELOAD_TIME.name).set(0.0);
 }
 
 /// A node registered (or subscribed) into `pool`.
