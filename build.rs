@@ -25,9 +25,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    if let Some(commit) = commit {
+    if let Some(commit) = &commit {
         println!("cargo:rustc-env=UWSGI_ROUTER_GIT_COMMIT={commit}");
     }
+    // What `--version` prints: the version and the commit it was built from.
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    let commit = commit.as_deref().unwrap_or("unknown");
+    println!("cargo:rustc-env=UWSGI_ROUTER_VERSION={version} (commit {commit})");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
     Ok(())

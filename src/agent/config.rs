@@ -15,7 +15,7 @@ use crate::config::{ConfigError, Problems};
 #[derive(Debug, Default, clap::Parser)]
 #[command(
     name = "router-agent",
-    version,
+    version = env!("UWSGI_ROUTER_VERSION"),
     about = "Registers a uWSGI node with every uwsgi-router routerd, reports its load from uWSGI's \
              stats server each interval, and on SIGTERM drains it everywhere before exiting."
 )]

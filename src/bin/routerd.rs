@@ -10,7 +10,7 @@ use uwsgi_router::logging::{self, LogFormat};
 
 /// Routes uwsgi requests (from nginx `uwsgi_pass` or any uwsgi client) across pools of uWSGI nodes.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = env!("UWSGI_ROUTER_VERSION"), about)]
 struct Args {
     /// Config file (TOML). Without one, embedded defaults: listen on 127.0.0.1:3031, one empty
     /// default pool.

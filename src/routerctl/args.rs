@@ -15,9 +15,10 @@ pub const DEFAULT_ROUTER: &str = "http://127.0.0.1:9032";
 #[derive(Debug, Parser)]
 #[command(
     name = "routerctl",
-    version,
+    version = env!("UWSGI_ROUTER_VERSION"),
     after_help = "Node ids may be shortened to a unique prefix, as git does with commits.\n\
-                  Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 router unreachable or unauthorised."
+                  Exit codes: 0 ok, 1 the operation failed, 2 usage, 3 router unreachable or unauthorised,\n\
+                  4 partial (some routers answered, others could not be reached)."
 )]
 pub struct Cli {
     /// Which routers, and how to reach them.
