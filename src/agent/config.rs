@@ -11,6 +11,11 @@ use serde::Deserialize;
 use super::addr::SocketTarget;
 use crate::config::{ConfigError, Problems};
 
+pub use router::{DnsName, RouterTarget};
+
+/// How often `dns:///` names are resolved again unless configured.
+const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// `router-agent`'s command line. Every flag but `--config` overrides the same key of the file.
 #[derive(Debug, Default, clap::Parser)]
 #[command(
@@ -32,8 +37,10 @@ pub struct Flags {
         value_name = "FORMAT"
     )]
     pub log_format: crate::logging::LogFormat,
-    /// A router's control endpoint, `http://host:port` or `https://host:port`; repeat for every
-    /// router (each gets its own session). Replaces the file's `routers`.
+    /// A router's control endpoint, `http://host:port` or `https://host:port`, or a DNS name
+    /// listing the routers, `dns:///NAME:PORT` (`dns+https:///NAME:PORT` for TLS): a session per
+    /// address, re-resolved each --router-resolve-interval. Repeat or comma-separate; replaces the
+    /// file's `routers`.
     #[arg(
         long = "router",
         env = "ROUTER_AGENT_ROUTER",
@@ -41,6 +48,10 @@ pub struct Flags {
         value_name = "URL"
     )]
     pub routers: Vec<String>,
+    /// How often `dns:///` names are resolved again: new addresses get a session, gone ones are
+    /// drained and left (default 30s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub router_resolve_interval: Option<Duration>,
     /// The pool to join (configured on the routers).
     #[arg(long, env = "ROUTER_AGENT_POOL", value_name = "NAME")]
     pub pool: Option<String>,
@@ -97,9 +108,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// Router control endpoints.
+    /// Router control endpoints and `dns:///` names.
     #[serde(default)]
     pub routers: Vec<String>,
+    /// Re-resolve interval of `dns:///` names.
+    #[serde(default, with = "humantime_serde")]
+    pub router_resolve_interval: Option<Duration>,
     /// Pool to join.
     pub pool: Option<String>,
     /// The node's uwsgi socket.
@@ -156,8 +170,10 @@ pub struct TlsFiles {
 /// The validated agent configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
-    /// Router control endpoints (`http://` or `https://`), one session each.
-    pub routers: Vec<String>,
+    /// Router URLs (one session each) and DNS names (one session per address).
+    pub routers: Vec<RouterTarget>,
+    /// How often the DNS names of `routers` are resolved again.
+    pub router_resolve_interval: Duration,
     /// Pool to join.
     pub pool: String,
     /// The node's uwsgi socket, as announced.
@@ -217,12 +233,17 @@ impl AgentConfig {
         let tls_ca = flags.tls_ca.or(file.tls_ca);
         let tls_cert = flags.tls_cert.or(file.tls_cert);
         let tls_key = flags.tls_key.or(file.tls_key);
+        let routers = router::parse_routers(&routers, tls_ca.is_some(), &mut p);
+        let resolve_interval = flags
+            .router_resolve_interval
+            .or(file.router_resolve_interval);
         let config = Self {
             node_id: flags
                 .node_id
                 .or(file.node_id)
                 .unwrap_or_else(|| default_node_id(&node)),
             node,
+            router_resolve_interval: resolve_interval.unwrap_or(DEFAULT_RESOLVE_INTERVAL),
             routers,
             pool: flags.pool.or(file.pool).unwrap_or_default(),
             stats: parse_stats(flags.stats.or(file.stats), &mut p),
@@ -250,6 +271,16 @@ impl AgentConfig {
             metrics: parse_metrics(flags.metrics.or(file.metrics), &mut p),
         };
         config.check(&mut p);
+        let has_name = config
+            .routers
+            .iter()
+            .any(|r| matches!(r, RouterTarget::Dns(_)));
+        if resolve_interval.is_some() && !has_name {
+            p.add(
+                "router_resolve_interval",
+                "only used with a dns:/// router (--router dns:///NAME:PORT)",
+            );
+        }
         if health_host.is_some() && health_path.is_none() {
             p.add("health_host", "needs health_path (--health-path)");
         }
@@ -313,6 +344,7 @@ fn default_node_id(node: &str) -> String {
     node.replace(['[', ']'], "")
 }
 
+mod router;
 mod validate;
 
 #[cfg(test)]

@@ -20,6 +20,11 @@ pub struct AgentCounters {
     pub announces: AtomicU64,
     /// Announces the routers refused.
     pub rejections: AtomicU64,
+    /// Routers the agent keeps a session with right now: its URLs and the addresses of its DNS
+    /// names (a gauge).
+    pub routers: AtomicU64,
+    /// Resolutions of a `dns:///` router name that failed (error, timeout, no address).
+    pub resolve_failures: AtomicU64,
     /// Routers with an accepted session right now (a gauge).
     pub connected_routers: AtomicU64,
     /// 1 while the node answers its stats (and active check), else 0.
@@ -48,8 +53,8 @@ impl AgentCounters {
         }
     }
 
-    /// The Prometheus text format of every agent metric; `info` labels the info series.
-    pub fn render(&self, node: &str, pool: &str, routers: usize) -> String {
+    /// The Prometheus text format of every agent metric; `node` and `pool` label the info series.
+    pub fn render(&self, node: &str, pool: &str) -> String {
         let mut out = String::with_capacity(2048);
         let info = format!(
             "node=\"{}\",pool=\"{}\",version=\"{}\"",
@@ -63,7 +68,7 @@ impl AgentCounters {
         );
         let _ = writeln!(out, "# TYPE uwsgi_router_agent_info gauge");
         let _ = writeln!(out, "uwsgi_router_agent_info{{{info}}} 1");
-        let series: [(&str, &str, &str, u64); 11] = [
+        let series: [(&str, &str, &str, u64); 12] = [
             (
                 "reports_sent_total",
                 "counter",
@@ -94,7 +99,18 @@ impl AgentCounters {
                 "Announces refused by routers.",
                 self.rejections.load(Relaxed),
             ),
-            ("routers", "gauge", "Routers configured.", routers as u64),
+            (
+                "routers",
+                "gauge",
+                "Routers with a session: the URLs and the addresses of the dns:/// names.",
+                self.routers.load(Relaxed),
+            ),
+            (
+                "router_resolve_failures_total",
+                "counter",
+                "Failed resolutions of a dns:/// router name (the routers it gave are kept).",
+                self.resolve_failures.load(Relaxed),
+            ),
             (
                 "connected_routers",
                 "gauge",
@@ -172,12 +188,14 @@ mod tests {
             listen_queue: 7,
             ..NodeLoad::default()
         }));
-        let text = c.render("app-1:3031", "web", 2);
+        c.routers.store(2, Relaxed);
+        let text = c.render("app-1:3031", "web");
         for line in [
             "uwsgi_router_agent_info{node=\"app-1:3031\",pool=\"web\",version=",
             "# TYPE uwsgi_router_agent_reports_sent_total counter",
             "uwsgi_router_agent_reports_sent_total 1",
             "uwsgi_router_agent_routers 2",
+            "uwsgi_router_agent_router_resolve_failures_total 0",
             "uwsgi_router_agent_node_up 1",
             "uwsgi_router_agent_node_capacity 4",
             "uwsgi_router_agent_node_busy_workers 3",
@@ -186,9 +204,7 @@ mod tests {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
         c.node_state(None);
-        assert!(c
-            .render("a", "b", 1)
-            .contains("uwsgi_router_agent_node_up 0"));
+        assert!(c.render("a", "b").contains("uwsgi_router_agent_node_up 0"));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

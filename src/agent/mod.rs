@@ -5,15 +5,19 @@
 //! Inside: `probe` reads the node each interval ([`stats`], [`health`]) and publishes its state
 //! on a watch channel; each router's `session` loop follows it, reporting while the node
 //! answers and ending its session while it does not (the node then leaves when its lease runs
-//! out, and is re-announced when it answers again).
+//! out, and is re-announced when it answers again). `discovery` decides which routers those
+//! are (the URLs given, and the addresses of `dns:///` names, re-resolved), and `router_set`
+//! starts and closes their sessions.
 
 mod addr;
 mod backoff;
 pub mod config;
 mod counters;
 mod credentials;
+mod discovery;
 pub mod health;
 mod probe;
+mod router_set;
 mod session;
 pub mod stats;
 
@@ -22,27 +26,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 
 pub use addr::SocketTarget;
-pub use config::{AgentConfig, Flags};
+pub use config::{AgentConfig, DnsName, Flags, RouterTarget};
 pub use counters::AgentCounters;
 pub use credentials::CredentialsError;
 
 use crate::api::Announce;
 use crate::http::{Endpoints, Readiness};
+use discovery::Discovery;
 use health::HealthCheck;
 use probe::Probe;
-use session::{RouterLink, LEAVE_GRACE};
-
-/// Time to open a TCP (and TLS) connection to a router.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// HTTP/2 pings on router connections: a router that vanished without closing its sockets is
-/// noticed within interval + timeout.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+use router_set::{RouterSet, SessionParts};
+use session::LEAVE_GRACE;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +69,14 @@ pub enum AgentError {
     Signals(std::io::Error),
 }
 
-/// A running agent: the probe, one session task per router, and the metrics listener.
+/// A running agent: the probe, the discovery task with one session task per router, and the
+/// metrics listener.
 #[derive(Debug)]
 pub struct Agent {
     counters: Arc<AgentCounters>,
     stop_sessions: CancellationToken,
     stop_probe: CancellationToken,
-    sessions: JoinSet<()>,
+    routers: JoinHandle<()>,
     probe: tokio::task::JoinHandle<()>,
     drain_timeout: Duration,
     metrics_addr: Option<SocketAddr>,
@@ -99,45 +98,44 @@ impl Agent {
             );
         }
         let tls = credentials::tls_config(&config.tls)?;
-        let endpoints = config
-            .routers
-            .iter()
-            .map(|url| endpoint(url, tls.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
         let counters = Arc::new(AgentCounters::default());
         let stop_probe = CancellationToken::new();
         let ready = Readiness::new(true);
-        let metrics_addr = serve_metrics(&config, &counters, &ready, &stop_probe)?;
         let (tx, rx) = watch::channel(None);
-        let stop_sessions = CancellationToken::new();
         let announce = announce(&config);
-        let mut sessions = JoinSet::new();
-        for (url, endpoint) in config.routers.iter().zip(endpoints) {
-            let link = RouterLink {
-                url: url.clone(),
-                endpoint,
-                announce: announce.clone(),
-                bearer: bearer.clone(),
-                interval: config.interval,
-                drain_timeout: config.drain_timeout,
-                node: rx.clone(),
-                counters: counters.clone(),
-                stop: stop_sessions.clone(),
-            };
-            sessions.spawn(link.run());
-        }
+        let parts = SessionParts {
+            announce: announce.clone(),
+            bearer,
+            tls,
+            interval: config.interval,
+            drain_timeout: config.drain_timeout,
+            node: rx,
+            counters: counters.clone(),
+        };
+        check_endpoints(&parts, &config.routers)?;
+        let metrics_addr = serve_metrics(&config, &counters, &ready, &stop_probe)?;
+        let stop_sessions = CancellationToken::new();
+        let discovery = Discovery {
+            routers: RouterSet::new(parts, stop_sessions.clone()),
+            targets: config.routers.clone(),
+            every: config.router_resolve_interval,
+            counters: counters.clone(),
+            stop: stop_sessions.clone(),
+        };
+        let routers = tokio::spawn(discovery.run());
         let probe = tokio::spawn(probe(&config, &counters).run(tx, stop_probe.clone()));
+        let listed: Vec<String> = config.routers.iter().map(ToString::to_string).collect();
         tracing::info!(
             node = announce.node_id,
             pool = announce.pool,
-            routers = config.routers.len(),
+            routers = ?listed,
             "agent started"
         );
         Ok(Self {
             counters,
             stop_sessions,
             stop_probe,
-            sessions,
+            routers,
             probe,
             drain_timeout: config.drain_timeout,
             metrics_addr,
@@ -161,10 +159,13 @@ impl Agent {
         self.ready.set(false);
         self.stop_sessions.cancel();
         let bound = self.drain_timeout + LEAVE_GRACE + Duration::from_secs(1);
-        let all = async { while self.sessions.join_next().await.is_some() {} };
-        if tokio::time::timeout(bound, all).await.is_err() {
+        if tokio::time::timeout(bound, &mut self.routers)
+            .await
+            .is_err()
+        {
             tracing::warn!("router sessions did not finish in time; stopping them");
-            self.sessions.abort_all();
+            self.routers.abort();
+            let _ = (&mut self.routers).await;
         }
         self.stop_probe.cancel();
         let _ = self.probe.await;
@@ -225,14 +226,13 @@ fn serve_metrics(
     std_listener.set_nonblocking(true).map_err(listen_error)?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;
-    let (c, node, pool, routers) = (
+    let (c, node, pool) = (
         counters.clone(),
         config.node_id.clone(),
         config.pool.clone(),
-        config.routers.len(),
     );
     let endpoints = Endpoints {
-        metrics: Arc::new(move || c.render(&node, &pool, routers)),
+        metrics: Arc::new(move || c.render(&node, &pool)),
         ready: ready.clone(),
     };
     tokio::spawn(crate::http::serve(listener, endpoints, stop.clone()));
@@ -254,28 +254,27 @@ fn announce(config: &AgentConfig) -> Announce {
     }
 }
 
-/// The gRPC endpoint of one router: connect timeout, HTTP/2 keepalive, TLS for `https://`.
-fn endpoint(
-    url: &str,
-    tls: Option<&tonic::transport::ClientTlsConfig>,
-) -> Result<Endpoint, AgentError> {
-    let bad = |e: tonic::transport::Error| AgentError::Router {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    };
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(bad)?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true);
-    if url.starts_with("https://") {
-        let tls = tls.cloned().ok_or_else(|| AgentError::Router {
-            url: url.to_owned(),
-            reason: "https needs tls_ca".to_owned(),
-        })?;
-        endpoint = endpoint.tls_config(tls).map_err(bad)?;
+/// Builds the endpoint of every kind of router URL `routers` can give (a `dns:///` name's with
+/// a placeholder address), so a URL or TLS setting the transport refuses stops the start.
+fn check_endpoints(parts: &SessionParts, routers: &[RouterTarget]) -> Result<(), AgentError> {
+    for target in routers {
+        match target {
+            RouterTarget::Url(url) => parts.endpoint(url, None).map(drop)?,
+            RouterTarget::Dns(name) => {
+                let url = name.url(std::net::Ipv4Addr::LOCALHOST.into());
+                let tls_name = name.tls.then_some(name.host.as_str());
+                parts
+                    .endpoint(&url, tls_name)
+                    .map_err(|e| match e {
+                        AgentError::Router { reason, .. } => AgentError::Router {
+                            url: name.to_string(),
+                            reason,
+                        },
+                        other => other,
+                    })
+                    .map(drop)?
+            }
+        }
     }
-    Ok(endpoint)
+    Ok(())
 }

@@ -23,6 +23,10 @@ const MINIMAL: &[&str] = &[
     "127.0.0.1:9191",
 ];
 
+fn url(s: &str) -> RouterTarget {
+    RouterTarget::Url(s.to_owned())
+}
+
 fn problems(result: Result<AgentConfig, ConfigError>) -> Vec<String> {
     match result {
         Err(ConfigError::Invalid(p)) => p.lines().to_vec(),
@@ -33,7 +37,8 @@ fn problems(result: Result<AgentConfig, ConfigError>) -> Vec<String> {
 #[test]
 fn minimal_flags_get_defaults() {
     let c = AgentConfig::merge(FileConfig::default(), flags(MINIMAL)).unwrap();
-    assert_eq!(c.routers, ["http://127.0.0.1:9032"]);
+    assert_eq!(c.routers, [url("http://127.0.0.1:9032")]);
+    assert_eq!(c.router_resolve_interval, Duration::from_secs(30));
     assert_eq!(c.pool, "web");
     assert_eq!(
         c.node_id, "127.0.0.1:3031",
@@ -149,13 +154,74 @@ fn flags_override_the_file() {
     let c = AgentConfig::merge(file, f).unwrap();
     assert_eq!(
         c.routers,
-        ["http://127.0.0.1:9032"],
+        [url("http://127.0.0.1:9032")],
         "--router replaces the list"
     );
     assert_eq!(c.weight, 7);
     assert_eq!(c.labels["zone"], "c", "a flag label overrides that key");
     assert_eq!(c.labels["host"], "app-5", "other file labels stay");
     assert_eq!(c.pool, "web");
+}
+
+#[test]
+fn dns_names_mix_with_urls_and_are_resolved_each_interval() {
+    let mut args = MINIMAL.to_vec();
+    args.extend([
+        "--router",
+        "dns:///routerd-headless.web.svc:9032,http://10.0.0.9:9032",
+        "--router-resolve-interval",
+        "5s",
+    ]);
+    let c = AgentConfig::merge(FileConfig::default(), flags(&args)).unwrap();
+    let name = DnsName {
+        host: "routerd-headless.web.svc".into(),
+        port: 9032,
+        tls: false,
+    };
+    assert_eq!(
+        c.routers,
+        [
+            url("http://127.0.0.1:9032"),
+            RouterTarget::Dns(name),
+            url("http://10.0.0.9:9032")
+        ]
+    );
+    assert_eq!(c.router_resolve_interval, Duration::from_secs(5));
+    let file = FileConfig::parse(
+        "routers = [\"dns:///routers.test:9032\"]\nrouter_resolve_interval = \"2m\"\n",
+    )
+    .unwrap();
+    let c = AgentConfig::merge(file, flags(&MINIMAL[2..])).unwrap();
+    assert_eq!(c.routers.len(), 1);
+    assert_eq!(c.router_resolve_interval, Duration::from_secs(120));
+}
+
+#[test]
+fn the_resolve_interval_is_bounded_and_needs_a_name() {
+    let mut args = MINIMAL.to_vec();
+    args.extend(["--router-resolve-interval", "10s"]);
+    let p = problems(AgentConfig::merge(FileConfig::default(), flags(&args)));
+    assert_eq!(
+        p,
+        ["router_resolve_interval: only used with a dns:/// router (--router dns:///NAME:PORT)"]
+    );
+    for bad in ["500ms", "2h"] {
+        let args = [
+            "--router",
+            "dns:///routers.test:9032",
+            "--router-resolve-interval",
+            bad,
+        ];
+        let mut all = args.to_vec();
+        all.extend_from_slice(&MINIMAL[2..]);
+        let p = problems(AgentConfig::merge(FileConfig::default(), flags(&all)));
+        assert!(
+            p.len() == 1
+                && p[0].starts_with("router_resolve_interval: ")
+                && p[0].contains("1s..1h"),
+            "{bad}: {p:?}"
+        );
+    }
 }
 
 #[test]

@@ -11,11 +11,14 @@ use crate::config::Problems;
 const MAX_INTERVAL: Duration = Duration::from_secs(20);
 /// Shortest accepted report interval (routerd drops reports faster than 100 ms by default).
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Bounds of the re-resolve interval of `dns:///` names: more often than each second is load on
+/// the resolver for nothing; less often than hourly leaves new routers without nodes.
+const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_RESOLVE_INTERVAL: Duration = Duration::from_secs(3600);
 
 impl AgentConfig {
     /// Checks every value, adding one problem per bad key to `p`.
     pub(super) fn check(&self, p: &mut Problems) {
-        self.check_routers(p);
         if self.pool.is_empty() {
             p.add("pool", "required (--pool NAME)");
         }
@@ -43,6 +46,12 @@ impl AgentConfig {
                 format_args!("{:?} is not in 100ms..20s", self.interval),
             );
         }
+        if !(MIN_RESOLVE_INTERVAL..=MAX_RESOLVE_INTERVAL).contains(&self.router_resolve_interval) {
+            p.add(
+                "router_resolve_interval",
+                format_args!("{:?} is not in 1s..1h", self.router_resolve_interval),
+            );
+        }
         if self.drain_timeout > Duration::from_secs(3600) {
             p.add("drain_timeout", "is longer than 1h");
         }
@@ -58,37 +67,6 @@ impl AgentConfig {
                     "health_host",
                     format_args!("{:?} is not a host name", h.host),
                 );
-            }
-        }
-    }
-
-    fn check_routers(&self, p: &mut Problems) {
-        if self.routers.is_empty() {
-            p.add("routers", "at least one router is needed (--router URL)");
-        }
-        for (i, url) in self.routers.iter().enumerate() {
-            let key = format!("routers[{i}]");
-            match url.split_once("://") {
-                Some(("http", rest)) | Some(("https", rest))
-                    if !rest.is_empty() && !rest.starts_with('/') =>
-                {
-                    if tonic::transport::Endpoint::from_shared(url.clone()).is_err() {
-                        p.add(&key, format_args!("{url:?} is not a valid URL"));
-                    }
-                }
-                _ => p.add(
-                    &key,
-                    format_args!("{url:?} is not http://host:port or https://host:port"),
-                ),
-            }
-            if url.starts_with("https://") && self.tls.ca.is_none() {
-                p.add(
-                    &key,
-                    "https needs tls_ca (--tls-ca FILE): the CA the router's certificate chains to",
-                );
-            }
-            if self.routers[..i].contains(url) {
-                p.add(&key, format_args!("{url:?} is listed twice"));
             }
         }
     }
