@@ -22,9 +22,13 @@ mod fakes;
 /// Agent flags and configs.
 mod setup;
 
+/// A private /etc/hosts for an agent process.
+mod hosts;
+
 pub use fake_registry::{FakeRegistry, Script, Seen};
 pub use fake_stats::{fixture, FakeStats};
 pub use fakes::Fakes;
+pub use hosts::HostsFile;
 pub use setup::{AgentSetup, AGENT};
 
 /// The agents' report interval in these tests.

@@ -19,11 +19,18 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// Writes into `dir`: `ca.pem`/`ca.key`, `router.pem`/`router.key` (a server certificate for
 /// 127.0.0.1 and localhost) and `{client}.pem`/`{client}.key` (a client certificate).
 pub fn make_certs(dir: &Path, client: &str) {
+    make_certs_for(dir, client, "IP:127.0.0.1,DNS:localhost");
+}
+
+/// Like [`make_certs`], the router's certificate valid for `router_names` only (openssl's
+/// subjectAltName list, e.g. `DNS:routers.test`).
+pub fn make_certs_for(dir: &Path, client: &str, router_names: &str) {
     let ca =
         "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem";
     openssl(dir, &ca.split(' ').collect::<Vec<_>>());
+    let router_ext = format!("subjectAltName={router_names}");
     for (name, ext) in [
-        ("router", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ("router", router_ext.as_str()),
         (client, "extendedKeyUsage=clientAuth"),
     ] {
         let req = format!(
