@@ -2,7 +2,7 @@
 //! unknown or misplaced field fails), the routers' ConfigMap holds a routerd.toml that
 //! `routerd --check-config` accepts, the placeholder tokens of the Secret are refused until
 //! replaced, and the pieces are wired to each other: config and token paths, probe and scrape
-//! ports, and the agent sidecar's routers, node, stats and flags. The schemas come with the
+//! ports, and the agent sidecar's routers (the headless Service's name), node, stats and flags. The schemas come with the
 //! PyPI package kubernetes-validate, which `bash tests/run.sh` installs into a venv under
 //! target/ (or set KUBERNETES_VALIDATE to its path).
 
@@ -15,7 +15,7 @@ use clap::Parser;
 use serde_json::Value;
 use support::command::{run, said};
 use support::programs::repo_path;
-use uwsgi_router::agent::{AgentConfig, Flags};
+use uwsgi_router::agent::{AgentConfig, Flags, RouterTarget};
 
 /// Kubernetes versions checked: an old one still in service, and the newest bundled.
 const VERSIONS: [&str; 2] = ["1.28.0", "1.37.0"];
@@ -137,9 +137,10 @@ fn the_routers_config_passes_check_config_and_placeholder_tokens_do_not() {
     );
 }
 
-/// Probes and Prometheus annotations use the metrics listener of routerd.toml, the agents'
-/// router URLs name every replica of the StatefulSet on the control port, and the sidecar's
-/// flags are a valid router-agent configuration whose node and stats match uWSGI's.
+/// Probes and Prometheus annotations use the metrics listener of routerd.toml, the agents find
+/// the routers by the name of the StatefulSet's headless Service on the control port (soon
+/// enough for a new router's readiness delay), and the sidecar's flags are a valid router-agent
+/// configuration whose node and stats match uWSGI's.
 #[test]
 fn probes_scrapes_and_the_agent_sidecar_are_wired_to_the_routers() {
     let docs = all_documents();
@@ -196,14 +197,12 @@ fn probes_scrapes_and_the_agent_sidecar_are_wired_to_the_routers() {
     };
 
     let service = sts["spec"]["serviceName"].as_str().unwrap();
-    let replicas = sts["spec"]["replicas"].as_u64().unwrap();
-    let expected: Vec<String> = (0..replicas)
-        .map(|i| format!("http://uwsgi-router-{i}.{service}:{control}"))
-        .collect();
+    let namespace = sts["metadata"]["namespace"].as_str().unwrap();
+    let name = format!("{service}.{namespace}.svc");
     assert_eq!(
         flag(&agent_args, "--router"),
-        expected.join(","),
-        "the agent must register with every router"
+        format!("dns:///{name}:{control}"),
+        "the agent must register with every router: each address of the headless Service"
     );
     let headless = find(&docs, "Service", service);
     assert_eq!(
@@ -246,7 +245,24 @@ fn probes_scrapes_and_the_agent_sidecar_are_wired_to_the_routers() {
     let flags = Flags::try_parse_from(&filled).expect("router-agent accepts the sidecar's flags");
     let agent = AgentConfig::load(flags).expect("the sidecar's flags are a valid agent config");
     assert_eq!(agent.node, "10.1.2.3:3031");
-    assert_eq!(agent.routers.len() as u64, replicas);
+    let [RouterTarget::Dns(routers)] = &agent.routers[..] else {
+        panic!("one dns:/// name expected: {:?}", agent.routers);
+    };
+    assert_eq!(
+        (routers.host.as_str(), u64::from(routers.port)),
+        (name.as_str(), control)
+    );
+    // A new router becomes ready once the agents have found it: a re-resolve interval, the
+    // cluster DNS's TTL (5 s) and an announce.
+    let ready_after = router["readinessProbe"]["initialDelaySeconds"]
+        .as_u64()
+        .unwrap();
+    let found_within = agent.router_resolve_interval.as_secs() + 5 + 1;
+    assert!(
+        ready_after >= found_within,
+        "readinessProbe.initialDelaySeconds {ready_after} is shorter than the {found_within} s \
+         the agents may take to find a new router"
+    );
     let token_mount = mount_of(
         &docs,
         container("router-agent"),
