@@ -86,6 +86,10 @@ pub(crate) struct Args {
     /// Heterogeneous pool: uWSGI processes per node.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     hetero_processes: u32,
+    /// The nodes behind the front group, one run of the group each: `fast` (the fast nodes),
+    /// `uwsgi` (3 uWSGI Python nodes, `--hetero-processes` each, no sleep).
+    #[arg(long, value_delimiter = ',', default_value = "fast")]
+    front_nodes: Vec<front::NodeKind>,
     /// The HAProxy binary (front group; Debian's haproxy).
     #[arg(long, default_value = "haproxy")]
     haproxy: PathBuf,
@@ -179,15 +183,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report::print_targets(&rows, mem.as_ref());
     }
     let front = front::wanted(&bench);
-    if !front.is_empty() {
-        let rows = front::run(&mut bench, &front).await;
-        front::report::print(
-            &rows,
-            args.concurrency,
-            args.rounds,
-            args.duration,
-            args.nodes,
-        );
+    for kind in args.front_nodes.iter().filter(|_| !front.is_empty()) {
+        let rows = front::run(&mut bench, &front, *kind).await;
+        let nodes = kind.describe(args.nodes, args.hetero_processes);
+        front::report::print(&rows, args.concurrency, args.rounds, args.duration, &nodes);
     }
     if hetero::wanted(&bench) {
         let h = hetero::run(&mut bench).await;

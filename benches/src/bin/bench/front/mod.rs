@@ -7,8 +7,10 @@
 pub(crate) mod report;
 mod stack;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use uwsgi_router_bench::child::Child;
 use uwsgi_router_bench::http_load::{self, HttpLoadConfig, HttpLoadReport};
 use uwsgi_router_bench::procfs::{machine_cpu, tree_cpu, CpuTime};
 
@@ -85,6 +87,28 @@ impl Phase {
     }
 }
 
+/// The nodes behind every phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum NodeKind {
+    /// The bench's own `fast-node`s.
+    Fast,
+    /// uWSGI nodes running the heterogeneous pool's WSGI app without its sleep
+    /// (`--hetero-processes` processes each).
+    Uwsgi,
+}
+
+impl NodeKind {
+    /// How the table's intro names them.
+    pub(crate) fn describe(self, count: usize, processes: u32) -> String {
+        match self {
+            Self::Fast => format!("{count} fast nodes"),
+            Self::Uwsgi => format!(
+                "{count} uWSGI Python nodes ({processes} processes each, the WSGI app answering at once)"
+            ),
+        }
+    }
+}
+
 /// One phase's rounds.
 pub(crate) struct Row {
     pub(crate) phase: Phase,
@@ -144,9 +168,12 @@ pub(crate) fn wanted(bench: &Bench) -> Vec<Phase> {
         .collect()
 }
 
-/// Starts the stack once, then runs `rounds` interleaved rounds of every phase.
-pub(crate) async fn run(bench: &mut Bench, phases: &[Phase]) -> Vec<Row> {
-    eprintln!("[bench] front: starting routerd, uWSGI's HTTP router, HAProxy and nginx");
+/// Starts the nodes (for `Uwsgi`) and the stack once, then runs `rounds` interleaved rounds of
+/// every phase.
+pub(crate) async fn run(bench: &mut Bench, phases: &[Phase], kind: NodeKind) -> Vec<Row> {
+    eprintln!(
+        "[bench] front ({kind:?} nodes): starting routerd, uWSGI's HTTP router, HAProxy and nginx"
+    );
     let mut rows: Vec<Row> = phases
         .iter()
         .map(|p| Row {
@@ -154,7 +181,15 @@ pub(crate) async fn run(bench: &mut Bench, phases: &[Phase]) -> Vec<Row> {
             rounds: Vec::new(),
         })
         .collect();
-    let mut stack = match stack::start(bench).await {
+    let started = match kind {
+        NodeKind::Fast => Ok((bench.node_addrs.clone(), Vec::new())),
+        NodeKind::Uwsgi => start_uwsgi_nodes(bench).await,
+    };
+    let started = match started {
+        Ok((addrs, uwsgi)) => stack::start(bench, &addrs).await.map(|s| (s, uwsgi)),
+        Err(e) => Err(e),
+    };
+    let (mut stack, mut uwsgi_nodes) = match started {
         Ok(s) => s,
         Err(e) => {
             let e = format!("starting the front stack: {e:#}");
@@ -167,7 +202,7 @@ pub(crate) async fn run(bench: &mut Bench, phases: &[Phase]) -> Vec<Row> {
     };
     for round in 1..=usize::from(bench.args.rounds) {
         for row in &mut rows {
-            let res = measure(bench, &mut stack, row.phase)
+            let res = measure(bench, &mut stack, &mut uwsgi_nodes, row.phase)
                 .await
                 .map_err(|e| format!("{e:#}"));
             report::print_progress(row.phase, round, &res);
@@ -190,10 +225,34 @@ fn load_config(bench: &Bench, stack: &Stack, p: Phase, duration: Duration) -> Ht
     }
 }
 
-async fn measure(bench: &mut Bench, stack: &mut Stack, p: Phase) -> anyhow::Result<Measured> {
+/// Three uWSGI nodes without a sleep per request; their addresses and processes.
+async fn start_uwsgi_nodes(bench: &Bench) -> anyhow::Result<(Vec<SocketAddr>, Vec<Child>)> {
+    let app = crate::hetero::stack::write_app(bench)?;
+    let mut addrs = Vec::new();
+    let mut children = Vec::new();
+    for i in 1..=3 {
+        let name = format!("node{i}");
+        let n = crate::hetero::stack::start_node(bench, &app, &name, 0, None).await?;
+        addrs.push(n.addr);
+        children.extend(n.child);
+    }
+    Ok((addrs, children))
+}
+
+fn check_all(bench: &mut Bench, stack: &mut Stack, nodes: &mut [Child]) -> anyhow::Result<()> {
     stack.check()?;
     bench.check_nodes()?;
-    let nodes_seen = spread_check(stack, p, 3 * bench.node_addrs.len()).await?;
+    nodes.iter_mut().try_for_each(Child::ensure_running)
+}
+
+async fn measure(
+    bench: &mut Bench,
+    stack: &mut Stack,
+    nodes: &mut [Child],
+    p: Phase,
+) -> anyhow::Result<Measured> {
+    check_all(bench, stack, nodes)?;
+    let nodes_seen = spread_check(stack, p, 9).await?;
     if !bench.args.warmup().is_zero() {
         http_load::run(load_config(bench, stack, p, bench.args.warmup())).await?;
     }
@@ -210,8 +269,7 @@ async fn measure(bench: &mut Bench, stack: &mut Stack, p: Phase) -> anyhow::Resu
     let router_cpu = router_pid
         .zip(router_before)
         .map(|(r, b)| tree_cpu(r).since(b));
-    stack.check()?;
-    bench.check_nodes()?;
+    check_all(bench, stack, nodes)?;
     let busy = machine_after.0.saturating_sub(machine_before.0);
     let window = machine_after.1.saturating_sub(machine_before.1);
     Ok(Measured {

@@ -95,13 +95,13 @@ fn cell(s: Option<Spread>, decimals: usize) -> String {
 }
 
 /// Everything the group measured.
-pub(crate) fn print(rows: &[Row], concurrency: usize, rounds: u16, duration: f64, nodes: usize) {
+pub(crate) fn print(rows: &[Row], concurrency: usize, rounds: u16, duration: f64, nodes: &str) {
     if rows.is_empty() {
         return;
     }
-    println!("### nginx in front (issue #13)\n");
+    println!("### nginx in front (issue #13), {nodes}\n");
     println!(
-        "{nodes} fast nodes; {concurrency} concurrent HTTP/1.1 clients (closed loop, keep-alive) on \
+        "{nodes}; {concurrency} concurrent HTTP/1.1 clients (closed loop, keep-alive) on \
          one nginx (1 worker), which passes each request on as the phase says; {rounds} interleaved \
          rounds of {duration} s per phase. Each cell: the median over the rounds, then (min..max). \
          Ratios are taken round by round, then the median. CPU per request: user + system time of \

@@ -59,6 +59,8 @@ impl Stack {
 
 /// Where each router listens.
 struct Listeners {
+    /// The nodes behind every router.
+    nodes: Vec<SocketAddr>,
     routerd_uwsgi: SocketAddr,
     routerd_http: SocketAddr,
     routerd_unix: PathBuf,
@@ -66,9 +68,10 @@ struct Listeners {
     haproxy: SocketAddr,
 }
 
-/// Starts the routers, then nginx in front of them.
-pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
+/// Starts the routers in front of `nodes`, then nginx in front of them.
+pub(crate) async fn start(bench: &Bench, nodes: &[SocketAddr]) -> anyhow::Result<Stack> {
     let l = Listeners {
+        nodes: nodes.to_vec(),
         routerd_uwsgi: free_port()?,
         routerd_http: free_port()?,
         routerd_unix: bench.path("front-routerd-http.sock"),
@@ -76,8 +79,8 @@ pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
         haproxy: free_port()?,
     };
     let routerd = start_routerd(bench, &l).await?;
-    let uwsgi_http = start_uwsgi_http(bench, l.uwsgi_http).await?;
-    let haproxy = start_haproxy(bench, l.haproxy).await?;
+    let uwsgi_http = start_uwsgi_http(bench, l.uwsgi_http, nodes).await?;
+    let haproxy = start_haproxy(bench, l.haproxy, nodes).await?;
     let ports: Vec<(Phase, SocketAddr)> = Phase::ALL
         .iter()
         .map(|p| Ok((*p, free_port()?)))
@@ -145,13 +148,17 @@ async fn wait_unix(child: &mut Child, path: &Path) -> anyhow::Result<()> {
 
 /// uWSGI's HTTP router (Debian's uwsgi-core `http` plugin), one router process, static nodes
 /// (round robin), HTTP/1.1 keep-alive towards its clients.
-async fn start_uwsgi_http(bench: &Bench, addr: SocketAddr) -> anyhow::Result<Child> {
+async fn start_uwsgi_http(
+    bench: &Bench,
+    addr: SocketAddr,
+    nodes: &[SocketAddr],
+) -> anyhow::Result<Child> {
     let mut cmd = Command::new(&bench.args.uwsgi);
     cmd.args(["--plugin", "http", "--master", "--die-on-term"])
         .args(["--http", &addr.to_string()])
         .args(["--http-processes", "1"])
         .arg("--http-keepalive");
-    for n in &bench.node_addrs {
+    for n in nodes {
         cmd.args(["--http-to", &n.to_string()]);
     }
     let mut child = Child::spawn("front-uwsgi-http", cmd, &bench.log("front-uwsgi-http"))?;
@@ -160,14 +167,18 @@ async fn start_uwsgi_http(bench: &Bench, addr: SocketAddr) -> anyhow::Result<Chi
 }
 
 /// HAProxy (Debian's `haproxy`) in `mode tcp`, `balance leastconn`, in the foreground.
-async fn start_haproxy(bench: &Bench, addr: SocketAddr) -> anyhow::Result<Child> {
+async fn start_haproxy(
+    bench: &Bench,
+    addr: SocketAddr,
+    nodes: &[SocketAddr],
+) -> anyhow::Result<Child> {
     let mut conf = format!(
         "global\n    maxconn 4096\n\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n\
          frontend front\n    bind {addr}\n    default_backend nodes\n\n\
          backend nodes\n    balance leastconn\n"
     );
-    for (i, n) in bench.node_addrs.iter().enumerate() {
+    for (i, n) in nodes.iter().enumerate() {
         let _ = writeln!(conf, "    server node{} {n}", i + 1);
     }
     let file = bench.path("front-haproxy.cfg");
@@ -234,7 +245,7 @@ async fn start_nginx(
     let params = conf.params();
     let keepalive = bench.args.concurrency;
     let mut text = String::from("    upstream front_least_conn {\n        least_conn;\n");
-    for n in &bench.node_addrs {
+    for n in &l.nodes {
         let _ = writeln!(text, "        server {n};");
     }
     text.push_str("    }\n");

@@ -110,8 +110,7 @@ impl Stack {
 /// Starts the whole stack and waits until every contender serves through nginx.
 pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
     let a = &bench.args;
-    let app = bench.path("hetero_app.py");
-    std::fs::write(&app, APP).with_context(|| format!("writing {}", app.display()))?;
+    let app = write_app(bench)?;
 
     // FastRouter first, so the nodes' first subscription (sent at their start) reaches it.
     let fr_listen = free_port()?;
@@ -135,7 +134,7 @@ pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
         } else {
             a.hetero_fast_ms
         };
-        nodes.push(start_node(bench, &app, &name, delay_ms, fr_sub).await?);
+        nodes.push(start_node(bench, &app, &name, delay_ms, Some(fr_sub)).await?);
     }
     let node_addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
 
@@ -190,12 +189,21 @@ pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
     Ok(stack)
 }
 
-async fn start_node(
+/// Writes the nodes' WSGI app into the scratch directory; returns its path.
+pub(crate) fn write_app(bench: &Bench) -> anyhow::Result<std::path::PathBuf> {
+    let app = bench.path("hetero_app.py");
+    std::fs::write(&app, APP).with_context(|| format!("writing {}", app.display()))?;
+    Ok(app)
+}
+
+/// Starts one uWSGI node running `app` (`--processes` from `--hetero-processes`), subscribed to
+/// `subscription` if given, and waits until the app answers.
+pub(crate) async fn start_node(
     bench: &Bench,
     app: &std::path::Path,
     name: &str,
     delay_ms: u64,
-    subscription: SocketAddr,
+    subscription: Option<SocketAddr>,
 ) -> anyhow::Result<UwsgiNode> {
     let a = &bench.args;
     let addr = free_port()?;
@@ -211,8 +219,10 @@ async fn start_node(
         .args(["--env", &format!("SLEEP_MS={delay_ms}")])
         // One log line per request would cost CPU that the routers then lack.
         .arg("--disable-logging")
-        .args(["--subscribe-to", &format!("{subscription}:{HOST}")])
         .env("PYTHONDONTWRITEBYTECODE", "1");
+    if let Some(sub) = subscription {
+        cmd.args(["--subscribe-to", &format!("{sub}:{HOST}")]);
+    }
     let log = format!("hetero-{name}");
     let mut child = Child::spawn(&log, cmd, &bench.log(&log))?;
     child.wait_listening(addr, START_LIMIT).await?;
