@@ -5,8 +5,10 @@
 //! and a node SIGKILLed under load. Prints markdown tables. Every process it starts is killed when
 //! it ends, whatever happens.
 
+mod front;
 mod hetero;
 mod memory;
+mod nginx;
 mod report;
 mod routers;
 mod setup;
@@ -69,7 +71,10 @@ pub(crate) struct Args {
     /// (e.g. `direct,routerd-least-load,fastrouter-1,memory`). `hetero` is the heterogeneous-pool
     /// group; `hetero-<contender>` one of it (`hetero-routerd-least-load-static`,
     /// `hetero-routerd-least-load-agents`, `hetero-routerd-round-robin`, `hetero-nginx-least-conn`,
-    /// `hetero-fastrouter-lrc`) and `hetero-kill` its kill phase.
+    /// `hetero-fastrouter-lrc`) and `hetero-kill` its kill phase. `front` is nginx in front of
+    /// routerd's HTTP listener and the alternatives; `front-<phase>` one of it (`front-direct`,
+    /// `front-routerd-uwsgi`, `front-routerd-http-tcp`, `front-routerd-http-unix`,
+    /// `front-uwsgi-http`, `front-haproxy`).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Heterogeneous pool: milliseconds each request sleeps on the two normal nodes.
@@ -81,7 +86,14 @@ pub(crate) struct Args {
     /// Heterogeneous pool: uWSGI processes per node.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     hetero_processes: u32,
-    /// The nginx binary (heterogeneous pool).
+    /// The nodes behind the front group, one run of the group each: `fast` (the fast nodes),
+    /// `uwsgi` (3 uWSGI Python nodes, `--hetero-processes` each, no sleep).
+    #[arg(long, value_delimiter = ',', default_value = "fast")]
+    front_nodes: Vec<front::NodeKind>,
+    /// The HAProxy binary (front group; Debian's haproxy).
+    #[arg(long, default_value = "haproxy")]
+    haproxy: PathBuf,
+    /// The nginx binary (heterogeneous pool, front group).
     #[arg(long, default_value = "nginx")]
     nginx: PathBuf,
     /// The router-agent binary (default: next to this one).
@@ -169,6 +181,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     if !rows.is_empty() || mem.is_some() {
         report::print_targets(&rows, mem.as_ref());
+    }
+    let front = front::wanted(&bench);
+    for kind in args.front_nodes.iter().filter(|_| !front.is_empty()) {
+        let rows = front::run(&mut bench, &front, *kind).await;
+        let nodes = kind.describe(args.nodes, args.hetero_processes);
+        front::report::print(&rows, args.concurrency, args.rounds, args.duration, &nodes);
     }
     if hetero::wanted(&bench) {
         let h = hetero::run(&mut bench).await;

@@ -7,7 +7,7 @@
 mod kill;
 mod prom;
 pub(crate) mod report;
-mod stack;
+pub(crate) mod stack;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,27 +19,11 @@ use uwsgi_router_bench::CHUNK;
 
 use super::prom::Scrape;
 use super::{Contender, HOST};
+use crate::nginx::NginxConf;
 use crate::setup::{Bench, START_LIMIT};
 
 /// The WSGI app every node runs (sleeps SLEEP_MS, answers with NODE_NAME).
 const APP: &str = include_str!("../../../../hetero_app.py");
-/// The vars nginx sends to uwsgi upstreams (Debian's `uwsgi_params`).
-const UWSGI_PARAMS: &str = "uwsgi_param QUERY_STRING $query_string;
-uwsgi_param REQUEST_METHOD $request_method;
-uwsgi_param CONTENT_TYPE $content_type;
-uwsgi_param CONTENT_LENGTH $content_length;
-uwsgi_param REQUEST_URI $request_uri;
-uwsgi_param PATH_INFO $document_uri;
-uwsgi_param DOCUMENT_ROOT $document_root;
-uwsgi_param SERVER_PROTOCOL $server_protocol;
-uwsgi_param REQUEST_SCHEME $scheme;
-uwsgi_param HTTPS $https if_not_empty;
-uwsgi_param REMOTE_ADDR $remote_addr;
-uwsgi_param REMOTE_PORT $remote_port;
-uwsgi_param SERVER_PORT $server_port;
-uwsgi_param SERVER_NAME $server_name;
-uwsgi_param HTTP_HOST $host;
-";
 /// Agents' report interval.
 pub(crate) const AGENT_INTERVAL: &str = "250ms";
 
@@ -127,8 +110,7 @@ impl Stack {
 /// Starts the whole stack and waits until every contender serves through nginx.
 pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
     let a = &bench.args;
-    let app = bench.path("hetero_app.py");
-    std::fs::write(&app, APP).with_context(|| format!("writing {}", app.display()))?;
+    let app = write_app(bench)?;
 
     // FastRouter first, so the nodes' first subscription (sent at their start) reaches it.
     let fr_listen = free_port()?;
@@ -152,7 +134,7 @@ pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
         } else {
             a.hetero_fast_ms
         };
-        nodes.push(start_node(bench, &app, &name, delay_ms, fr_sub).await?);
+        nodes.push(start_node(bench, &app, &name, delay_ms, Some(fr_sub)).await?);
     }
     let node_addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
 
@@ -207,12 +189,21 @@ pub(crate) async fn start(bench: &Bench) -> anyhow::Result<Stack> {
     Ok(stack)
 }
 
-async fn start_node(
+/// Writes the nodes' WSGI app into the scratch directory; returns its path.
+pub(crate) fn write_app(bench: &Bench) -> anyhow::Result<std::path::PathBuf> {
+    let app = bench.path("hetero_app.py");
+    std::fs::write(&app, APP).with_context(|| format!("writing {}", app.display()))?;
+    Ok(app)
+}
+
+/// Starts one uWSGI node running `app` (`--processes` from `--hetero-processes`), subscribed to
+/// `subscription` if given, and waits until the app answers.
+pub(crate) async fn start_node(
     bench: &Bench,
     app: &std::path::Path,
     name: &str,
     delay_ms: u64,
-    subscription: SocketAddr,
+    subscription: Option<SocketAddr>,
 ) -> anyhow::Result<UwsgiNode> {
     let a = &bench.args;
     let addr = free_port()?;
@@ -228,8 +219,10 @@ async fn start_node(
         .args(["--env", &format!("SLEEP_MS={delay_ms}")])
         // One log line per request would cost CPU that the routers then lack.
         .arg("--disable-logging")
-        .args(["--subscribe-to", &format!("{subscription}:{HOST}")])
         .env("PYTHONDONTWRITEBYTECODE", "1");
+    if let Some(sub) = subscription {
+        cmd.args(["--subscribe-to", &format!("{sub}:{HOST}")]);
+    }
     let log = format!("hetero-{name}");
     let mut child = Child::spawn(&log, cmd, &bench.log(&log))?;
     child.wait_listening(addr, START_LIMIT).await?;
@@ -408,42 +401,16 @@ async fn start_nginx(
     servers: &[(SocketAddr, String)],
     nodes: &[SocketAddr],
 ) -> anyhow::Result<Child> {
-    let dir: PathBuf = bench.path("nginx");
-    std::fs::create_dir_all(&dir)?;
-    let params = dir.join("uwsgi_params");
-    std::fs::write(&params, UWSGI_PARAMS)?;
-    let d = dir.display();
-    let mut conf = String::new();
-    // As root, workers would switch to `nobody` and lose access to the private temp directory.
-    if is_root() {
-        conf.push_str("user root;\n");
-    }
-    let _ = write!(
-        conf,
-        "daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    keepalive_requests 1000000;
-    upstream hetero_least_conn {{
-        least_conn;
-"
-    );
+    let mut conf = NginxConf::new(bench, "hetero-nginx")?;
+    let mut text = String::from("    upstream hetero_least_conn {\n        least_conn;\n");
     for n in nodes {
-        let _ = writeln!(conf, "        server {n};");
+        let _ = writeln!(text, "        server {n};");
     }
-    conf.push_str("    }\n");
+    text.push_str("    }\n");
+    let params = conf.params();
     for (port, upstream) in servers {
         let _ = write!(
-            conf,
+            text,
             "    server {{
         listen {port};
         location / {{
@@ -455,26 +422,9 @@ http {{
             params.display()
         );
     }
-    conf.push_str("}\n");
-    let file = dir.join("nginx.conf");
-    std::fs::write(&file, conf)?;
-    let mut cmd = Command::new(&bench.args.nginx);
-    cmd.arg("-p")
-        .arg(&dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(&file);
-    let mut child = Child::spawn("hetero-nginx", cmd, &bench.log("hetero-nginx"))?;
-    for (port, _) in servers {
-        child.wait_listening(*port, START_LIMIT).await?;
-    }
-    Ok(child)
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    conf.push(&text);
+    let ports: Vec<SocketAddr> = servers.iter().map(|(p, _)| *p).collect();
+    conf.start(bench, &ports).await
 }
 
 /// A few requests through nginx must succeed.
