@@ -9,6 +9,7 @@ mod round_robin;
 mod weighted_round_robin;
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,22 @@ pub fn build(algorithm: Algorithm, nodes: &[Arc<Node>]) -> Box<dyn Balance> {
 /// The first usable index at or after `start`, wrapping around.
 fn first_usable(start: usize, n: usize, usable: &dyn Fn(usize) -> bool) -> Option<usize> {
     (0..n).map(|k| (start + k) % n).find(|&i| usable(i))
+}
+
+/// The next usable position of a rotating `counter` over `n` positions. Positions skipped as
+/// unusable are consumed too, so the node after a dead one gets one turn, not the dead one's as
+/// well (with node 2 of 3 down, nodes 1 and 3 each get half). Under concurrent picks the skip is
+/// best-effort: a lost compare-exchange only means another pick already moved the counter.
+fn rotate(counter: &AtomicUsize, n: usize, usable: &dyn Fn(usize) -> bool) -> Option<usize> {
+    let ticket = counter.fetch_add(1, Relaxed);
+    let start = ticket % n;
+    let pos = first_usable(start, n, usable)?;
+    let skipped = (pos + n - start) % n;
+    if skipped > 0 {
+        let after = ticket.wrapping_add(1);
+        let _ = counter.compare_exchange(after, after.wrapping_add(skipped), Relaxed, Relaxed);
+    }
+    Some(pos)
 }
 
 /// A uniformly random index below `n` (`n` > 0).

@@ -1,8 +1,8 @@
 //! Round robin: each usable node in turn, ignoring weights.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
 
-use super::{first_usable, Balance, PickContext};
+use super::{rotate, Balance, PickContext};
 
 /// Round robin over the snapshot's nodes.
 #[derive(Debug, Default)]
@@ -16,7 +16,6 @@ impl Balance for RoundRobin {
         if n == 0 {
             return None;
         }
-        let i = first_usable(self.next.fetch_add(1, Relaxed) % n, n, usable)?;
-        Some(i)
+        rotate(&self.next, n, usable)
     }
 }

@@ -95,9 +95,11 @@ fn round_robin_is_exactly_even_and_skips_unusable() {
     let n = nodes(&[1, 5, 1]);
     let b = build(Algorithm::RoundRobin, &n);
     assert_eq!(counts(&*b, &n, 300, &all), vec![100, 100, 100]);
-    let c = counts(&*b, &n, 300, &|i| i != 1);
-    assert_eq!(c[1], 0);
-    assert_eq!(c[0] + c[2], 300);
+    // The node after the unusable one gets its own turn only, not the skipped one's too.
+    assert_eq!(counts(&*b, &n, 300, &|i| i != 1), vec![150, 0, 150]);
+    let n = nodes(&[1, 1, 1, 1]);
+    let b = build(Algorithm::RoundRobin, &n);
+    assert_eq!(counts(&*b, &n, 400, &|i| i == 0 || i == 3), vec![200, 0, 0, 200]);
 }
 
 #[test]
@@ -106,6 +108,11 @@ fn weighted_round_robin_respects_weights_exactly_per_cycle() {
     let n = nodes(&w);
     let b = build(Algorithm::WeightedRoundRobin, &n);
     assert_eq!(counts(&*b, &n, 1000, &all), vec![500, 100, 100, 300]);
+    // With the heaviest node out, the others keep their proportions (1:1:3).
+    assert_eq!(
+        counts(&*b, &n, 1000, &|i| i != 0),
+        vec![0, 200, 200, 600]
+    );
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! weight, interleaved rather than in bursts. The cycle is computed once per snapshot, so a pick is
 //! one atomic increment instead of nginx's per-pick pass over every node under a lock.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use super::{first_usable, Balance, PickContext};
+use super::{rotate, Balance, PickContext};
 use crate::node::Node;
 
 /// Longest precomputed cycle; larger weight sums are scaled down to fit.
@@ -34,8 +34,7 @@ impl Balance for Smooth {
         if len == 0 {
             return None;
         }
-        let start = self.next.fetch_add(1, Relaxed) % len;
-        let pos = first_usable(start, len, &|k| usable(self.cycle[k] as usize))?;
+        let pos = rotate(&self.next, len, &|k| usable(self.cycle[k] as usize))?;
         Some(self.cycle[pos] as usize)
     }
 }
