@@ -61,8 +61,9 @@ pub const REQUESTS: Family = family(
     C,
     "uwsgi_router_requests_total",
     &["pool", "node", "outcome"],
-    "Requests finished, by pool, node (absent when none was reached) and outcome: ok, \
-         client_abort, client_timeout, 502, 503, 504, node_error, idle_timeout.",
+    "Requests finished, by pool, node (absent when none was reached) and outcome: the node's \
+         status class (1xx, 2xx, 3xx, 4xx, 5xx; other_status without a status line), the router's \
+         own 502, 503, 504, or client_abort, client_timeout, node_error, idle_timeout.",
 );
 /// Request duration through the router, per pool.
 pub const REQUEST_DURATION: Family = family(

@@ -155,4 +155,16 @@ mod tests {
             assert!(!f.help.is_empty(), "{} has help text", f.name);
         }
     }
+
+    #[test]
+    fn requests_help_names_every_outcome_label() {
+        for label in crate::node::OUTCOME_LABELS {
+            assert!(
+                REQUESTS.help.contains(label),
+                "the help of {} omits the outcome {label}",
+                REQUESTS.name
+            );
+        }
+        assert!(!REQUESTS.help.contains(" ok,"), "no outcome is named ok");
+    }
 }
