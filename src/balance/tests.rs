@@ -99,7 +99,10 @@ fn round_robin_is_exactly_even_and_skips_unusable() {
     assert_eq!(counts(&*b, &n, 300, &|i| i != 1), vec![150, 0, 150]);
     let n = nodes(&[1, 1, 1, 1]);
     let b = build(Algorithm::RoundRobin, &n);
-    assert_eq!(counts(&*b, &n, 400, &|i| i == 0 || i == 3), vec![200, 0, 0, 200]);
+    assert_eq!(
+        counts(&*b, &n, 400, &|i| i == 0 || i == 3),
+        vec![200, 0, 0, 200]
+    );
 }
 
 #[test]
@@ -109,10 +112,7 @@ fn weighted_round_robin_respects_weights_exactly_per_cycle() {
     let b = build(Algorithm::WeightedRoundRobin, &n);
     assert_eq!(counts(&*b, &n, 1000, &all), vec![500, 100, 100, 300]);
     // With the heaviest node out, the others keep their proportions (1:1:3).
-    assert_eq!(
-        counts(&*b, &n, 1000, &|i| i != 0),
-        vec![0, 200, 200, 600]
-    );
+    assert_eq!(counts(&*b, &n, 1000, &|i| i != 0), vec![0, 200, 200, 600]);
 }
 
 #[test]
