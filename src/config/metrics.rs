@@ -29,9 +29,9 @@ pub struct MetricsConfig {
     pub max_connections: usize,
     /// `/readyz` also fails while a pool that has nodes (static ones, or registered or subscribed
     /// ones it knows) has none usable: active and not ejected. Off by default: a router is ready
-    /// once it listens, so that nodes which find routers through a readiness-gated Service (a
-    /// Kubernetes headless Service) can reach it, and one pool's outage does not take the router,
-    /// and the other pools with it, out of its load balancer.
+    /// once it listens, so that agents which find routers through a Service listing only ready pods
+    /// can reach it to register, and one pool's outage does not take the router, and the other
+    /// pools with it, out of its load balancer.
     pub readyz_requires_nodes: bool,
 }
 
