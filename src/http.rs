@@ -72,11 +72,6 @@ impl Readiness {
         self.serving.store(ready, Relaxed);
     }
 
-    /// True while ready.
-    pub fn is_ready(&self) -> bool {
-        self.why_not().is_none()
-    }
-
     /// Why `/readyz` fails now, or `None` when it passes.
     pub fn why_not(&self) -> Option<String> {
         if !self.serving.load(Relaxed) {

@@ -75,6 +75,18 @@ async fn one_connection_carries_several_requests() {
 }
 
 #[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed() {
+    let router = start_router("[pools.default]\n").await;
+    let mut conn = HttpConn::connect(&metrics_addr(&router).to_string()).await;
+    let r = conn
+        .request(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
+    assert_eq!(r.status, 200);
+    // No next request: routerd closes it (after the head timeout), so idle probes cannot pile up.
+    assert!(conn.is_closed().await, "an idle connection is closed");
+}
+
+#[tokio::test]
 async fn other_methods_big_heads_and_garbage_are_refused() {
     let router = start_router("[pools.default]\n").await;
     let addr = metrics_addr(&router);
