@@ -17,7 +17,8 @@
 //! which [`http`] serves with `/healthz` and `/readyz`. Nodes join through [`control`]'s Registry
 //! (agents: [`agent`]) or [`subscription`] datagrams; operators steer it through [`control`]'s
 //! Admin API with `routerctl` ([`routerctl`]); [`api`] holds the generated gRPC types both sides
-//! use.
+//! use. [`manuals`] writes the three binaries' man pages and completions from their clap
+//! definitions (routerd's in [`routerd_cli`]).
 //!
 //! Imports run one way: [`protocol`], [`clock`], [`addr`] -> [`config`] -> [`node`] -> [`metrics`]
 //! -> [`access_log`] -> [`balance`] -> [`cluster`] -> [`routing`] -> [`proxy`], [`control`],
