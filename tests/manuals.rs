@@ -1,6 +1,7 @@
 //! `routerd --write-manuals DIR`, the packaging step: a manual page for each binary (and each
-//! routerctl command) with NAME, SYNOPSIS and OPTIONS, rendered by `man`, and bash, zsh and fish
-//! completions for all three that their shells load.
+//! routerctl command) with NAME, SYNOPSIS and OPTIONS, rendered by `man -l` (man-db, which
+//! `tests/run.sh` installs), and bash, zsh and fish completions for all three that their shells
+//! load.
 
 mod support;
 
@@ -8,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::command::{run, said};
+use support::programs::find_program;
 
 const BINARIES: [&str; 3] = ["routerd", "router-agent", "routerctl"];
 
@@ -33,8 +35,7 @@ fn every_binary_gets_a_manual_page_man_renders() {
             page.contains(env!("CARGO_PKG_VERSION")),
             "{bin}.1 names its version"
         );
-        let Some(man) = which("man") else { continue };
-        let out = run(Command::new(man)
+        let out = run(Command::new(find_program("man"))
             .arg("-l")
             .arg(man_dir.join(format!("{bin}.1")))
             .env("MANWIDTH", "100")
@@ -77,12 +78,4 @@ fn every_binary_gets_completions_its_shells_load() {
         let fish = std::fs::read_to_string(fish).unwrap();
         assert!(fish.contains(&format!("complete -c {bin}")), "{fish}");
     }
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
 }
