@@ -154,7 +154,7 @@ impl Daemon {
             .await?
             .map(|b| b.with_max_connections(control_max));
         let control_addr = control.as_ref().map(crate::control::Bound::local_addr);
-        let ready = Readiness::new(true);
+        let ready = readiness(&config.metrics, &cluster);
         let ops_stop = CancellationToken::new();
         let metrics_max = crate::conn_limit::share_of_fds(
             "metrics.max_connections",
@@ -363,6 +363,20 @@ impl Signals {
             int: signal(SignalKind::interrupt())?,
         })
     }
+}
+
+/// `/readyz`'s answer: ready until shutdown begins and, with `metrics.readyz_requires_nodes`, while
+/// every pool that has nodes has a usable one.
+fn readiness(config: &MetricsConfig, cluster: &Arc<Cluster>) -> Readiness {
+    let ready = Readiness::new(true);
+    if !config.readyz_requires_nodes {
+        return ready;
+    }
+    let cluster = cluster.clone();
+    ready.requiring(move || {
+        let waiting = cluster.pools_without_usable_node();
+        (!waiting.is_empty()).then(|| format!("no usable node in pools: {}", waiting.join(", ")))
+    })
 }
 
 /// Starts the listener for `/metrics`, `/healthz` and `/readyz` unless `metrics.listen` is `""`.

@@ -17,7 +17,8 @@
 //! which [`http`] serves with `/healthz` and `/readyz`. Nodes join through [`control`]'s Registry
 //! (agents: [`agent`]) or [`subscription`] datagrams; operators steer it through [`control`]'s
 //! Admin API with `routerctl` ([`routerctl`]); [`api`] holds the generated gRPC types both sides
-//! use.
+//! use. [`manuals`] writes the three binaries' man pages and completions from their clap
+//! definitions (routerd's in [`routerd_cli`]).
 //!
 //! Imports run one way: [`protocol`], [`clock`], [`addr`] -> [`config`] -> [`node`] -> [`metrics`]
 //! -> [`access_log`] -> [`balance`] -> [`cluster`] -> [`routing`] -> [`proxy`], [`control`],
@@ -36,6 +37,7 @@ pub mod control;
 pub mod daemon;
 pub mod http;
 pub mod logging;
+pub mod manuals;
 pub mod metrics;
 pub mod node;
 pub mod notify;
@@ -43,6 +45,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod reloader;
 pub mod routerctl;
+pub mod routerd_cli;
 pub mod routing;
 pub mod scrape;
 pub mod subscription;

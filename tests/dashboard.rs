@@ -69,7 +69,8 @@ fn queries(dash: &Value) -> Vec<(String, String)> {
             ));
         }
     }
-    for v in dash["templating"]["list"].as_array().unwrap() {
+    let list = dash["templating"]["list"].as_array().unwrap();
+    for v in list.iter().filter(|v| v["type"] != "datasource") {
         let q = v["query"]["query"]
             .as_str()
             .or(v["query"].as_str())
@@ -84,13 +85,32 @@ fn queries(dash: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// The data source every query names: the dashboard's own `datasource` variable, so that the file
+/// works as it is, imported or provisioned from a directory.
+const DATASOURCE: &str = "${datasource}";
+
 #[test]
 fn the_dashboard_is_importable() {
     let dash = dashboard();
-    let input = &dash["__inputs"][0];
-    assert_eq!(input["name"], "DS_PROMETHEUS");
-    assert_eq!(input["type"], "datasource");
-    assert_eq!(input["pluginId"], "prometheus");
+    assert!(
+        dash.get("__inputs").is_none(),
+        "no import-time input: file provisioning does not fill them in"
+    );
+    let text = std::fs::read_to_string(repo_path("grafana/uwsgi-router.json")).unwrap();
+    assert!(
+        !text.contains("${DS_"),
+        "an import-time placeholder is left"
+    );
+    let list = dash["templating"]["list"].as_array().unwrap();
+    let source = list
+        .iter()
+        .find(|v| v["name"] == "datasource")
+        .expect("a datasource variable");
+    assert_eq!(source["type"], "datasource");
+    assert_eq!(source["query"], "prometheus");
+    for v in list.iter().filter(|v| v["type"] == "query") {
+        assert_eq!(v["datasource"]["uid"], DATASOURCE, "variable {}", v["name"]);
+    }
     assert!(dash["id"].is_null(), "an exported dashboard has no id");
     assert!(dash["schemaVersion"].as_u64().unwrap() >= 36);
     assert_eq!(dash["uid"], "uwsgi-router");
@@ -111,12 +131,12 @@ fn the_dashboard_is_importable() {
         assert!(p["gridPos"]["w"].as_u64().unwrap() <= 24);
         if p["type"] != "row" {
             assert_eq!(
-                p["datasource"]["uid"], "${DS_PROMETHEUS}",
-                "{} uses the imported data source",
+                p["datasource"]["uid"], DATASOURCE,
+                "{} uses the chosen data source",
                 p["title"]
             );
             for t in p["targets"].as_array().unwrap() {
-                assert_eq!(t["datasource"]["uid"], "${DS_PROMETHEUS}");
+                assert_eq!(t["datasource"]["uid"], DATASOURCE, "{}", p["title"]);
             }
         }
     }
@@ -134,6 +154,10 @@ fn the_dashboard_is_importable() {
         "retries",
         "ejections",
         "registrations",
+        "open file descriptors",
+        "memory",
+        "cpu",
+        "last config reload",
     ] {
         assert!(
             titles.iter().any(|t| t.contains(wanted)),

@@ -1,6 +1,6 @@
 //! The one-command demo, `deploy/demo/run.sh`, as a newcomer runs it: nginx -> routerd -> three
 //! uWSGI + Django nodes, each registered by its router-agent. Its page through nginx names every
-//! node, `routerctl nodes` lists the three registered nodes, and `run.sh stop` (or Ctrl-C on the
+//! node, `routerctl nodes` lists the three registered nodes, and the stop command `run.sh start` prints, run verbatim in another shell (or Ctrl-C on the
 //! foreground script) leaves no process and no open port behind. The ports and the state dir
 //! come from the environment, so the demo does not collide with anything else running; the
 //! binaries are the ones cargo built for this test (DEMO_BIN_DIR). Needs nginx, uWSGI and
@@ -67,12 +67,31 @@ fn the_demo_serves_every_node_and_stop_leaves_nothing_behind() {
         1 + 1 + 2 * NODES.len(),
         "pid files of routerd, nginx, and each node's uWSGI and agent: {started:?}"
     );
-    let output = demo.run_to_end(&["stop"], STOP_TIMEOUT);
-    assert!(
-        output.contains("demo stopped"),
-        "run.sh stop said:\n{output}"
-    );
+    // Run as an operator would: the printed line pasted into another shell, elsewhere, without
+    // the environment the demo was started with.
+    let stop = printed_stop_command(&output);
+    let said = demo.run_verbatim(&stop, STOP_TIMEOUT);
+    assert!(said.contains("demo stopped"), "{stop} said:\n{said}");
     demo.assert_nothing_left(&started);
+    // A stop that finds no demo says so and fails, rather than stopping nothing quietly.
+    let mut again = Command::new("bash");
+    again.arg(repo_path("deploy/demo/run.sh")).arg("stop");
+    again.env("DEMO_STATE_DIR", demo.state.path().join("elsewhere"));
+    let out = again.output().expect("run run.sh stop");
+    assert!(!out.status.success(), "stop of no demo exits non-zero");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no demo recorded"),
+        "{out:?}"
+    );
+}
+
+/// The command after `Stop` in what `run.sh start` printed.
+fn printed_stop_command(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Stop"))
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_else(|| panic!("run.sh start printed no Stop line:\n{output}"))
 }
 
 #[test]
@@ -274,6 +293,28 @@ impl Demo {
         if args == ["stop"] {
             self.stopped = true;
         }
+        self.output()
+    }
+
+    /// Runs `command` in a shell, from `/`, with none of the demo's settings in the environment,
+    /// to its end, which must be a success; returns its output.
+    fn run_verbatim(&mut self, command: &str, timeout: Duration) -> String {
+        File::create(&self.out).expect("empty the output file");
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(command).current_dir("/");
+        for (key, _) in &self.env {
+            cmd.env_remove(key);
+        }
+        let mut script = Process::spawn_logging_to("stop", cmd, &self.out);
+        let status = script.poll_exit(timeout).unwrap_or_else(|| {
+            panic!("{command} still runs after {timeout:?}:\n{}", self.output())
+        });
+        assert!(
+            status.success(),
+            "{command} exited with {status}:\n{}",
+            self.output()
+        );
+        self.stopped = true;
         self.output()
     }
 

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::command::{run, said};
+use support::nginx_check::nginx_t_accepts;
 use support::ports::{accepts, free_addr};
 use support::process::Process;
 use support::programs::{find_program, repo_path};
@@ -194,34 +195,6 @@ fn nginx_site_configs_pass_nginx_t() {
     for site in &sites {
         nginx_t_accepts(site);
     }
-}
-
-fn nginx_t_accepts(site: &std::path::Path) {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::copy("/etc/nginx/uwsgi_params", d.join("uwsgi_params"))
-        .expect("Debian's /etc/nginx/uwsgi_params (nginx-common)");
-    let conf = format!(
-        "pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
-         http {{\n    access_log {d}/access.log;\n    include {site};\n}}\n",
-        d = d.display(),
-        site = site.display()
-    );
-    std::fs::write(d.join("nginx.conf"), conf).unwrap();
-    let out = run(Command::new(find_program("nginx"))
-        .arg("-t")
-        .arg("-p")
-        .arg(d)
-        .arg("-e")
-        .arg(d.join("error.log"))
-        .arg("-c")
-        .arg(d.join("nginx.conf")));
-    let text = said(&out);
-    assert!(
-        out.status.success() && text.contains("test is successful") && !text.contains("[warn]"),
-        "nginx -t on {}: {text}",
-        site.display()
-    );
 }
 
 /// A temp dir holding the units, with `/usr/local/bin/X` pointing at this build's `X`.

@@ -98,7 +98,7 @@ fn promtool_accepts_the_shipped_config_and_alert_rules() {
     let out = promtool(&["check", "config", config.to_str().unwrap()], None);
     assert!(out.contains("SUCCESS"), "{out}");
     let out = promtool(&["check", "rules", rules.to_str().unwrap()], None);
-    assert!(out.contains("SUCCESS: 7 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
     let out = promtool(&["test", "rules", tests.to_str().unwrap()], None);
     assert!(out.contains("SUCCESS"), "{out}");
 }
@@ -135,7 +135,7 @@ async fn alert_rules_use_only_metrics_routerd_exports() {
     let names = exported.names();
     let yaml = std::fs::read_to_string(repo_path("deploy/prometheus/alerts.yml")).unwrap();
     let exprs = rule_exprs(&yaml);
-    assert_eq!(exprs.len(), 7, "{exprs:?}");
+    assert_eq!(exprs.len(), 8, "{exprs:?}");
     for expr in &exprs {
         let used = promql_metric_names(expr);
         assert!(!used.is_empty(), "{expr} selects no metric");

@@ -1,6 +1,8 @@
 //! The probes: `/healthz` answers 200 while routerd runs; `/readyz` answers 200 while it serves
 //! and 503 as soon as shutdown begins, while routerd still accepts for `timeouts.shutdown_delay`
-//! so that load balancers stop sending before it stops listening.
+//! so that load balancers stop sending before it stops listening. With
+//! `metrics.readyz_requires_nodes`, `/readyz` also waits for every pool that has nodes to have a
+//! usable one.
 
 mod support;
 
@@ -12,7 +14,7 @@ use support::*;
 use tokio::time::Instant;
 
 #[tokio::test]
-async fn probes_and_metrics_answer_one_request_per_connection() {
+async fn probes_and_metrics_answer_get() {
     let node = FakeNode::start("a", Behaviour::Echo).await;
     let router = start_router(&pool_toml("round-robin", &[&node])).await;
     let addr = metrics_addr(&router);
@@ -35,15 +37,6 @@ async fn probes_and_metrics_answer_one_request_per_connection() {
         .body
         .contains("# TYPE uwsgi_router_requests_total counter"));
     assert_eq!(http_get(addr, "/").await.status, 404);
-    let post = http_raw(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
-    assert_eq!(post.status, 405);
-    assert!(post.head.contains("Allow: GET"), "{}", post.head);
-    let huge = format!(
-        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
-        "x".repeat(20_000)
-    );
-    assert_eq!(http_raw(addr, huge.as_bytes()).await.status, 431);
-    assert_eq!(http_raw(addr, b"hello\r\n\r\n").await.status, 400);
 }
 
 #[tokio::test]
@@ -132,4 +125,38 @@ async fn routerd_binary_fails_readiness_on_sigterm() {
         .await
         .expect("routerd exits after the delay");
     assert!(status.success(), "{status}:\n{}", routerd.stderr());
+}
+
+#[tokio::test]
+async fn readyz_can_wait_for_a_usable_node_in_every_pool_with_nodes() {
+    let web = FakeNode::start("web-1", Behaviour::Echo).await;
+    let api = FakeNode::start("api-1", Behaviour::Echo).await;
+    let pools = format!(
+        "[pools.default]\nnodes = [\"{}\"]\n[pools.api]\nnodes = [\"{}\"]\n\
+         [pools.api.ejection]\nconsecutive_failures = 1\nbase_time = \"1h\"\nmax_time = \"1h\"\n\
+         [pools.empty]\n[[routes]]\nhost = \"api\"\npool = \"api\"\n",
+        web.addr, api.addr
+    );
+    // Off (the default): ready whatever the pools hold.
+    let plain = start_router(&pools).await;
+    // On: ready while every pool with nodes has a usable one; `empty` has none and waits for none.
+    let strict = start_router(&format!(
+        "{pools}[metrics]\nlisten = \"127.0.0.1:0\"\nreadyz_requires_nodes = true\n"
+    ))
+    .await;
+    let ops = metrics_addr(&strict);
+    let r = http_get(ops, "/readyz").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ready\n"));
+
+    // api's only node stops answering; one failed request ejects it for an hour.
+    api.stop();
+    wait_for("api's node to be ejected", STEP, async || {
+        let _ = send(&strict.local_addrs()[0], &get("api", "/"), b"").await;
+        (http_get(ops, "/readyz").await.status == 503).then_some(())
+    })
+    .await;
+    let r = http_get(ops, "/readyz").await;
+    assert_eq!(r.body, "no usable node in pools: api\n");
+    assert_eq!(http_get(ops, "/healthz").await.status, 200);
+    assert_eq!(http_get(metrics_addr(&plain), "/readyz").await.status, 200);
 }

@@ -27,6 +27,8 @@ have_systemd() { command -v systemd-analyze >/dev/null; }
 have_curl() { [ -x /usr/bin/curl ]; }
 have_iproute2() { command -v ip >/dev/null || [ -x /usr/sbin/ip ]; }
 have_python3_venv() { /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; }
+# tests/manuals.rs renders the generated manual pages with `man -l`.
+have_man() { command -v man >/dev/null; }
 
 missing_packages() {
   have_nginx || echo nginx-light
@@ -41,6 +43,7 @@ missing_packages() {
   have_curl || echo curl
   have_iproute2 || echo iproute2
   have_python3_venv || echo python3-venv
+  have_man || echo man-db
 }
 
 as_root() {

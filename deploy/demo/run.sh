@@ -104,6 +104,12 @@ stop_kind() {
   done
 }
 
+# The command that stops this demo from any directory and shell: it names the state dir, which a
+# `stop` run without it would not find.
+stop_command() {
+  printf 'DEMO_STATE_DIR=%q %q stop' "$STATE" "$DEMO_DIR/run.sh"
+}
+
 stop_all() {
   [ -d "$STATE/pids" ] || return 0
   say "stopping the demo ($STATE)"
@@ -373,6 +379,8 @@ EOF
 main() {
   case "${1:-run}" in
     stop)
+      [ -n "$(recorded "${STOP_ORDER[@]}")" ] ||
+        die "no demo recorded in $STATE: nothing stopped (set DEMO_STATE_DIR as it was at start)"
       stop_all
       ;;
     status)
@@ -386,11 +394,11 @@ main() {
       start_all
       banner
       if [ "$mode" = start ]; then
-        say "  Stop        deploy/demo/run.sh stop"
+        say "  Stop        $(stop_command)"
         trap - EXIT INT TERM
         return 0
       fi
-      say "  Stop        Ctrl-C (or deploy/demo/run.sh stop from another terminal)"
+      say "  Stop        Ctrl-C, or from another terminal: $(stop_command)"
       trap 'exit 0' INT TERM
       # Until Ctrl-C, or until every process is gone (`run.sh stop` elsewhere); the EXIT trap stops
       # whatever still runs.

@@ -1,32 +1,30 @@
 //! `routerd`: the uwsgi load-balancing daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use uwsgi_router::config::Config;
 use uwsgi_router::daemon::{Daemon, Signals};
-use uwsgi_router::logging::{self, LogFormat};
-
-/// Routes uwsgi requests (from nginx `uwsgi_pass` or any uwsgi client) across pools of uWSGI nodes.
-#[derive(Debug, Parser)]
-#[command(version = env!("UWSGI_ROUTER_VERSION"), about)]
-struct Args {
-    /// Config file (TOML). Without one, embedded defaults: listen on 127.0.0.1:3031, one empty
-    /// default pool.
-    #[arg(long, short, env = "ROUTERD_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Validate FILE and exit: 0 if it is usable, 1 with every problem listed if not.
-    #[arg(long, value_name = "FILE", conflicts_with = "config")]
-    check_config: Option<PathBuf>,
-    /// Log lines as `text` (coloured only on a terminal without NO_COLOR) or `json`; default:
-    /// the config's `log_format`, else text.
-    #[arg(long, env = "ROUTERD_LOG_FORMAT", value_enum, value_name = "FORMAT")]
-    log_format: Option<LogFormat>,
-}
+use uwsgi_router::logging;
+use uwsgi_router::routerd_cli::RouterdArgs;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = RouterdArgs::parse();
+    if let Some(dir) = &args.write_manuals {
+        return match uwsgi_router::manuals::write_all(dir) {
+            Ok(()) => {
+                println!(
+                    "manual pages and shell completions written under {}",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("routerd: cannot write the manuals: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(path) = &args.check_config {
         return match Config::load(path) {
             Ok(_) => {

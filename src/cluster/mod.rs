@@ -103,6 +103,19 @@ impl Cluster {
         v
     }
 
+    /// The pools that have nodes but none usable now (every one draining or ejected), by name:
+    /// what `metrics.readyz_requires_nodes` waits for.
+    pub fn pools_without_usable_node(&self) -> Vec<Arc<str>> {
+        self.pools()
+            .into_iter()
+            .filter(|p| {
+                let s = p.snapshot();
+                !s.nodes.is_empty() && !s.pick_available(&[])
+            })
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
     /// Requests that matched no pool, by outcome.
     pub fn unrouted(&self) -> &RequestCounts {
         &self.unrouted

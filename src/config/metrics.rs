@@ -27,6 +27,12 @@ pub struct MetricsConfig {
     /// Connections served at once; when full, the oldest one still sending its request head is
     /// closed for a new one. At most a sixteenth of the open file limit is used.
     pub max_connections: usize,
+    /// `/readyz` also fails while a pool that has nodes (static ones, or registered or subscribed
+    /// ones it knows) has none usable: active and not ejected. Off by default: a router is ready
+    /// once it listens, so that agents which find routers through a Service listing only ready pods
+    /// can reach it to register, and one pool's outage does not take the router, and the other
+    /// pools with it, out of its load balancer.
+    pub readyz_requires_nodes: bool,
 }
 
 /// `[metrics]` as written; each key is described on [`MetricsConfig`].
@@ -35,6 +41,7 @@ pub struct MetricsConfig {
 pub(super) struct RawMetrics {
     pub(super) listen: Option<String>,
     pub(super) max_connections: usize,
+    pub(super) readyz_requires_nodes: bool,
 }
 
 impl Default for RawMetrics {
@@ -42,6 +49,7 @@ impl Default for RawMetrics {
         Self {
             listen: None,
             max_connections: DEFAULT_METRICS_MAX_CONNECTIONS,
+            readyz_requires_nodes: false,
         }
     }
 }
@@ -69,6 +77,7 @@ impl RawMetrics {
             listen,
             listen_is_default: self.listen.is_none(),
             max_connections: self.max_connections,
+            readyz_requires_nodes: self.readyz_requires_nodes,
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum Origin {
     Recorder,
     /// Read from the cluster's atomics at scrape time.
     Cluster,
+    /// Read from the kernel (`/proc/self`) at scrape time, by every binary serving `/metrics`.
+    Process,
 }
 
 /// One metric family: the only place its name and help text are written.
@@ -380,6 +382,13 @@ pub const FAMILIES: &[Family] = &[
     NODE_LISTEN_QUEUE,
     NODE_REPORT_AGE,
     SUBSCRIPTION_PACKETS,
+    PROCESS_CPU,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_VIRTUAL_MEMORY,
+    PROCESS_START_TIME,
+    PROCESS_THREADS,
 ];
 
 /// uWSGI subscription datagrams handled, by outcome.
@@ -391,4 +400,64 @@ pub const SUBSCRIPTION_PACKETS: Family = family(
     "uWSGI subscription datagrams handled, by outcome: joined, renewed, left, \
          unknown_node, or why one was refused (malformed, oversize, unsigned, bad_signature, \
          max_pools, overload...).",
+);
+
+// The standard process series, named as every Prometheus client library names them (no
+// `uwsgi_router_` prefix), so that existing dashboards and alerts on them work unchanged.
+
+/// CPU time used, user and system.
+pub const PROCESS_CPU: Family = family(
+    Origin::Process,
+    C,
+    "process_cpu_seconds_total",
+    &[],
+    "User and system CPU time the process has used, in seconds.",
+);
+/// File descriptors open now.
+pub const PROCESS_OPEN_FDS: Family = family(
+    Origin::Process,
+    G,
+    "process_open_fds",
+    &[],
+    "File descriptors the process has open: client, node and listener sockets, log files.",
+);
+/// The open file limit.
+pub const PROCESS_MAX_FDS: Family = family(
+    Origin::Process,
+    G,
+    "process_max_fds",
+    &[],
+    "The process's open file limit (soft RLIMIT_NOFILE); 0 when unlimited.",
+);
+/// Resident memory.
+pub const PROCESS_RESIDENT_MEMORY: Family = family(
+    Origin::Process,
+    G,
+    "process_resident_memory_bytes",
+    &[],
+    "Resident memory size of the process, in bytes.",
+);
+/// Virtual memory.
+pub const PROCESS_VIRTUAL_MEMORY: Family = family(
+    Origin::Process,
+    G,
+    "process_virtual_memory_bytes",
+    &[],
+    "Virtual memory size of the process, in bytes.",
+);
+/// Start time.
+pub const PROCESS_START_TIME: Family = family(
+    Origin::Process,
+    G,
+    "process_start_time_seconds",
+    &[],
+    "Start time of the process, in seconds since the Unix epoch.",
+);
+/// OS threads.
+pub const PROCESS_THREADS: Family = family(
+    Origin::Process,
+    G,
+    "process_threads",
+    &[],
+    "OS threads of the process.",
 );

@@ -9,11 +9,13 @@
 
 mod catalog;
 mod pool;
+mod process;
 mod recorder;
 pub mod text;
 
 pub use catalog::*;
 pub use pool::{CauseLabels, PoolMetrics};
+pub use process::render_process;
 pub use recorder::{install, render_recorder, upkeep, CONNECT_BUCKETS, REQUEST_BUCKETS};
 
 use std::sync::Arc;
@@ -142,7 +144,12 @@ mod tests {
         let mut names = std::collections::HashSet::new();
         for f in FAMILIES {
             assert!(names.insert(f.name), "{} is listed twice", f.name);
-            assert!(f.name.starts_with("uwsgi_router_"), "{}", f.name);
+            let standard = f.origin == Origin::Process && f.name.starts_with("process_");
+            assert!(
+                standard || f.name.starts_with("uwsgi_router_"),
+                "{}",
+                f.name
+            );
             assert_eq!(
                 f.kind == Kind::Counter,
                 f.name.ends_with("_total"),

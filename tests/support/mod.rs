@@ -19,6 +19,9 @@ pub mod fake_node;
 /// A raw HTTP/1.1 client on one kept-alive connection.
 pub mod http_client;
 
+/// `nginx -t` on a site file.
+pub mod nginx_check;
+
 /// uwsgi request packets.
 pub mod packet;
 
