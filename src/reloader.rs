@@ -80,15 +80,12 @@ impl Reloader {
     /// Applies a validated config: pools, nodes, routes, balancing and timeouts, swapped in at
     /// once. Open connections keep going. Listener and limit changes need a restart.
     pub fn apply(&self, config: Config) {
-        let old = self.dispatcher.config();
-        if old.listen.uwsgi != config.listen.uwsgi
-            || old.limits.max_connections != config.limits.max_connections
-            || old.metrics != config.metrics
-            || old.subscription.listen != config.subscription.listen
-            || old.control != config.control
-            || old.access_log != config.access_log
-        {
-            tracing::warn!("listen addresses, [control], [access_log], metrics.listen, subscription.listen and limits.max_connections change only on restart");
+        let unapplied = restart_only_changes(&self.dispatcher.config(), &config);
+        if !unapplied.is_empty() {
+            tracing::warn!(
+                changed = %unapplied.join(", "),
+                "these settings changed but take effect only when routerd restarts; the rest of the config is applied"
+            );
         }
         self.dispatcher.apply(config);
         self.loaded_unix.store(unix_now(), Relaxed);
@@ -126,5 +123,54 @@ struct ReadyAgain;
 impl Drop for ReadyAgain {
     fn drop(&mut self) {
         crate::notify::ready();
+    }
+}
+
+/// The settings routerd reads only at start (listeners, the control plane, the ops endpoint, the
+/// access log's sink, the state file, the log format) that differ between `old` and `new`.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    [
+        ("listen", old.listen != new.listen),
+        (
+            "limits.max_connections",
+            old.limits.max_connections != new.limits.max_connections,
+        ),
+        ("[metrics]", old.metrics != new.metrics),
+        (
+            "subscription.listen",
+            old.subscription.listen != new.subscription.listen,
+        ),
+        ("[control]", old.control != new.control),
+        ("[access_log]", old.access_log != new.access_log),
+        ("state_file", old.state_file != new.state_file),
+        ("log_format", old.log_format != new.log_format),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(&format!("default_pool = \"\"\n{text}")).expect("valid config")
+    }
+
+    #[test]
+    fn names_exactly_the_restart_only_settings_that_changed() {
+        let old = parse("[listen]\nuwsgi = [\"127.0.0.1:3031\"]\n");
+        let same_listeners_new_pool = parse(
+            "[listen]\nuwsgi = [\"127.0.0.1:3031\"]\n[pools.api]\nnodes = [\"127.0.0.1:8001\"]\n",
+        );
+        assert!(restart_only_changes(&old, &same_listeners_new_pool).is_empty());
+        let moved = parse(
+            "[listen]\nuwsgi = [\"127.0.0.1:3032\"]\n[metrics]\nreadyz_requires_nodes = true\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &moved),
+            vec!["listen", "[metrics]"]
+        );
     }
 }
