@@ -2,6 +2,7 @@
 //! each behind its own credentials, on the `[control]` listener.
 
 mod admin;
+mod agent_admin;
 mod announce;
 pub mod auth;
 mod holders;
@@ -124,15 +125,12 @@ impl Bound {
                 .map_err(|e| ControlError::Credentials(e.to_string()))?;
         }
         let limiter = Limiter::new("control.max_connections", self.max_connections);
-        let registry = RegistryServer::new(RegistryService::new(
-            cluster.clone(),
-            config,
-            &self.router_id(),
-            shutdown.clone(),
-        ))
-        .max_decoding_message_size(config.max_message_bytes);
-        let admin = AdminServer::new(AdminService::new(cluster, router, shutdown.clone()))
-            .max_decoding_message_size(config.max_message_bytes);
+        let registry =
+            RegistryService::new(cluster.clone(), config, &self.router_id(), shutdown.clone());
+        let admin = AdminService::new(cluster, router, shutdown.clone()).with_agents(&registry);
+        let registry =
+            RegistryServer::new(registry).max_decoding_message_size(config.max_message_bytes);
+        let admin = AdminServer::new(admin).max_decoding_message_size(config.max_message_bytes);
         let router = builder
             .add_service(InterceptedService::new(
                 registry,

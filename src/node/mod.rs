@@ -47,6 +47,8 @@ pub struct Node {
     backup: AtomicBool,
     /// An [`AdminState`].
     admin_state: AtomicU8,
+    /// Its agent keeps its operator state (see [`Node::agent_admin`]).
+    agent_admin: bool,
     /// Requests this router has on the node right now.
     in_flight: AtomicU32,
     /// Requests this router sent to it (ever).
@@ -86,6 +88,7 @@ impl Node {
             weight_override: AtomicU32::new(0),
             backup: AtomicBool::new(false),
             admin_state: AtomicU8::new(AdminState::Active as u8),
+            agent_admin: false,
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
