@@ -99,7 +99,8 @@ pub struct Flags {
     pub metrics: Option<String>,
     /// File keeping the node's operator state (drain, maintenance, weight set with routerctl on
     /// any router) across agent restarts, written atomically (default: next to --config, its
-    /// name with the extension `.state.json`; without --config, kept in memory only; "" for none).
+    /// name with the extension `.state.json`; without --config, kept in memory only; the file's
+    /// `state_file = ""` keeps none).
     #[arg(long, env = "ROUTER_AGENT_STATE_FILE", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
 }

@@ -115,3 +115,72 @@ pub(super) fn apply(
 fn mode(state: &WireState) -> AdminMode {
     AdminMode::try_from(state.mode).unwrap_or(AdminMode::Maintenance)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::now_ms;
+    use crate::config::Config;
+    use crate::node::Source;
+
+    fn state(mode: AdminMode, weight: u32) -> WireState {
+        WireState {
+            mode: mode as i32,
+            weight,
+            actor: "token ops#1".into(),
+            reason: "kernel update".into(),
+        }
+    }
+
+    /// A cluster with pool `web`, and node `n` of an agent that announced `first`.
+    fn joined(first: &WireState) -> (Arc<Cluster>, Arc<Node>) {
+        let c = Arc::new(Cluster::default());
+        c.apply_config(&Config::parse("default_pool = \"\"\n[pools.web]\n").unwrap());
+        let node = Node::new("n", "127.0.0.1:1".parse().unwrap(), Source::Registered, 1);
+        let node = announced(node, first).unwrap();
+        let node = c.join("web", node, Duration::from_secs(3)).unwrap();
+        (c, node)
+    }
+
+    #[test]
+    fn a_node_announced_in_maintenance_joins_out_of_rotation_with_its_weight() {
+        let (_, node) = joined(&state(AdminMode::Drain, 7));
+        assert_eq!(node.admin_state(), AdminState::Maintenance);
+        assert_eq!(node.weight_override(), Some(7));
+        assert!(!node.is_usable(now_ms()));
+        let refused = Node::new("m", "127.0.0.1:2".parse().unwrap(), Source::Registered, 1);
+        assert!(announced(refused, &state(AdminMode::Active, 5000)).is_err());
+    }
+
+    #[test]
+    fn an_operator_drain_ends_in_maintenance_and_the_node_stays() {
+        let (c, node) = joined(&state(AdminMode::Active, 0));
+        let mut events = c.events().subscribe();
+        apply(&c, &node, &state(AdminMode::Drain, 0)).unwrap();
+        c.maintain_once(now_ms());
+        assert_eq!(node.admin_state(), AdminState::Maintenance);
+        assert!(c.find("n").is_some(), "listed, in maintenance");
+        let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+        assert!(seen.iter().any(|e| matches!(e,
+            ClusterEvent::OperatorAction { action, actor, reason, .. }
+                if action.starts_with("drain") && &**actor == "token ops#1" && &**reason == "kernel update")));
+        // The echo of the same state changes nothing; a resume brings it back.
+        apply(&c, &node, &state(AdminMode::Drain, 0)).unwrap();
+        assert_eq!(node.admin_state(), AdminState::Maintenance);
+        apply(&c, &node, &state(AdminMode::Active, 0)).unwrap();
+        assert!(node.is_usable(now_ms()));
+    }
+
+    #[test]
+    fn the_agent_s_own_drain_to_stop_still_ends_with_the_node_gone() {
+        let (c, node) = joined(&state(AdminMode::Maintenance, 0));
+        node.leave_once_drained();
+        c.maintain_once(now_ms());
+        assert!(
+            c.find("n").is_none(),
+            "drained and gone, so the agent can stop"
+        );
+    }
+}

@@ -253,6 +253,8 @@ impl Session<'_> {
                 self.asked_drain = true;
                 if self.owns_node() {
                     tracing::info!(node = %self.node.id(), reason = d.reason, "agent asked to drain");
+                    // The agent drains its node to stop it: no maintenance to keep it in.
+                    self.node.leave_once_drained();
                     self.registry.cluster.drain(self.node.id());
                 }
                 Ok(())

@@ -111,7 +111,21 @@ impl Node {
     /// then ends in [`AdminState::Maintenance`], and the node stays.
     pub fn with_agent_admin(mut self) -> Self {
         self.agent_admin = true;
+        self.stays_drained = true.into();
         self
+    }
+
+    /// The node's agent itself is draining it to stop: once drained it leaves, as any dynamic
+    /// node, instead of staying in maintenance. A node already in maintenance drains again, so
+    /// that its agent hears it is drained once nothing is in flight.
+    pub fn leave_once_drained(&self) {
+        self.stays_drained.store(false, Relaxed);
+        let _ = self.admin_state.compare_exchange(
+            AdminState::Maintenance as u8,
+            AdminState::Draining as u8,
+            Relaxed,
+            Relaxed,
+        );
     }
 
     /// True when the node's agent keeps its operator state (its Announce carried one).
@@ -120,9 +134,9 @@ impl Node {
     }
 
     /// Ends a drain, nothing being in flight any more: `Drained`, or `Maintenance` for a node
-    /// whose agent keeps its operator state. Returns the state it is now in.
+    /// whose agent keeps its operator state (an operator's drain). Returns the state it is now in.
     pub fn finish_drain(&self) -> AdminState {
-        let end = if self.agent_admin {
+        let end = if self.stays_drained.load(Relaxed) {
             AdminState::Maintenance
         } else {
             AdminState::Drained
