@@ -12,6 +12,7 @@ use routerctl_support::routerctl;
 use support::wait;
 use support::*;
 use uwsgi_router::agent::Agent;
+use uwsgi_router::cluster::ClusterEvent;
 use uwsgi_router::config::Config;
 use uwsgi_router::daemon::Daemon;
 use uwsgi_router::node::AdminState;
@@ -122,6 +123,7 @@ async fn drain_on_one_router_holds_on_every_router_until_resumed_on_another() {
         wait_state(r, AdminState::Active).await;
     }
 
+    let mut events = r2.cluster().events().subscribe();
     let run = routerctl(
         &[control_url(&r1)],
         &["drain", "n1", "--wait", "--reason", "kernel update"],
@@ -133,6 +135,24 @@ async fn drain_on_one_router_holds_on_every_router_until_resumed_on_another() {
         "{run:?}"
     );
     wait_state(&r2, AdminState::Maintenance).await;
+    // The second router names who drained it, and why.
+    let attributed = std::iter::from_fn(|| events.try_recv().ok()).find_map(|e| match e {
+        ClusterEvent::OperatorAction {
+            action,
+            actor,
+            reason,
+            ..
+        } => Some((action, actor.to_string(), reason.to_string())),
+        _ => None,
+    });
+    assert_eq!(
+        attributed,
+        Some((
+            "drain (through the node's agent)".to_owned(),
+            "anonymous".to_owned(),
+            "kernel update".to_owned()
+        ))
+    );
     for r in [&r1, &r2] {
         assert_eq!(shown_state(r).await, "maintenance", "listed, not gone");
         assert_eq!(
