@@ -2,6 +2,7 @@
 //! each behind its own credentials, on the `[control]` listener.
 
 mod admin;
+mod admin_view;
 mod agent_admin;
 mod announce;
 pub mod auth;
@@ -10,7 +11,8 @@ mod listen;
 mod registry;
 mod reject;
 
-pub use admin::{node_info, AdminService, RouterControl};
+pub use admin::{AdminService, RouterControl};
+pub use admin_view::node_info;
 pub use registry::RegistryService;
 
 use std::net::SocketAddr;
