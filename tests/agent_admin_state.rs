@@ -243,3 +243,28 @@ async fn a_weight_override_reaches_a_router_started_later_and_survives_its_resta
     .await;
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_agent_s_state_wins_over_what_the_router_s_state_file_kept_from_before() {
+    let node = Node::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("routerd.state.json");
+    // What routerd kept when the node's agent did not keep its state yet: drained, weight 9.
+    std::fs::write(
+        &file,
+        r#"{"version": 1, "nodes": [{"pool": "web", "node": "n1", "drained": true, "weight": 9}]}"#,
+    )
+    .unwrap();
+    let toml = format!(
+        "state_file = \"{}\"\n{}",
+        file.display(),
+        node.toml("127.0.0.1:0")
+    );
+    let router = start_router(&toml).await;
+    let agent = node.agent(&[control_url(&router)]);
+    wait_state(&router, AdminState::Active).await;
+    let (_, n1) = router.cluster().find("n1").unwrap();
+    assert_eq!(n1.weight_override(), None, "the agent keeps no override");
+    assert!(served_by_n1(&router).await > 0);
+    agent.shutdown().await;
+}

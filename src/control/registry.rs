@@ -140,6 +140,11 @@ impl RegistryService {
                     return reject(&tx, &peer, RejectReason::Held(why)).await
                 }
             };
+        if let Some(state) = &announce.admin {
+            // The agent's word wins over a drain or weight this router's state_file still held
+            // for the node from before its agent kept its state (validated with the announce).
+            let _ = agent_admin::apply(&self.cluster, &node, state);
+        }
         tracing::info!(node = %node.id(), %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
         let accepted = router_message::Msg::Accepted(Accepted {
             router_id: self.router_id.to_string(),
