@@ -103,11 +103,20 @@ pub(super) fn apply(
             pool: pool.name.clone(),
             node: node.id().clone(),
             action: format!("{action} (through the node's agent)"),
-            actor: clean(&state.actor).into(),
+            actor: actor(state).into(),
             reason: clean(&state.reason).into(),
         });
     }
     Ok(())
+}
+
+/// Who made the change the agent passes on; an agent's state written before anyone acted on the
+/// node names nobody.
+fn actor(state: &WireState) -> String {
+    match clean(&state.actor) {
+        a if a.is_empty() => "an unnamed operator".to_owned(),
+        a => a,
+    }
 }
 
 /// The mode of `state`; an unknown one (from a newer agent) is taken as maintenance, the safe
