@@ -18,6 +18,7 @@ mod load;
 mod nginx;
 #[path = "real_stack_agents/node.rs"]
 mod node;
+#[allow(dead_code)]
 #[path = "real_stack_agents/router.rs"]
 mod router;
 #[path = "real_stack_agents/stack.rs"]

@@ -97,6 +97,12 @@ pub struct Flags {
     /// Serve `/metrics`, `/healthz` and `/readyz` over HTTP on this `ip:port` (default: off).
     #[arg(long, env = "ROUTER_AGENT_METRICS", value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// File keeping the node's operator state (drain, maintenance, weight set with routerctl on
+    /// any router) across agent restarts, written atomically (default: next to --config, its
+    /// name with the extension `.state.json`; without --config, kept in memory only; the file's
+    /// `state_file = ""` keeps none).
+    #[arg(long, env = "ROUTER_AGENT_STATE_FILE", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
 }
 
 /// Parses `1s`, `250ms`, `2m` (humantime).
@@ -147,6 +153,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// HTTP listener for `/metrics`.
     pub metrics: Option<String>,
+    /// The node's operator state.
+    pub state_file: Option<PathBuf>,
 }
 
 /// The active check: a GET of `path` with `host` as HTTP_HOST.
@@ -198,6 +206,8 @@ pub struct AgentConfig {
     pub tls: TlsFiles,
     /// HTTP listener for `/metrics`, `/healthz`, `/readyz`; `None`: off.
     pub metrics: Option<SocketAddr>,
+    /// Where the node's operator state is kept; `None`: in memory only.
+    pub state_file: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -269,6 +279,7 @@ impl AgentConfig {
                 identity: tls_cert.clone().zip(tls_key.clone()),
             },
             metrics: parse_metrics(flags.metrics.or(file.metrics), &mut p),
+            state_file: state_file(flags.state_file, file.state_file, flags.config.as_deref()),
         };
         config.check(&mut p);
         let has_name = config
@@ -337,6 +348,17 @@ fn parse_metrics(s: Option<String>, p: &mut Problems) -> Option<SocketAddr> {
             })
             .ok(),
     }
+}
+
+/// The state file given, else the config file's sibling `NAME.state.json`; `""` means none.
+fn state_file(
+    flag: Option<PathBuf>,
+    key: Option<PathBuf>,
+    config: Option<&Path>,
+) -> Option<PathBuf> {
+    let given = flag.or(key);
+    let path = given.or_else(|| config.map(|c| c.with_extension("state.json")))?;
+    (!path.as_os_str().is_empty()).then_some(path)
 }
 
 /// The node address as an id; IPv6 brackets are dropped because ids may not hold them.

@@ -7,9 +7,11 @@
 //! answers and ending its session while it does not (the node then leaves when its lease runs
 //! out, and is re-announced when it answers again). `discovery` decides which routers those
 //! are (the URLs given, and the addresses of `dns:///` names, re-resolved), and `router_set`
-//! starts and closes their sessions.
+//! starts and closes their sessions. `admin_state` keeps the node's operator state (drain,
+//! maintenance, weight), which any router passes on and every session announces and applies.
 
 mod addr;
+mod admin_state;
 mod backoff;
 pub mod config;
 mod counters;
@@ -30,12 +32,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use addr::SocketTarget;
+pub use admin_state::StateFileError;
 pub use config::{AgentConfig, DnsName, Flags, RouterTarget};
 pub use counters::AgentCounters;
 pub use credentials::CredentialsError;
 
 use crate::api::Announce;
 use crate::http::{Endpoints, Readiness};
+use admin_state::AdminStore;
 use discovery::Discovery;
 use health::HealthCheck;
 use probe::Probe;
@@ -48,6 +52,9 @@ pub enum AgentError {
     /// The token or TLS files could not be used.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The node's state file could not be read.
+    #[error(transparent)]
+    StateFile(#[from] StateFileError),
     /// A router URL was refused by the gRPC transport (e.g. TLS settings for it).
     #[error("routers: {url}: {reason}")]
     Router {
@@ -98,6 +105,10 @@ impl Agent {
             );
         }
         let tls = credentials::tls_config(&config.tls)?;
+        if config.state_file.is_none() {
+            tracing::info!("no state_file: operators' drains and weights of this node are kept only until the agent restarts");
+        }
+        let admin = Arc::new(AdminStore::load(config.state_file.as_deref())?);
         let counters = Arc::new(AgentCounters::default());
         let stop_probe = CancellationToken::new();
         let ready = Readiness::new(true);
@@ -111,6 +122,7 @@ impl Agent {
             drain_timeout: config.drain_timeout,
             node: rx,
             counters: counters.clone(),
+            admin,
         };
         check_endpoints(&parts, &config.routers)?;
         let metrics_addr = serve_metrics(&config, &counters, &ready, &stop_probe)?;
@@ -251,6 +263,8 @@ fn announce(config: &AgentConfig) -> Announce {
         labels: config.labels.clone().into_iter().collect(),
         version: concat!("router-agent ", env!("CARGO_PKG_VERSION")).to_owned(),
         report_interval_ms: u32::try_from(config.interval.as_millis()).unwrap_or(u32::MAX),
+        // The state kept at the time of each announce, filled in by the session.
+        admin: None,
     }
 }
 

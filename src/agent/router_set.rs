@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
+use super::admin_state::AdminStore;
 use super::counters::AgentCounters;
 use super::probe::NodeState;
 use super::session::RouterLink;
@@ -30,7 +31,8 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// the URL's host (a `dns+https` name's address).
 pub(crate) type Wanted = BTreeMap<String, Option<String>>;
 
-/// What every session shares: the node's announce and state, credentials, timing.
+/// What every session shares: the node's announce, state and operator state, credentials,
+/// timing.
 pub(crate) struct SessionParts {
     pub(crate) announce: Announce,
     pub(crate) bearer: Option<MetadataValue<Ascii>>,
@@ -39,6 +41,8 @@ pub(crate) struct SessionParts {
     pub(crate) drain_timeout: Duration,
     pub(crate) node: watch::Receiver<NodeState>,
     pub(crate) counters: Arc<AgentCounters>,
+    /// The node's operator state, shared by every session.
+    pub(crate) admin: Arc<AdminStore>,
 }
 
 impl SessionParts {
@@ -58,6 +62,8 @@ impl SessionParts {
             drain_timeout: self.drain_timeout,
             node: self.node.clone(),
             counters: self.counters.clone(),
+            admin_state: self.admin.subscribe(),
+            admin: self.admin.clone(),
             stop,
         })
     }

@@ -5,8 +5,11 @@
 //! config), so resending it cannot help: that router is given up until the agent restarts. Every
 //! other refusal (unknown pool, pool full, address not allowed, id taken, rate limited) may end
 //! with a router reload or another node leaving, so it is retried at the top of the backoff (~5 s).
-//! An operator's drain (`DrainRequested`) holds: once that session ends, the agent does not
-//! re-announce to that router until uWSGI restarts (a new master pid) or the agent restarts.
+//! Operators' changes (drain, maintenance, weight, resume) come as `admin_requested`: the agent
+//! keeps them (`admin_state`) and sends them to every router, each announce carrying the state
+//! kept. A router older than that sends `DrainRequested` instead, which holds on that router
+//! alone: once that session ends, the agent does not re-announce there until uWSGI restarts (a
+//! new master pid) or the agent restarts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +22,15 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Endpoint;
 use tonic::{Code, Request, Streaming};
 
+use super::admin_state::AdminStore;
 use super::backoff::Backoff;
 use super::counters::AgentCounters;
 use super::probe::NodeState;
 use super::stats::NodeLoad;
 use crate::api::registry_client::RegistryClient;
 use crate::api::{
-    node_message, router_message, Announce, LoadReport, NodeMessage, RejectCode, Rejected,
-    RouterMessage,
+    node_message, router_message, AdminState, Announce, LoadReport, NodeMessage, RejectCode,
+    Rejected, RouterMessage,
 };
 
 /// Time for the router to answer an Announce (routerd's own announce timeout is 10 s).
@@ -65,6 +69,10 @@ pub(crate) struct RouterLink {
     pub(crate) drain_timeout: Duration,
     pub(crate) node: watch::Receiver<NodeState>,
     pub(crate) counters: Arc<AgentCounters>,
+    /// Where operators' changes passed on by this router are kept.
+    pub(crate) admin: Arc<AdminStore>,
+    /// The node's operator state, as kept: announced, and sent on each change.
+    pub(crate) admin_state: watch::Receiver<AdminState>,
     /// Cancelled on shutdown: drain, leave, return.
     pub(crate) stop: CancellationToken,
 }
@@ -208,6 +216,14 @@ impl RouterLink {
                         last_report = Instant::now();
                     }
                 }
+                changed = self.admin_state.changed() => {
+                    if changed.is_err() {
+                        return End::Stopped;
+                    }
+                    if let Err(end) = self.send_admin_state(&s) {
+                        break end;
+                    }
+                }
                 m = s.inbound.message() => {
                     if let Some(end) = self.on_message(&mut s, m) {
                         break end;
@@ -255,6 +271,8 @@ impl RouterLink {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let announce = Announce {
             capacity: load.capacity,
+            // Marked seen: a change from now on is sent once the session is accepted.
+            admin: Some(self.admin_state.borrow_and_update().clone()),
             ..self.announce.clone()
         };
         let _ = tx.try_send(message(node_message::Msg::Announce(announce)));
@@ -351,12 +369,14 @@ impl RouterLink {
             router_message::Msg::Drained(_) => {
                 tracing::info!(router = %self.url, "node drained on this router");
             }
+            router_message::Msg::AdminRequested(state) => self.admin.set(state, &self.url),
             router_message::Msg::Accepted(_) => {}
         }
         None
     }
 }
 
+mod admin;
 mod drain;
 
 fn message(msg: node_message::Msg) -> NodeMessage {

@@ -127,7 +127,8 @@ impl Cluster {
     }
 
     /// One maintenance pass: dynamic nodes whose lease ran out leave; draining nodes with nothing
-    /// in flight are announced drained, and dynamic ones leave.
+    /// in flight are announced drained, and dynamic ones leave unless their agent keeps their
+    /// operator state (they stay, in maintenance).
     pub fn maintain_once(&self, now_ms: u64) {
         for pool in self.pools() {
             pool.measure_rate(now_ms);
@@ -136,12 +137,13 @@ impl Cluster {
                 if dynamic && node.lease_expired(now_ms) {
                     pool.remove(node.id(), LeaveReason::LeaseExpired);
                 } else if node.admin_state() == AdminState::Draining && node.in_flight() == 0 {
-                    node.set_admin_state(AdminState::Drained);
+                    let end = node.finish_drain();
                     self.events.emit(ClusterEvent::NodeDrained {
                         pool: pool.name.clone(),
                         node: node.id().clone(),
                     });
-                    if dynamic {
+                    // A node whose agent keeps its state stays listed, in maintenance.
+                    if dynamic && end == AdminState::Drained {
                         pool.remove(node.id(), LeaveReason::Drained);
                     }
                 }

@@ -9,16 +9,18 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::admin_view::{event, node_info, pool_info};
+use super::agent_admin;
 use super::auth::Caller;
+use super::holders::Holders;
 use crate::api::admin_server::Admin;
 use crate::api::{
     EjectRequest, Event, ListNodesRequest, ListNodesResponse, ListPoolsRequest, ListPoolsResponse,
-    NodeInfo, NodeRequest, PoolInfo, ReloadRequest, ReloadResponse, RemoveResponse,
-    SetWeightRequest, StatusRequest, StatusResponse, WatchRequest,
+    NodeInfo, NodeRequest, ReloadRequest, ReloadResponse, RemoveResponse, SetWeightRequest,
+    StatusRequest, StatusResponse, WatchRequest,
 };
-use crate::clock::now_ms;
 use crate::cluster::{Cluster, ClusterEvent, LeaveReason, OperatorChange, Pool};
-use crate::node::{Node, NodeStatus, Outcome};
+use crate::node::{AdminState, Node};
 
 /// What the Admin service needs from the daemon besides the cluster.
 pub trait RouterControl: Send + Sync + 'static {
@@ -33,6 +35,9 @@ pub trait RouterControl: Send + Sync + 'static {
 pub struct AdminService {
     cluster: Arc<Cluster>,
     router: Arc<dyn RouterControl>,
+    /// The Registry's sessions: operators' changes to a node whose agent keeps its state go
+    /// to that agent through them.
+    agents: Arc<Holders>,
     /// Ends Watch streams when the router stops.
     shutdown: CancellationToken,
 }
@@ -53,8 +58,15 @@ impl AdminService {
         Self {
             cluster,
             router,
+            agents: Arc::default(),
             shutdown,
         }
+    }
+
+    /// Passes operators' changes to agents through `registry`'s sessions.
+    pub(super) fn with_agents(mut self, registry: &super::RegistryService) -> Self {
+        self.agents = registry.holders();
+        self
     }
 
     fn found(&self, id: &str) -> Result<(Arc<Pool>, Arc<Node>), Status> {
@@ -69,23 +81,49 @@ fn caller<T>(req: &Request<T>) -> Arc<str> {
         .map_or_else(|| Arc::from("anonymous"), |c| c.0.clone())
 }
 
-/// Most of a reason kept: a log line, not a document.
-const MAX_REASON: usize = 200;
-
 impl AdminService {
+    /// Keeps an operator's change to `node` of `pool` where it belongs, then announces it: with
+    /// the node's agent when it keeps the node's operator state (the agent applies it on every
+    /// router it talks to), else in this router's state file.
+    fn attribute(
+        &self,
+        (pool, node): (&Pool, &Node),
+        (action, change): (String, OperatorChange),
+        actor: Arc<str>,
+        reason: &str,
+    ) {
+        if !node.agent_admin() {
+            return self.record_here((pool, node), (action, change), actor, reason);
+        }
+        let state = agent_admin::wanted(node, &actor, reason);
+        if !self.agents.tell(node.id(), state) {
+            tracing::warn!(pool = %pool.name, node = %node.id(), %action, "the node's agent has no live session here: the change holds on this router only, until the agent announces its state again");
+        }
+        self.announce(pool, node, action, actor, reason);
+    }
+
+    /// Keeps an operator's change in this router's state file (ejections and removals, which
+    /// are this router's own, and every change to a node whose agent keeps no state), then
+    /// announces it.
+    fn record_here(
+        &self,
+        (pool, node): (&Pool, &Node),
+        (action, change): (String, OperatorChange),
+        actor: Arc<str>,
+        reason: &str,
+    ) {
+        self.cluster.record_override(pool, node, change);
+        self.announce(pool, node, action, actor, reason);
+    }
+
     /// Logs and announces that `actor` did `action` to `node` of `pool`, saying `reason`.
-    fn attribute(&self, pool: &Pool, node: &Node, action: String, actor: Arc<str>, reason: &str) {
-        let reason: String = reason
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_REASON)
-            .collect();
+    fn announce(&self, pool: &Pool, node: &Node, action: String, actor: Arc<str>, reason: &str) {
         self.cluster.events().emit(ClusterEvent::OperatorAction {
             pool: pool.name.clone(),
             node: node.id().clone(),
             action,
             actor,
-            reason: reason.into(),
+            reason: agent_admin::clean(reason).into(),
         });
     }
 }
@@ -94,134 +132,6 @@ fn not_found(id: &str) -> Status {
     Status::not_found(format!(
         "no node with id {id:?} (routerctl nodes lists them)"
     ))
-}
-
-/// A node as routerctl shows it.
-pub fn node_info(pool: &Pool, node: &Node) -> NodeInfo {
-    let now = now_ms();
-    let status = node.status(now, pool.settings().slow_start);
-    let load = node.reported_load();
-    NodeInfo {
-        id: node.id().to_string(),
-        pool: pool.name.to_string(),
-        address: node.addr().to_string(),
-        state: status.as_str().to_owned(),
-        source: node.source().as_str().to_owned(),
-        weight: node.weight(),
-        weight_reported: node.weight_configured(),
-        weight_override: node.weight_override().unwrap_or(0),
-        capacity: node.capacity(),
-        busy: load.map_or(0, |l| l.busy),
-        queue: load.map_or(0, |l| l.queue),
-        in_flight: node.in_flight(),
-        requests_total: node.requests_total(),
-        errors_total: node.failures_total(),
-        responses_5xx: node.outcomes().count(Outcome::Responded(Some(500))),
-        latency_ms: node.latency_ms(now),
-        report_age_ms: load.map_or(-1, |l| now.saturating_sub(l.at_ms) as i64),
-        ejected_for_ms: node
-            .health()
-            .ejected_until()
-            .map_or(0, |u| u.saturating_sub(now)),
-        labels: node.meta().labels.iter().cloned().collect(),
-        version: node.meta().version.clone(),
-        age_seconds: now.saturating_sub(node.joined_ms()) / 1000,
-    }
-}
-
-fn pool_info(pool: &Pool) -> PoolInfo {
-    let snap = pool.snapshot();
-    let infos: Vec<NodeInfo> = snap.nodes.iter().map(|n| node_info(pool, n)).collect();
-    let count = |states: &[NodeStatus]| {
-        infos
-            .iter()
-            .filter(|n| states.iter().any(|s| s.as_str() == n.state))
-            .count() as u32
-    };
-    PoolInfo {
-        name: pool.name.to_string(),
-        algorithm: snap.settings.algorithm.name().to_owned(),
-        nodes: infos.len() as u32,
-        nodes_active: count(&[NodeStatus::Active, NodeStatus::Joining]),
-        nodes_draining: count(&[NodeStatus::Draining, NodeStatus::Drained]),
-        nodes_ejected: count(&[NodeStatus::Ejected]),
-        requests_total: infos.iter().map(|n| n.requests_total).sum(),
-        errors_total: infos.iter().map(|n| n.errors_total).sum(),
-        responses_5xx: infos.iter().map(|n| n.responses_5xx).sum(),
-        requests_per_second: pool.requests_per_second(),
-        in_flight: infos.iter().map(|n| n.in_flight).sum(),
-    }
-}
-
-/// A cluster event as the Watch stream carries it.
-pub(super) fn event(e: &ClusterEvent) -> Event {
-    let (kind, pool, node, detail) = match e {
-        ClusterEvent::NodeJoined {
-            pool,
-            node,
-            addr,
-            source,
-        } => (
-            "node_joined",
-            &**pool,
-            &**node,
-            format!("{addr} ({})", source.as_str()),
-        ),
-        ClusterEvent::NodeLeft { pool, node, reason } => {
-            ("node_left", &**pool, &**node, reason.to_string())
-        }
-        ClusterEvent::NodeEjected {
-            pool,
-            node,
-            for_ms,
-            cause,
-        } => (
-            "node_ejected",
-            &**pool,
-            &**node,
-            format!("{cause} for {for_ms} ms"),
-        ),
-        ClusterEvent::NodeDraining { pool, node } => {
-            ("node_draining", &**pool, &**node, String::new())
-        }
-        ClusterEvent::NodeDrained { pool, node } => {
-            ("node_drained", &**pool, &**node, String::new())
-        }
-        ClusterEvent::NodeResumed { pool, node } => {
-            ("node_resumed", &**pool, &**node, String::new())
-        }
-        ClusterEvent::OperatorAction {
-            pool,
-            node,
-            action,
-            actor,
-            reason,
-        } => {
-            let why = if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            };
-            (
-                "operator_action",
-                &**pool,
-                &**node,
-                format!("{action} by {actor}{why}"),
-            )
-        }
-        ClusterEvent::PoolsChanged => ("pools_changed", "", "", String::new()),
-        ClusterEvent::ConfigReloaded => ("config_reloaded", "", "", String::new()),
-    };
-    let time_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Event {
-        time_unix_ms,
-        kind: kind.to_owned(),
-        pool: pool.to_owned(),
-        node: node.to_owned(),
-        detail,
-    }
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
@@ -276,9 +186,19 @@ impl Admin for AdminService {
         let NodeRequest { id, reason } = req.into_inner();
         let (pool, node) = self.found(&id)?;
         self.cluster.drain(&id);
-        self.attribute(&pool, &node, "drain".to_owned(), actor, &reason);
-        self.cluster
-            .record_override(&pool, &node, OperatorChange::Drained);
+        let what = ("drain".to_owned(), OperatorChange::Drained);
+        self.attribute((&pool, &node), what, actor, &reason);
+        Ok(Response::new(node_info(&pool, &node)))
+    }
+
+    async fn maintain_node(&self, req: Request<NodeRequest>) -> Result<Response<NodeInfo>, Status> {
+        let actor = caller(&req);
+        let NodeRequest { id, reason } = req.into_inner();
+        let (pool, node) = self.found(&id)?;
+        node.set_admin_state(AdminState::Maintenance);
+        // A state file keeps a static node's maintenance as a drain: out of rotation either way.
+        let what = ("maintenance".to_owned(), OperatorChange::Drained);
+        self.attribute((&pool, &node), what, actor, &reason);
         Ok(Response::new(node_info(&pool, &node)))
     }
 
@@ -286,9 +206,8 @@ impl Admin for AdminService {
         let actor = caller(&req);
         let NodeRequest { id, reason } = req.into_inner();
         let (pool, node) = self.cluster.resume(&id).ok_or_else(|| not_found(&id))?;
-        self.attribute(&pool, &node, "resume".to_owned(), actor, &reason);
-        self.cluster
-            .record_override(&pool, &node, OperatorChange::Cleared);
+        let what = ("resume".to_owned(), OperatorChange::Cleared);
+        self.attribute((&pool, &node), what, actor, &reason);
         Ok(Response::new(node_info(&pool, &node)))
     }
 
@@ -309,9 +228,8 @@ impl Admin for AdminService {
             .set_weight_override(&r.id, weight)
             .ok_or_else(|| not_found(&r.id))?;
         let what = weight.map_or_else(|| "weight cleared".to_owned(), |w| format!("weight {w}"));
-        self.attribute(&pool, &node, what, actor, &r.reason);
-        self.cluster
-            .record_override(&pool, &node, OperatorChange::Weight(weight));
+        let what = (what, OperatorChange::Weight(weight));
+        self.attribute((&pool, &node), what, actor, &r.reason);
         Ok(Response::new(node_info(&pool, &node)))
     }
 
@@ -325,9 +243,12 @@ impl Admin for AdminService {
             .ok_or_else(|| not_found(&r.id))?;
         let took = time.unwrap_or(pool.settings().ejection.base_time);
         let what = format!("eject for {}", humantime::format_duration(took));
-        self.attribute(&pool, &node, what, actor, &r.reason);
-        self.cluster
-            .record_override(&pool, &node, OperatorChange::Ejected(took));
+        self.record_here(
+            (&pool, &node),
+            (what, OperatorChange::Ejected(took)),
+            actor,
+            &r.reason,
+        );
         Ok(Response::new(node_info(&pool, &node)))
     }
 
@@ -340,9 +261,8 @@ impl Admin for AdminService {
         let (pool, node) = self.found(&id)?;
         let info = node_info(&pool, &node);
         pool.remove(&id, LeaveReason::RemovedByOperator);
-        self.attribute(&pool, &node, "remove".to_owned(), actor, &reason);
-        self.cluster
-            .record_override(&pool, &node, OperatorChange::Cleared);
+        let what = ("remove".to_owned(), OperatorChange::Cleared);
+        self.record_here((&pool, &node), what, actor, &reason);
         Ok(Response::new(RemoveResponse { node: Some(info) }))
     }
 

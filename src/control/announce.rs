@@ -80,6 +80,13 @@ pub(super) fn node_from_announce(
         version: a.version.clone(),
     })
     .with_capacity(a.capacity);
+    // An agent that keeps the node's operator state says where it stands before any request.
+    let node = match &a.admin {
+        Some(state) => {
+            super::agent_admin::announced(node, state).map_err(|e| AnnounceError(e.to_string()))?
+        }
+        None => node,
+    };
     Ok((node, a.pool.clone(), lease, interval))
 }
 

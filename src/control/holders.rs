@@ -10,11 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::api::AdminState;
 use crate::clock::now_ms;
 use crate::cluster::{Cluster, JoinError};
 use crate::node::{Node, Source};
+
+/// Operators' changes queued towards one agent; they come at the pace of people.
+const ADMIN_QUEUE: usize = 16;
 
 /// The live sessions, by the node id each holds.
 #[derive(Debug, Default)]
@@ -32,6 +36,8 @@ struct Holder {
     node_addr: String,
     /// Tells the holding session who took its node over.
     replaced: oneshot::Sender<String>,
+    /// Passes operators' changes to the node's agent, when it keeps the node's operator state.
+    admin: Option<mpsc::Sender<AdminState>>,
 }
 
 /// Why a session may not hold the id it announced.
@@ -52,6 +58,9 @@ pub(super) struct Claim {
     serial: u64,
     /// Resolves, with the reason, when another session of the same node took the id over.
     pub(super) replaced: oneshot::Receiver<String>,
+    /// Operators' changes for the node's agent (see [`Holders::tell`]); `None` when the agent
+    /// keeps no operator state.
+    pub(super) admin: Option<mpsc::Receiver<AdminState>>,
 }
 
 impl Drop for Claim {
@@ -80,6 +89,12 @@ impl Holders {
     ) -> Result<(Arc<Node>, Claim), Refused> {
         let node_addr = node.addr().to_string();
         let id = node.id().clone();
+        let (admin, admin_rx) = if node.agent_admin() {
+            let (tx, rx) = mpsc::channel(ADMIN_QUEUE);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         // One lock over the check, the join and the record: two sessions racing for an id
         // cannot both pass.
         let mut by_id = self.lock();
@@ -120,6 +135,7 @@ impl Holders {
                 peer,
                 node_addr,
                 replaced: tx,
+                admin,
             },
         );
         drop(by_id);
@@ -136,7 +152,19 @@ impl Holders {
                 id,
                 serial,
                 replaced: rx,
+                admin: admin_rx,
             },
         ))
+    }
+
+    /// Queues `state` for the agent of node `id` on its live session. False when no live
+    /// session of an agent that keeps the node's operator state holds the id, or it is too far
+    /// behind to take it.
+    pub(super) fn tell(&self, id: &str, state: AdminState) -> bool {
+        let by_id = self.lock();
+        let Some(admin) = by_id.get(id).and_then(|h| h.admin.as_ref()) else {
+            return false;
+        };
+        admin.try_send(state).is_ok()
     }
 }

@@ -2,6 +2,8 @@
 //! each behind its own credentials, on the `[control]` listener.
 
 mod admin;
+mod admin_view;
+mod agent_admin;
 mod announce;
 pub mod auth;
 mod holders;
@@ -9,7 +11,8 @@ mod listen;
 mod registry;
 mod reject;
 
-pub use admin::{node_info, AdminService, RouterControl};
+pub use admin::{AdminService, RouterControl};
+pub use admin_view::node_info;
 pub use registry::RegistryService;
 
 use std::net::SocketAddr;
@@ -124,15 +127,12 @@ impl Bound {
                 .map_err(|e| ControlError::Credentials(e.to_string()))?;
         }
         let limiter = Limiter::new("control.max_connections", self.max_connections);
-        let registry = RegistryServer::new(RegistryService::new(
-            cluster.clone(),
-            config,
-            &self.router_id(),
-            shutdown.clone(),
-        ))
-        .max_decoding_message_size(config.max_message_bytes);
-        let admin = AdminServer::new(AdminService::new(cluster, router, shutdown.clone()))
-            .max_decoding_message_size(config.max_message_bytes);
+        let registry =
+            RegistryService::new(cluster.clone(), config, &self.router_id(), shutdown.clone());
+        let admin = AdminService::new(cluster, router, shutdown.clone()).with_agents(&registry);
+        let registry =
+            RegistryServer::new(registry).max_decoding_message_size(config.max_message_bytes);
+        let admin = AdminServer::new(admin).max_decoding_message_size(config.max_message_bytes);
         let router = builder
             .add_service(InterceptedService::new(
                 registry,

@@ -13,13 +13,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::agent_admin;
 use super::announce::{node_from_announce, AnnounceError};
 use super::holders::{Holders, Refused};
 use super::reject::RejectReason;
 use crate::api::registry_server::Registry;
 use crate::api::{
-    node_message::Msg, router_message, Accepted, DrainRequested, Drained, LoadReport, NodeMessage,
-    Rejected, Removed, RouterMessage,
+    node_message::Msg, router_message, Accepted, AdminState, DrainRequested, Drained, LoadReport,
+    NodeMessage, Rejected, Removed, RouterMessage,
 };
 use crate::clock::now_ms;
 use crate::cluster::{Cluster, ClusterEvent, LeaveReason};
@@ -64,6 +65,14 @@ impl RegistryService {
             max_message_bytes: config.max_message_bytes,
             holders: Arc::default(),
         }
+    }
+}
+
+impl RegistryService {
+    /// Which session holds which node id: the Admin service passes operators' changes to agents
+    /// through it.
+    pub(super) fn holders(&self) -> Arc<Holders> {
+        self.holders.clone()
     }
 }
 
@@ -131,6 +140,11 @@ impl RegistryService {
                     return reject(&tx, &peer, RejectReason::Held(why)).await
                 }
             };
+        if let Some(state) = &announce.admin {
+            // The agent's word wins over a drain or weight this router's state_file still held
+            // for the node from before its agent kept its state (validated with the announce).
+            let _ = agent_admin::apply(&self.cluster, &node, state);
+        }
         tracing::info!(node = %node.id(), %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
         let accepted = router_message::Msg::Accepted(Accepted {
             router_id: self.router_id.to_string(),
@@ -171,6 +185,12 @@ impl RegistryService {
                     }
                     Err(_) => held = false,
                 },
+                Some(state) = next_admin(&mut claim.admin) => {
+                    let asked = router_message::Msg::AdminRequested(state);
+                    if send(&tx, asked).await.is_err() {
+                        break "the agent went away; the node stays until its lease runs out";
+                    }
+                }
                 e = events.recv() => match s.on_event(e).await {
                     Ok(()) => continue,
                     Err(end) => break end,
@@ -238,6 +258,8 @@ impl Session<'_> {
                 self.asked_drain = true;
                 if self.owns_node() {
                     tracing::info!(node = %self.node.id(), reason = d.reason, "agent asked to drain");
+                    // The agent drains its node to stop it: no maintenance to keep it in.
+                    self.node.leave_once_drained();
                     self.registry.cluster.drain(self.node.id());
                 }
                 Ok(())
@@ -250,12 +272,29 @@ impl Session<'_> {
                 }
                 Err("the agent left")
             }
+            Msg::Admin(state) => self.on_admin(&state).await,
             Msg::Announce(_) => {
                 let again = "Announce is only valid as the first message";
                 reject(self.tx, self.node.id(), RejectReason::Invalid(again.into())).await;
                 Err("a second Announce")
             }
         }
+    }
+
+    /// The node's agent passes on its operator state (a change made on some router).
+    async fn on_admin(&mut self, state: &AdminState) -> Result<(), &'static str> {
+        let refused = if !self.node.agent_admin() {
+            "admin is only valid in a session whose Announce carried admin".to_owned()
+        } else if !self.owns_node() {
+            return Ok(());
+        } else {
+            match agent_admin::apply(&self.registry.cluster, &self.node, state) {
+                Ok(()) => return Ok(()),
+                Err(e) => e.to_string(),
+            }
+        };
+        reject(self.tx, self.node.id(), RejectReason::Invalid(refused)).await;
+        Err("an invalid admin state")
     }
 
     async fn on_report(&mut self, r: &LoadReport) -> Result<(), &'static str> {
@@ -291,8 +330,12 @@ impl Session<'_> {
         };
         let id = self.node.id();
         let msg = match e {
+            // An agent that keeps the node's state was asked through admin_requested instead.
             ClusterEvent::NodeDraining { node, .. }
-                if node == *id && !self.asked_drain && self.owns_node() =>
+                if node == *id
+                    && !self.asked_drain
+                    && !self.node.agent_admin()
+                    && self.owns_node() =>
             {
                 router_message::Msg::DrainRequested(DrainRequested {
                     reason: "drain requested by an operator".into(),
@@ -312,6 +355,14 @@ impl Session<'_> {
             _ => return Ok(()),
         };
         send(self.tx, msg).await.map_err(|()| "the agent went away")
+    }
+}
+
+/// The next operator change for the agent; pending for ever when there is none to come.
+async fn next_admin(rx: &mut Option<mpsc::Receiver<AdminState>>) -> Option<AdminState> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

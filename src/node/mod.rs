@@ -47,6 +47,10 @@ pub struct Node {
     backup: AtomicBool,
     /// An [`AdminState`].
     admin_state: AtomicU8,
+    /// Its agent keeps its operator state (see [`Node::agent_admin`]).
+    agent_admin: bool,
+    /// A drain ends in maintenance, the node staying listed (see [`Node::finish_drain`]).
+    stays_drained: AtomicBool,
     /// Requests this router has on the node right now.
     in_flight: AtomicU32,
     /// Requests this router sent to it (ever).
@@ -86,6 +90,8 @@ impl Node {
             weight_override: AtomicU32::new(0),
             backup: AtomicBool::new(false),
             admin_state: AtomicU8::new(AdminState::Active as u8),
+            agent_admin: false,
+            stays_drained: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),

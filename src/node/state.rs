@@ -39,6 +39,9 @@ pub enum AdminState {
     Draining = 1,
     /// Drained: nothing in flight and no new requests until resumed (or removed).
     Drained = 2,
+    /// Out of rotation until resumed, as the node's agent keeps it: entered at once, or as the end
+    /// of a drain of a node whose agent keeps its operator state (which stays listed).
+    Maintenance = 3,
 }
 
 impl AdminState {
@@ -46,6 +49,7 @@ impl AdminState {
         match v {
             1 => Self::Draining,
             2 => Self::Drained,
+            3 => Self::Maintenance,
             _ => Self::Active,
         }
     }
@@ -64,16 +68,19 @@ pub enum NodeStatus {
     Draining,
     /// Nothing in flight, no new requests until resumed.
     Drained,
+    /// Out of rotation until resumed, kept so by the node's agent on every router.
+    Maintenance,
 }
 
 impl NodeStatus {
     /// Every status, in the order metrics list them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Active,
         Self::Joining,
         Self::Ejected,
         Self::Draining,
         Self::Drained,
+        Self::Maintenance,
     ];
 
     /// Label value for metrics and the CLI.
@@ -84,6 +91,7 @@ impl NodeStatus {
             Self::Ejected => "ejected",
             Self::Draining => "draining",
             Self::Drained => "drained",
+            Self::Maintenance => "maintenance",
         }
     }
 
@@ -99,12 +107,51 @@ impl Node {
         AdminState::from_u8(self.admin_state.load(Relaxed))
     }
 
+    /// Marks the node as one whose agent keeps its operator state (before it is shared): a drain
+    /// then ends in [`AdminState::Maintenance`], and the node stays.
+    pub fn with_agent_admin(mut self) -> Self {
+        self.agent_admin = true;
+        self.stays_drained = true.into();
+        self
+    }
+
+    /// The node's agent itself is draining it to stop: once drained it leaves, as any dynamic
+    /// node, instead of staying in maintenance. A node already in maintenance drains again, so
+    /// that its agent hears it is drained once nothing is in flight.
+    pub fn leave_once_drained(&self) {
+        self.stays_drained.store(false, Relaxed);
+        let _ = self.admin_state.compare_exchange(
+            AdminState::Maintenance as u8,
+            AdminState::Draining as u8,
+            Relaxed,
+            Relaxed,
+        );
+    }
+
+    /// True when the node's agent keeps its operator state (its Announce carried one).
+    pub fn agent_admin(&self) -> bool {
+        self.agent_admin
+    }
+
+    /// Ends a drain, nothing being in flight any more: `Drained`, or `Maintenance` for a node
+    /// whose agent keeps its operator state (an operator's drain). Returns the state it is now in.
+    pub fn finish_drain(&self) -> AdminState {
+        let end = if self.stays_drained.load(Relaxed) {
+            AdminState::Maintenance
+        } else {
+            AdminState::Drained
+        };
+        self.set_admin_state(end);
+        end
+    }
+
     /// The state shown to users. A drain wins over an ejection: an operator who drained a node
     /// sees it draining whatever its health, and ejection only matters while it takes requests.
     pub fn status(&self, now_ms: u64, slow_start: Duration) -> NodeStatus {
         match self.admin_state() {
             AdminState::Draining => NodeStatus::Draining,
             AdminState::Drained => NodeStatus::Drained,
+            AdminState::Maintenance => NodeStatus::Maintenance,
             AdminState::Active if self.health.is_ejected(now_ms) => NodeStatus::Ejected,
             AdminState::Active
                 if now_ms.saturating_sub(self.joined_ms) < crate::clock::ms(slow_start) =>

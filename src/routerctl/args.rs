@@ -110,18 +110,27 @@ pub enum Command {
         /// Node id, or a unique prefix of one.
         id: String,
     },
-    /// Stop sending new requests to a node; requests in flight finish.
+    /// Stop sending new requests to a node; requests in flight finish. It then stays out of
+    /// rotation until resumed (a registered node: in maintenance, on every router its agent
+    /// talks to).
     Drain {
         /// Node id, or a unique prefix of one.
         id: String,
-        /// Return only once the node is drained (or, if registered, gone).
+        /// Return only once nothing is in flight on the node (drained, in maintenance, or gone).
         #[arg(long)]
         wait: bool,
         /// How long --wait waits before giving up (exit 1).
         #[arg(long, default_value = "60s", value_parser = duration, requires = "wait")]
         timeout: Duration,
     },
-    /// Take a draining, drained or ejected node back into rotation.
+    /// Take a node out of rotation at once, without waiting for its requests, until resumed (a
+    /// registered node: on every router its agent talks to).
+    Maintenance {
+        /// Node id, or a unique prefix of one.
+        id: String,
+    },
+    /// Take a draining, drained, in maintenance or ejected node back into rotation (a registered
+    /// node: on every router its agent talks to).
     Resume {
         /// Node id, or a unique prefix of one.
         id: String,

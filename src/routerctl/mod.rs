@@ -37,6 +37,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Status => read::status(r, json).await,
         Command::Drain { id, wait: false, .. } => write::act(r, &id, Action::Drain, why, json).await,
         Command::Drain { id, timeout, .. } => write::drain_and_wait(r, &id, timeout, why, json).await,
+        Command::Maintenance { id } => write::act(r, &id, Action::Maintenance, why, json).await,
         Command::Resume { id } => write::act(r, &id, Action::Resume, why, json).await,
         Command::Weight { id, weight, .. } => write::act(r, &id, Action::Weight(weight), why, json).await,
         Command::Eject { id, time } => write::act(r, &id, Action::Eject(time), why, json).await,

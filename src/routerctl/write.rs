@@ -25,6 +25,8 @@ const WAIT_POLL: Duration = Duration::from_millis(100);
 pub enum Action {
     /// Stop new requests; in-flight ones finish.
     Drain,
+    /// Out of rotation at once, until resumed.
+    Maintenance,
     /// Back into rotation.
     Resume,
     /// Set (`Some`) or clear (`None`) the weight override.
@@ -39,6 +41,7 @@ impl Action {
     fn name(self) -> &'static str {
         match self {
             Self::Drain => "drain",
+            Self::Maintenance => "maintenance",
             Self::Resume => "resume",
             Self::Weight(_) => "weight",
             Self::Eject(_) => "eject",
@@ -53,6 +56,7 @@ impl Action {
         };
         let info = match self {
             Self::Drain => c.drain_node(node).await?.into_inner(),
+            Self::Maintenance => c.maintain_node(node).await?.into_inner(),
             Self::Resume => c.resume_node(node).await?.into_inner(),
             Self::Weight(w) => {
                 let weight = w.unwrap_or(0);
@@ -83,7 +87,7 @@ impl Action {
     /// What happened, for the `ok` line.
     fn describe(self, n: &NodeInfo) -> String {
         match self {
-            Self::Drain | Self::Resume => format!("{} {}", n.id, n.state),
+            Self::Drain | Self::Maintenance | Self::Resume => format!("{} {}", n.id, n.state),
             Self::Weight(Some(_)) => format!("{} weight {} (override)", n.id, n.weight),
             Self::Weight(None) => format!("{} weight {} (override cleared)", n.id, n.weight),
             Self::Eject(_) => format!(
@@ -130,8 +134,8 @@ pub async fn act(
     report(routers, outcomes, json)
 }
 
-/// `drain --wait`: drains, then waits until every router that accepted the drain has the node
-/// drained or gone, or `timeout` passes.
+/// `drain --wait`: drains, then waits until every router that accepted the drain has nothing in
+/// flight on the node (drained, in maintenance, or gone), or `timeout` passes.
 pub async fn drain_and_wait(
     routers: &Routers,
     query: &str,
@@ -186,6 +190,10 @@ async fn wait_drained(
             let url = &routers.list[i].url;
             match a {
                 _ if !pending[i] => {}
+                Ok(n) if n.state == "maintenance" => {
+                    let what = format!("{id} drained, in maintenance until resumed");
+                    finished(&mut pending[i], url, &what, json)?
+                }
                 Ok(n) if n.state != "drained" => last[i] = Some(n),
                 Ok(_) => finished(&mut pending[i], url, &format!("{id} drained"), json)?,
                 Err(CtlError::Refused {

@@ -37,7 +37,8 @@ pub(crate) struct Node {
     pub(crate) stats: SocketAddr,
     /// Starts of uWSGI so far.
     generation: u32,
-    control: SocketAddr,
+    /// The control listeners of the routers its agent registers it with.
+    routers: Vec<SocketAddr>,
     dir: PathBuf,
     // Dropped in this order: the agent first, as a deploy stops it before uWSGI.
     agent: Option<Process>,
@@ -48,12 +49,17 @@ impl Node {
     /// A node on free loopback ports whose agent registers it with the router at `control`;
     /// nothing runs yet.
     pub(crate) fn new(id: &str, control: SocketAddr, dir: &Path) -> Node {
+        Self::with_routers(id, &[control], dir)
+    }
+
+    /// Like [`Node::new`], its agent registering it with every router of `routers`.
+    pub(crate) fn with_routers(id: &str, routers: &[SocketAddr], dir: &Path) -> Node {
         Node {
             id: id.to_owned(),
             addr: free_addr(),
             stats: free_addr(),
             generation: 0,
-            control,
+            routers: routers.to_vec(),
             dir: dir.to_owned(),
             agent: None,
             uwsgi: None,
@@ -84,12 +90,17 @@ impl Node {
         uwsgi_node::wait_serving(uwsgi, &name, &Socket::Tcp(self.addr), START_TIMEOUT);
     }
 
-    /// Starts the node's agent: it registers the node with the router and reports its load.
+    /// Starts the node's agent: it registers the node with the routers and reports its load.
+    /// Its state file (operators' drains and weights of the node) is `ID.state.json` in the
+    /// node's dir, so it outlives a restart of the agent.
     pub(crate) fn start_agent(&mut self) {
         assert!(self.agent.is_none(), "{}: agent already running", self.id);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_router-agent"));
-        cmd.arg("--router")
-            .arg(format!("http://{}", self.control))
+        for control in &self.routers {
+            cmd.arg("--router").arg(format!("http://{control}"));
+        }
+        cmd.arg("--state-file")
+            .arg(self.dir.join(format!("{}.state.json", self.id)))
             .args(["--pool", "default", "--node-id", &self.id])
             .arg("--node")
             .arg(self.addr.to_string())

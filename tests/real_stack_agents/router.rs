@@ -20,12 +20,21 @@ impl Router {
     /// Starts routerd on ephemeral ports, and waits until it has logged both listeners (they
     /// are bound, so they accept, by then).
     pub(crate) fn start(dir: &Path) -> Router {
-        let conf = dir.join("routerd.toml");
-        std::fs::write(&conf, CONFIG).expect("write routerd.toml");
+        Self::start_at(dir, "routerd", "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    /// Starts routerd as `name` (its config `NAME.toml` and log `NAME.log` in `dir`) with its
+    /// uwsgi and control listeners on `uwsgi` and `control`, and waits until it has logged both.
+    pub(crate) fn start_at(dir: &Path, name: &str, uwsgi: &str, control: &str) -> Router {
+        let conf = dir.join(format!("{name}.toml"));
+        let text = CONFIG
+            .replacen("127.0.0.1:0", uwsgi, 1)
+            .replacen("127.0.0.1:0", control, 1);
+        std::fs::write(&conf, text).expect("write routerd's config");
         let mut cmd = routerd_command(&conf);
         // Debug logs show each session and connect attempt.
         cmd.env("RUST_LOG", "info,uwsgi_router=debug");
-        let mut process = Process::spawn("routerd", cmd, dir);
+        let mut process = Process::spawn(name, cmd, dir);
         let uwsgi = wait_logged_addr(&mut process, "listening for uwsgi clients");
         let control = wait_logged_addr(&mut process, "control plane listening");
         Router {
@@ -33,6 +42,12 @@ impl Router {
             control,
             process,
         }
+    }
+
+    /// SIGTERMs routerd (it stops accepting, lets its sessions finish and exits) and waits for it.
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
+        self.process
+            .stop("TERM", std::time::Duration::from_secs(15))
     }
 
     /// Fails with routerd's log if it has exited.

@@ -308,3 +308,29 @@ fn the_deploy_example_is_valid() {
     );
     assert_eq!(c.drain_timeout, Duration::from_secs(30));
 }
+
+#[test]
+fn the_state_file_defaults_to_the_config_file_s_sibling() {
+    let with = |extra: &[&str]| {
+        let mut args = MINIMAL.to_vec();
+        args.extend_from_slice(extra);
+        AgentConfig::merge(FileConfig::default(), flags(&args))
+            .unwrap()
+            .state_file
+    };
+    assert_eq!(with(&[]), None, "no config file: kept in memory");
+    assert_eq!(
+        with(&["--config", "/etc/uwsgi-router/agent/app.toml"]),
+        Some(PathBuf::from("/etc/uwsgi-router/agent/app.state.json"))
+    );
+    assert_eq!(
+        with(&["--config", "/etc/a.toml", "--state-file", "/var/lib/a.json"]),
+        Some(PathBuf::from("/var/lib/a.json"))
+    );
+    let file = FileConfig::parse("state_file = \"\"").unwrap();
+    let none = AgentConfig::merge(
+        file,
+        flags(&[MINIMAL, &["--config", "/etc/a.toml"]].concat()),
+    );
+    assert_eq!(none.unwrap().state_file, None, "\"\" keeps none");
+}
