@@ -103,6 +103,10 @@ pub(crate) struct Args {
     /// agents: routerd then needs an open-file limit of four times the node count).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     scale_connections: Vec<usize>,
+    /// Scale group: agents announcing per second while the fleet joins (in steps of 100 ms);
+    /// 0 (the default): all at once.
+    #[arg(long, default_value_t = 0)]
+    scale_join_rate: u32,
     /// Scale group: membership changes per second in the churn window (half leaves, half joins).
     #[arg(long, default_value_t = 100)]
     scale_churn: u32,

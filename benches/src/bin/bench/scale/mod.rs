@@ -133,7 +133,7 @@ async fn measure(bench: &Bench, shape: Shape) -> anyhow::Result<Measured> {
     let cpu0 = tree_cpu(pid);
     let t0 = Instant::now();
     let mut fleet = Fleet::connect(config).await?;
-    fleet.join(shape.nodes);
+    join(&mut fleet, shape.nodes, bench.args.scale_join_rate).await;
     let (visible_after, visible_nodes) = wait_pool(&fleet, shape.nodes, t0).await?;
     let join_cpu = tree_cpu(pid).since(cpu0).total();
     let stranded_after_join = stranded(&fleet).await?;
@@ -171,6 +171,21 @@ async fn measure(bench: &Bench, shape: Shape) -> anyhow::Result<Measured> {
         stranded,
         removed_msgs: fleet.counts().removed - removed_before,
     })
+}
+
+/// Starts `nodes` agents: all at once, or `rate` per second (0: all at once) in steps of 100 ms.
+async fn join(fleet: &mut Fleet, nodes: usize, rate: u32) {
+    if rate == 0 {
+        fleet.join(nodes);
+        return;
+    }
+    let step = Duration::from_millis(100);
+    let per_step = (rate as usize / 10).max(1);
+    let mut tick = tokio::time::interval(step);
+    while fleet.len() < nodes {
+        tick.tick().await;
+        fleet.join(per_step.min(nodes - fleet.len()));
+    }
 }
 
 /// Polls ListPools until the pool holds `nodes` nodes or [`JOIN_LIMIT`] passed `since`: how long
