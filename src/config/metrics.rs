@@ -27,6 +27,10 @@ pub struct MetricsConfig {
     /// Connections served at once; when full, the oldest one still sending its request head is
     /// closed for a new one. At most a sixteenth of the open file limit is used.
     pub max_connections: usize,
+    /// A pool with more nodes than this shows no per-node series, only its pool-wide ones and
+    /// its nodes' requests, in-flight requests and failures summed under `node="*"`; `None`
+    /// (unset): every node's series, whatever the pool's size.
+    pub node_series_limit: Option<usize>,
 }
 
 /// `[metrics]` as written; each key is described on [`MetricsConfig`].
@@ -35,6 +39,7 @@ pub struct MetricsConfig {
 pub(super) struct RawMetrics {
     pub(super) listen: Option<String>,
     pub(super) max_connections: usize,
+    pub(super) node_series_limit: Option<usize>,
 }
 
 impl Default for RawMetrics {
@@ -42,6 +47,7 @@ impl Default for RawMetrics {
         Self {
             listen: None,
             max_connections: DEFAULT_METRICS_MAX_CONNECTIONS,
+            node_series_limit: None,
         }
     }
 }
@@ -53,6 +59,12 @@ impl RawMetrics {
             p.add(
                 "metrics.max_connections",
                 format_args!("use 1 to {MAX_METRICS_CONNECTIONS}"),
+            );
+        }
+        if self.node_series_limit == Some(0) {
+            p.add(
+                "metrics.node_series_limit",
+                "use 1 or more (leave it out for no limit)",
             );
         }
         let listen = match self.listen.as_deref() {
@@ -69,6 +81,7 @@ impl RawMetrics {
             listen,
             listen_is_default: self.listen.is_none(),
             max_connections: self.max_connections,
+            node_series_limit: self.node_series_limit,
         }
     }
 }
@@ -97,5 +110,16 @@ mod tests {
             err.contains("metrics.listen: \"localhost:9031\" is not ip:port"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn node_series_limit_is_unset_or_positive() {
+        assert_eq!(Config::parse("").unwrap().metrics.node_series_limit, None);
+        let set = Config::parse("[metrics]\nnode_series_limit = 500\n").unwrap();
+        assert_eq!(set.metrics.node_series_limit, Some(500));
+        let err = Config::parse("[metrics]\nnode_series_limit = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.node_series_limit"), "{err}");
     }
 }
