@@ -3,6 +3,7 @@
 # phase. Arguments go to the driver: `bash benches/run.sh --help`, `bash benches/run.sh --duration 3`,
 # `bash benches/run.sh --only hetero` (the heterogeneous pool and the node kill only),
 # `bash benches/run.sh --only front` (nginx in front of routerd's HTTP listener and the others).
+# `bash benches/run.sh --only scale` (the control plane with thousands of simulated agents).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The front group needs HAProxy: install Debian's package where it is missing and the group will

@@ -75,7 +75,7 @@ fn main() {
         );
     }
     if on {
-        let body = uwsgi_router::scrape::render(&Default::default());
+        let body = uwsgi_router::scrape::render(&Default::default(), None);
         assert!(body.contains("uwsgi_router_request_duration_seconds_count{pool=\"web\"}"));
     }
 }

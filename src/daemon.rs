@@ -409,8 +409,9 @@ async fn serve_metrics(
         }
     };
     let cluster = cluster.clone();
+    let node_series_limit = config.node_series_limit;
     let endpoints = http::Endpoints {
-        metrics: Arc::new(move || crate::scrape::render(&cluster)),
+        metrics: Arc::new(move || crate::scrape::render(&cluster, node_series_limit)),
         ready: ready.clone(),
     };
     tracing::info!(address = %local, max_connections, "serving /metrics, /healthz and /readyz");

@@ -33,6 +33,10 @@ pub struct MetricsConfig {
     /// can reach it to register, and one pool's outage does not take the router, and the other
     /// pools with it, out of its load balancer.
     pub readyz_requires_nodes: bool,
+    /// A pool with more nodes than this shows no per-node series, only its pool-wide ones and
+    /// its nodes' requests, in-flight requests and failures summed under `node="*"`; `None`
+    /// (unset): every node's series, whatever the pool's size.
+    pub node_series_limit: Option<usize>,
 }
 
 /// `[metrics]` as written; each key is described on [`MetricsConfig`].
@@ -42,6 +46,7 @@ pub(super) struct RawMetrics {
     pub(super) listen: Option<String>,
     pub(super) max_connections: usize,
     pub(super) readyz_requires_nodes: bool,
+    pub(super) node_series_limit: Option<usize>,
 }
 
 impl Default for RawMetrics {
@@ -50,6 +55,7 @@ impl Default for RawMetrics {
             listen: None,
             max_connections: DEFAULT_METRICS_MAX_CONNECTIONS,
             readyz_requires_nodes: false,
+            node_series_limit: None,
         }
     }
 }
@@ -61,6 +67,12 @@ impl RawMetrics {
             p.add(
                 "metrics.max_connections",
                 format_args!("use 1 to {MAX_METRICS_CONNECTIONS}"),
+            );
+        }
+        if self.node_series_limit == Some(0) {
+            p.add(
+                "metrics.node_series_limit",
+                "use 1 or more (leave it out for no limit)",
             );
         }
         let listen = match self.listen.as_deref() {
@@ -78,6 +90,7 @@ impl RawMetrics {
             listen_is_default: self.listen.is_none(),
             max_connections: self.max_connections,
             readyz_requires_nodes: self.readyz_requires_nodes,
+            node_series_limit: self.node_series_limit,
         }
     }
 }
@@ -106,5 +119,16 @@ mod tests {
             err.contains("metrics.listen: \"localhost:9031\" is not ip:port"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn node_series_limit_is_unset_or_positive() {
+        assert_eq!(Config::parse("").unwrap().metrics.node_series_limit, None);
+        let set = Config::parse("[metrics]\nnode_series_limit = 500\n").unwrap();
+        assert_eq!(set.metrics.node_series_limit, Some(500));
+        let err = Config::parse("[metrics]\nnode_series_limit = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.node_series_limit"), "{err}");
     }
 }

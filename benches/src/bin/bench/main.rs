@@ -11,7 +11,9 @@ mod memory;
 mod nginx;
 mod report;
 mod routers;
+mod scale;
 mod setup;
+mod spread;
 mod throughput;
 
 use std::path::PathBuf;
@@ -74,7 +76,8 @@ pub(crate) struct Args {
     /// `hetero-fastrouter-lrc`) and `hetero-kill` its kill phase. `front` is nginx in front of
     /// routerd's HTTP listener and the alternatives; `front-<phase>` one of it (`front-direct`,
     /// `front-routerd-uwsgi`, `front-routerd-http-tcp`, `front-routerd-http-unix`,
-    /// `front-uwsgi-http`, `front-haproxy`).
+    /// `front-uwsgi-http`, `front-haproxy`). `scale` is the control plane with thousands of
+    /// simulated agents (`--scale-nodes`, `--scale-connections`); only `--only scale` runs it.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Heterogeneous pool: milliseconds each request sleeps on the two normal nodes.
@@ -93,6 +96,20 @@ pub(crate) struct Args {
     /// The HAProxy binary (front group; Debian's haproxy).
     #[arg(long, default_value = "haproxy")]
     haproxy: PathBuf,
+    /// Scale group: fleet sizes, one shape each (times each `--scale-connections`).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    scale_nodes: Vec<usize>,
+    /// Scale group: HTTP/2 connections the fleet's sessions share; 0 for one per node (as real
+    /// agents: routerd then needs an open-file limit of four times the node count).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    scale_connections: Vec<usize>,
+    /// Scale group: agents announcing per second while the fleet joins (in steps of 100 ms);
+    /// 0 (the default): all at once.
+    #[arg(long, default_value_t = 0)]
+    scale_join_rate: u32,
+    /// Scale group: membership changes per second in the churn window (half leaves, half joins).
+    #[arg(long, default_value_t = 100)]
+    scale_churn: u32,
     /// The nginx binary (heterogeneous pool, front group).
     #[arg(long, default_value = "nginx")]
     nginx: PathBuf,
@@ -191,6 +208,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if hetero::wanted(&bench) {
         let h = hetero::run(&mut bench).await;
         hetero::report::print(&h, args.concurrency, args.rounds, args.duration);
+    }
+    if args.only.iter().any(|o| o == "scale") {
+        let rows = scale::run(&bench, &scale::shapes(&bench)).await;
+        scale::report::print(&rows, args.rounds, args.duration, args.scale_churn);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! min..max), each round in brief, and issue #13's targets with the measured values.
 
 use super::{Measured, Phase, Row};
+use crate::spread::Spread;
 
 /// One line per finished phase and round.
 pub(crate) fn print_progress(p: Phase, round: usize, res: &Result<Measured, String>) {
@@ -22,35 +23,6 @@ pub(crate) fn print_progress(p: Phase, round: usize, res: &Result<Measured, Stri
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Median (the lower middle for an even count), min and max.
-#[derive(Debug, Clone, Copy)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut v: Vec<f64>) -> Option<Self> {
-        v.sort_by(f64::total_cmp);
-        Some(Self {
-            median: *v.get(v.len().checked_sub(1)? / 2)?,
-            min: v[0],
-            max: v[v.len() - 1],
-        })
-    }
-
-    fn show(&self, decimals: usize) -> String {
-        format!(
-            "{:.d$} ({:.d$}..{:.d$})",
-            self.median,
-            self.min,
-            self.max,
-            d = decimals
-        )
-    }
 }
 
 impl Row {
