@@ -133,8 +133,9 @@ impl Cluster {
             pool.measure_rate(now_ms);
             for node in pool.snapshot().nodes.iter() {
                 let dynamic = node.source() != Source::Static;
+                // By identity: the snapshot may still hold an incarnation a re-join replaced.
                 if dynamic && node.lease_expired(now_ms) {
-                    pool.remove(node.id(), LeaveReason::LeaseExpired);
+                    pool.remove_member(node, LeaveReason::LeaseExpired);
                 } else if node.admin_state() == AdminState::Draining && node.in_flight() == 0 {
                     node.set_admin_state(AdminState::Drained);
                     self.events.emit(ClusterEvent::NodeDrained {
@@ -142,7 +143,7 @@ impl Cluster {
                         node: node.id().clone(),
                     });
                     if dynamic {
-                        pool.remove(node.id(), LeaveReason::Drained);
+                        pool.remove_member(node, LeaveReason::Drained);
                     }
                 }
             }

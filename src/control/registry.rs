@@ -1,12 +1,13 @@
 //! The `Registry` service: one session per node, from its Announce to its Leave. The session
 //! admits the node into the cluster, turns its reports into node atomics and lease renewals, and
-//! tells the node about drains and removals that concern it.
+//! tells the node about drains and removals that concern it. Those it learns from the node itself
+//! ([`Node::changed`]), never from the cluster's broadcast: a broadcast drops events for a slow
+//! listener, and a session that missed its node's removal would leave its agent stranded.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,10 +23,10 @@ use crate::api::{
     Rejected, Removed, RouterMessage,
 };
 use crate::clock::now_ms;
-use crate::cluster::{Cluster, ClusterEvent, LeaveReason};
+use crate::cluster::{Cluster, JoinError, LeaveReason, Pool};
 use crate::config::ControlConfig;
 use crate::metrics;
-use crate::node::{self, Node};
+use crate::node::{self, AdminState, Node};
 
 /// Reports dropped for coming too fast, after which the session is ended.
 const MAX_DROPPED_REPORTS: u32 = 50;
@@ -119,7 +120,6 @@ impl RegistryService {
                 return reject(&tx, &peer, RejectReason::Invalid(reason)).await
             }
         };
-        let mut events = self.cluster.events().subscribe();
         let (node, mut claim) =
             match self
                 .holders
@@ -131,7 +131,14 @@ impl RegistryService {
                     return reject(&tx, &peer, RejectReason::Held(why)).await
                 }
             };
-        tracing::info!(node = %node.id(), %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
+        let Some(pool) = self.cluster.pool(&pool) else {
+            // Dropped by a reload the instant after the join.
+            let gone = RejectReason::Join(JoinError::UnknownPool(pool));
+            return reject(&tx, &peer, gone).await;
+        };
+        // Accepted means in the pool: routable, and listed as such.
+        pool.published().await;
+        tracing::info!(node = %node.id(), pool = %pool.name, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
         let accepted = router_message::Msg::Accepted(Accepted {
             router_id: self.router_id.to_string(),
             lease_ms: lease.as_millis() as u32,
@@ -142,7 +149,9 @@ impl RegistryService {
         }
         let mut s = Session {
             registry: &self,
-            node,
+            pool,
+            told: node.admin_state(),
+            node: node.clone(),
             lease,
             tx: &tx,
             dropped: 0,
@@ -151,6 +160,11 @@ impl RegistryService {
         };
         let mut held = true;
         let end = loop {
+            // Whatever changed about the node since the last turn is told first: the node keeps
+            // its own state, so any number of changes at once is caught up on.
+            if let Err(end) = s.catch_up().await {
+                break end;
+            }
             tokio::select! {
                 m = inbound.message() => match m {
                     Ok(Some(NodeMessage { msg: Some(m) })) => match s.on_message(m).await {
@@ -171,10 +185,7 @@ impl RegistryService {
                     }
                     Err(_) => held = false,
                 },
-                e = events.recv() => match s.on_event(e).await {
-                    Ok(()) => continue,
-                    Err(end) => break end,
-                },
+                () = node.changed() => continue,
                 () = tx.closed() => break "the agent went away; the node stays until its lease runs out",
                 () = self.shutdown.cancelled() => break "the router is stopping",
             }
@@ -213,6 +224,7 @@ fn unreadable(status: &Status, limit: usize) -> Status {
 /// One accepted node's session state.
 struct Session<'a> {
     registry: &'a RegistryService,
+    pool: Arc<Pool>,
     node: Arc<Node>,
     lease: Duration,
     tx: &'a Outbound,
@@ -220,15 +232,20 @@ struct Session<'a> {
     last_report: Option<Instant>,
     /// The agent itself asked to drain: no need to tell it an operator did.
     asked_drain: bool,
+    /// The node's admin state as last told to the agent.
+    told: AdminState,
 }
 
 impl Session<'_> {
-    /// True while the cluster's node with this id is this session's (not replaced by a re-join).
+    /// True while the cluster's node with this id is this session's (not removed, nor replaced
+    /// by a re-join).
     fn owns_node(&self) -> bool {
-        self.registry
-            .cluster
-            .find(self.node.id())
-            .is_some_and(|(_, n)| Arc::ptr_eq(&n, &self.node))
+        self.node.departure().is_none()
+            && self
+                .registry
+                .cluster
+                .find(self.node.id())
+                .is_some_and(|(_, n)| Arc::ptr_eq(&n, &self.node))
     }
 
     async fn on_message(&mut self, m: Msg) -> Result<(), &'static str> {
@@ -259,6 +276,11 @@ impl Session<'_> {
     }
 
     async fn on_report(&mut self, r: &LoadReport) -> Result<(), &'static str> {
+        // A report for a node no longer in its pool renews nothing: the answer is Removed, on
+        // which the agent announces again.
+        if self.node.departure().is_some() {
+            return self.catch_up().await;
+        }
         let now = Instant::now();
         if self
             .last_report
@@ -283,35 +305,39 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn on_event(&mut self, e: Result<ClusterEvent, RecvError>) -> Result<(), &'static str> {
-        let e = match e {
-            Ok(e) => e,
-            Err(RecvError::Lagged(_)) => return Ok(()),
-            Err(RecvError::Closed) => return Err("the router is stopping"),
-        };
-        let id = self.node.id();
-        let msg = match e {
-            ClusterEvent::NodeDraining { node, .. }
-                if node == *id && !self.asked_drain && self.owns_node() =>
-            {
-                router_message::Msg::DrainRequested(DrainRequested {
-                    reason: "drain requested by an operator".into(),
-                })
-            }
-            ClusterEvent::NodeDrained { node, .. } if node == *id => {
-                router_message::Msg::Drained(Drained {})
-            }
-            ClusterEvent::NodeLeft { node, reason, .. } if node == *id && !self.owns_node() => {
-                if reason == LeaveReason::Drained {
-                    return Err("the node drained and left");
+    /// Tells the agent of a drain, the end of a drain or the node's removal not yet told; an
+    /// error ends the session.
+    async fn catch_up(&mut self) -> Result<(), &'static str> {
+        let state = self.node.admin_state();
+        if state != self.told {
+            self.told = state;
+            let msg = match state {
+                AdminState::Draining if !self.asked_drain => {
+                    Some(router_message::Msg::DrainRequested(DrainRequested {
+                        reason: "drain requested by an operator".into(),
+                    }))
                 }
-                let reason = reason.to_string();
-                let _ = send(self.tx, router_message::Msg::Removed(Removed { reason })).await;
-                return Err("the node was removed");
+                AdminState::Drained => Some(router_message::Msg::Drained(Drained {})),
+                AdminState::Draining | AdminState::Active => None,
+            };
+            if let Some(msg) = msg {
+                send(self.tx, msg)
+                    .await
+                    .map_err(|()| "the agent went away")?;
             }
-            _ => return Ok(()),
+        }
+        let Some(gone) = self.node.departure() else {
+            return Ok(());
         };
-        send(self.tx, msg).await.map_err(|()| "the agent went away")
+        // Told Drained already: the agent ends the session itself.
+        if gone.label == LeaveReason::Drained.label() {
+            return Err("the node drained and left");
+        }
+        let reason = gone.reason.clone();
+        // Told once its pool's snapshot no longer has it, so the agent's re-announce is a join.
+        self.pool.published().await;
+        let _ = send(self.tx, router_message::Msg::Removed(Removed { reason })).await;
+        Err("the node was removed")
     }
 }
 
