@@ -4,6 +4,7 @@
 mod admin;
 mod announce;
 pub mod auth;
+mod codec;
 mod holders;
 mod listen;
 mod registry;
@@ -21,8 +22,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use self::auth::Credentials;
+use self::codec::server::registry_server::RegistryServer;
 use crate::api::admin_server::AdminServer;
-use crate::api::registry_server::RegistryServer;
 use crate::cluster::Cluster;
 use crate::config::ControlConfig;
 use crate::conn_limit::Limiter;

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::announce::{node_from_announce, AnnounceError};
+use super::codec::server::registry_server::Registry;
 use super::holders::{Holders, Refused};
 use super::reject::RejectReason;
-use crate::api::registry_server::Registry;
 use crate::api::{
     node_message::Msg, router_message, Accepted, DrainRequested, Drained, LoadReport, NodeMessage,
     Rejected, Removed, RouterMessage,
