@@ -17,6 +17,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ],
             &["proto"],
         )?;
+    // The Registry server once more, on the control module's lean codec: a registry holds one
+    // stream per node for as long as the node serves, and tonic's default codec allocates 8 KiB
+    // each way per stream up front. The messages are the ones above.
+    let lean = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("lean");
+    std::fs::create_dir_all(&lean)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .extern_path(".uwsgi_router.v1", "crate::api")
+        .codec_path("crate::control::codec::LeanCodec")
+        .out_dir(&lean)
+        .compile_protos(&["proto/uwsgi_router/v1/registry.proto"], &["proto"])?;
 
     // Outside a git checkout (a source tarball) the commit is simply unknown.
     let commit = Command::new("git")

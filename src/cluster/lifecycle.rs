@@ -134,8 +134,9 @@ impl Cluster {
             pool.measure_rate(now_ms);
             for node in pool.snapshot().nodes.iter() {
                 let dynamic = node.source() != Source::Static;
+                // By identity: the snapshot may still hold an incarnation a re-join replaced.
                 if dynamic && node.lease_expired(now_ms) {
-                    pool.remove(node.id(), LeaveReason::LeaseExpired);
+                    pool.remove_member(node, LeaveReason::LeaseExpired);
                 } else if node.admin_state() == AdminState::Draining && node.in_flight() == 0 {
                     let end = node.finish_drain();
                     self.events.emit(ClusterEvent::NodeDrained {
@@ -144,7 +145,7 @@ impl Cluster {
                     });
                     // A node whose agent keeps its state stays listed, in maintenance.
                     if dynamic && end == AdminState::Drained {
-                        pool.remove(node.id(), LeaveReason::Drained);
+                        pool.remove_member(node, LeaveReason::Drained);
                     }
                 }
             }

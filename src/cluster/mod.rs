@@ -1,10 +1,12 @@
 //! Cluster state, the one owner of membership: pools, their nodes, and each pool's snapshot that the
-//! data plane reads lock-free. Membership changes rebuild a snapshot; traffic only touches atomics.
+//! data plane reads lock-free. Membership changes rebuild a snapshot (batched per
+//! [`MEMBERSHIP_WINDOW`] under churn); traffic and load reports only touch atomics.
 
 mod cause;
 mod dynamic;
 mod events;
 mod lifecycle;
+mod members;
 mod operate;
 mod overrides;
 mod pool;
@@ -16,6 +18,7 @@ mod retry;
 pub use cause::{EjectCause, LeaveReason};
 pub use events::{ClusterEvent, Events};
 pub use lifecycle::{JoinError, MAINTENANCE_TICK};
+pub use members::MEMBERSHIP_WINDOW;
 pub use overrides::{OperatorChange, Overrides, StateFileError};
 pub use pool::{NoPick, Pool, PoolSettings, PoolSnapshot};
 pub use queue::{Place, Queue, QueueRefusal};

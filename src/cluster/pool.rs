@@ -1,11 +1,16 @@
 //! A pool: its settings and members (changed on the control path, under a mutex) and the snapshot
-//! built from them (read by sessions through arc-swap, never locked).
+//! built from them (read by sessions through arc-swap, never locked). Membership changes reach the
+//! snapshot as `members` decides: at once in a quiet pool, else batched per window.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::members::{Members, Publish};
 use super::{ClusterEvent, EjectCause, Events, JoinError, LeaveReason};
 use crate::addr::Networks;
 use crate::balance::{self, Balance, PickContext};
@@ -14,7 +19,7 @@ use crate::config::{
     Algorithm, EjectionConfig, NodeTimeouts, PoolConfig, QueueConfig, RetryConfig, StaticNode,
 };
 use crate::metrics;
-use crate::node::{AdminState, FailureVerdict, Node, Source};
+use crate::node::{AdminState, FailureVerdict, Node};
 
 /// The pool settings sessions need, converted once from the config.
 #[derive(Debug, Clone)]
@@ -81,15 +86,6 @@ pub struct PoolSnapshot {
     balancer: Box<dyn Balance>,
 }
 
-#[derive(Debug)]
-struct Members {
-    pool: Arc<str>,
-    settings: Arc<PoolSettings>,
-    nodes: Vec<Arc<Node>>,
-    /// The static nodes the config lists, those an agent took over included.
-    statics: Vec<StaticNode>,
-}
-
 /// A pool of nodes serving one routing key.
 #[derive(Debug)]
 pub struct Pool {
@@ -99,6 +95,8 @@ pub struct Pool {
     pub metrics: metrics::PoolMetrics,
     snapshot: ArcSwap<PoolSnapshot>,
     members: Mutex<Members>,
+    /// How many membership changes the snapshot has: what [`Pool::published`] waits on.
+    published: watch::Sender<u64>,
     /// Serialises ejection decisions so the cap on ejected nodes holds under concurrent failures.
     eject_lock: Mutex<()>,
     events: Events,
@@ -112,12 +110,7 @@ pub struct Pool {
 impl Pool {
     /// An empty pool reporting its changes to `events`.
     pub fn new(name: &str, settings: PoolSettings, events: Events) -> Self {
-        let members = Members {
-            pool: name.into(),
-            settings: Arc::new(settings),
-            nodes: Vec::new(),
-            statics: Vec::new(),
-        };
+        let members = Members::new(name, settings);
         Self {
             name: name.into(),
             metrics: metrics::PoolMetrics::new(
@@ -128,8 +121,9 @@ impl Pool {
                     queue_refusals: &super::QueueRefusal::LABELS,
                 },
             ),
-            snapshot: ArcSwap::from_pointee(members.build()),
+            snapshot: ArcSwap::from_pointee(PoolSnapshot::of(&members)),
             members: Mutex::new(members),
+            published: watch::Sender::new(0),
             eject_lock: Mutex::new(()),
             events,
             rate: super::rate::RateMeter::default(),
@@ -142,7 +136,58 @@ impl Pool {
     /// weights (weighted round robin, hash rings) see a weight change.
     pub fn refresh(&self) {
         let m = self.lock();
-        self.snapshot.store(Arc::new(m.build()));
+        self.store(&m);
+    }
+
+    /// Rebuilds the snapshot from `m`, with every change so far. Weight changes and config
+    /// applies come here directly: rare, they publish at once and open no membership window, so
+    /// the join that follows them (a restored override, a router just started) is not delayed.
+    fn store(&self, m: &Members) {
+        self.snapshot.store(Arc::new(PoolSnapshot::of(m)));
+        self.published.send_replace(m.changes());
+    }
+
+    /// Waits until every membership change made so far is in the snapshot (at most about one
+    /// [`super::MEMBERSHIP_WINDOW`]): a registry session says Accepted or Removed once the data
+    /// plane, and everyone reading the snapshot, sees it so.
+    pub async fn published(&self) {
+        let (mut published, made) = {
+            let m = self.lock();
+            (self.published.subscribe(), m.changes())
+        };
+        // The sender lives as long as the pool, which the caller holds.
+        let _ = published.wait_for(|&n| n >= made).await;
+    }
+
+    /// Rebuilds the snapshot for a membership change, opening a membership window.
+    fn publish_now(&self, m: &mut Members) {
+        self.store(m);
+        m.published(Instant::now());
+    }
+
+    /// Publishes a membership change as [`Members::changed`] decides: now, or with the rest of
+    /// the window's changes by a task that waits for its end.
+    fn publish_change(self: &Arc<Self>, m: &mut Members) {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        match (m.changed(Instant::now(), runtime.is_some()), runtime) {
+            (Publish::At(end), Some(runtime)) => {
+                let pool = self.clone();
+                runtime.spawn(async move {
+                    tokio::time::sleep_until(end).await;
+                    pool.publish_pending();
+                });
+            }
+            (Publish::Scheduled, _) => {}
+            _ => self.publish_now(m),
+        }
+    }
+
+    /// Publishes the changes waiting for the end of their window, if any.
+    pub fn publish_pending(&self) {
+        let mut m = self.lock();
+        if m.pending() {
+            self.publish_now(&mut m);
+        }
     }
 
     /// Requests per second to the pool's nodes, as last measured by [`Pool::measure_rate`].
@@ -178,25 +223,25 @@ impl Pool {
         self.snapshot.load_full()
     }
 
-    /// True when the pool has no member.
+    /// True when the pool has no member (published or not).
     pub fn is_empty(&self) -> bool {
-        self.snapshot.load().nodes.is_empty()
+        self.lock().nodes().is_empty()
     }
 
     /// Replaces settings and the static node list in one snapshot swap.
     pub fn configure(&self, settings: PoolSettings, statics: &[StaticNode]) {
         let mut m = self.lock();
         m.settings = Arc::new(settings);
-        let (joined, left) = set_statics(&mut m, statics);
-        self.snapshot.store(Arc::new(m.build()));
+        let (joined, left) = m.set_statics(statics);
+        self.store(&m);
         self.announce(&joined, &left);
     }
 
     /// Replaces the static node list, keeping settings.
     pub fn configure_statics(&self, statics: &[StaticNode]) {
         let mut m = self.lock();
-        let (joined, left) = set_statics(&mut m, statics);
-        self.snapshot.store(Arc::new(m.build()));
+        let (joined, left) = m.set_statics(statics);
+        self.store(&m);
         self.announce(&joined, &left);
     }
 
@@ -216,7 +261,10 @@ impl Pool {
         });
     }
 
+    /// Tells the node's own session first (directly: the broadcast may drop events for a slow
+    /// listener), then everyone else.
     fn emit_left(&self, node: &Node, reason: LeaveReason) {
+        node.mark_left(reason.label(), reason.to_string());
         self.events.emit(ClusterEvent::NodeLeft {
             pool: self.name.clone(),
             node: node.id().clone(),
@@ -224,19 +272,14 @@ impl Pool {
         });
     }
 
-    /// Number of members.
+    /// Number of members (published or not).
     pub fn len(&self) -> usize {
-        self.snapshot.load().nodes.len()
+        self.lock().nodes().len()
     }
 
-    /// The member `id`.
+    /// The member `id` (published or not).
     pub fn node(&self, id: &str) -> Option<Arc<Node>> {
-        self.snapshot
-            .load()
-            .nodes
-            .iter()
-            .find(|n| &**n.id() == id)
-            .cloned()
+        self.lock().get(id).cloned()
     }
 
     /// Puts a member in `Draining`: no new requests. Returns false if it is not a member.
@@ -256,44 +299,53 @@ impl Pool {
 
     /// Adds `node`, replacing a member with the same id (returned). Refused when the pool already
     /// holds `max_nodes` others.
-    pub fn add(&self, node: Arc<Node>) -> Result<Option<Arc<Node>>, JoinError> {
+    pub fn add(self: &Arc<Self>, node: Arc<Node>) -> Result<Option<Arc<Node>>, JoinError> {
         let mut m = self.lock();
-        let at = m.nodes.iter().position(|n| n.id() == node.id());
-        if at.is_none() && m.nodes.len() >= m.settings.max_nodes {
+        let replaces = m.get(node.id()).is_some();
+        if !replaces && m.nodes().len() >= m.settings.max_nodes {
             return Err(JoinError::PoolFull {
                 pool: self.name.to_string(),
                 max: m.settings.max_nodes,
             });
         }
-        let old = at.map(|i| m.nodes.remove(i));
-        m.nodes.push(node.clone());
-        // The snapshot first, then the event: whoever reacts to the event must see the change.
-        self.snapshot.store(Arc::new(m.build()));
+        let old = m.insert(node.clone());
+        // Members first, then the event: whoever reacts to the event finds the node
+        // ([`Pool::node`]); the data plane sees it within the membership window.
+        self.publish_change(&mut m);
         self.emit_joined(&node);
         Ok(old)
     }
 
     /// Removes the member `id`, saying why. Returns it if it was there.
-    pub fn remove(&self, id: &str, reason: LeaveReason) -> Option<Arc<Node>> {
+    pub fn remove(self: &Arc<Self>, id: &str, reason: LeaveReason) -> Option<Arc<Node>> {
+        self.remove_if(id, |_| true, reason)
+    }
+
+    /// Removes `node` if it is still the member with its id (not replaced by a re-join since).
+    pub fn remove_member(self: &Arc<Self>, node: &Arc<Node>, reason: LeaveReason) -> bool {
+        self.remove_if(node.id(), |n| Arc::ptr_eq(n, node), reason)
+            .is_some()
+    }
+
+    fn remove_if(
+        self: &Arc<Self>,
+        id: &str,
+        this_one: impl FnOnce(&Arc<Node>) -> bool,
+        reason: LeaveReason,
+    ) -> Option<Arc<Node>> {
         let mut m = self.lock();
-        let i = m.nodes.iter().position(|n| &**n.id() == id)?;
-        let node = m.nodes.remove(i);
-        // A node that had taken over a static entry still listed hands it back.
-        let back = m
-            .statics
-            .iter()
-            .find(|s| {
-                node.source() != Source::Static
-                    && s.addr == *node.addr()
-                    && *s.addr.to_string() == **node.id()
-            })
-            .map(static_node);
-        if let Some(s) = &back {
-            m.nodes.push(s.clone());
+        if !this_one(m.get(id)?) {
+            return None;
         }
-        // The snapshot first, then the event: a registry session checks on the event whether
-        // its node is still in the pool, and must not read the old snapshot.
-        self.snapshot.store(Arc::new(m.build()));
+        let node = m.take(id)?;
+        // A node that had taken over a static entry still listed hands it back.
+        let back = m.static_behind(&node);
+        if let Some(s) = &back {
+            m.insert(s.clone());
+        }
+        // Members first, then the node's session and the event: the session that hears of the
+        // removal and re-announces must find its node gone.
+        self.publish_change(&mut m);
         self.emit_left(&node, reason);
         if let Some(s) = back {
             self.emit_joined(&s);
@@ -350,56 +402,16 @@ impl Pool {
     }
 }
 
-/// Keeps static members still listed (updating weights), adds new ones, drops the rest.
-/// Returns the nodes added and removed.
-fn set_statics(m: &mut Members, statics: &[StaticNode]) -> (Vec<Arc<Node>>, Vec<Arc<Node>>) {
-    m.statics = statics.to_vec();
-    let mut left = Vec::new();
-    m.nodes.retain(|n| {
-        let keep = n.source() != Source::Static || statics.iter().any(|s| &s.addr == n.addr());
-        if !keep {
-            left.push(n.clone());
-        }
-        keep
-    });
-    let mut joined = Vec::new();
-    for s in statics {
-        match m
-            .nodes
-            .iter()
-            .find(|n| n.source() == Source::Static && n.addr() == &s.addr)
-        {
-            Some(n) => {
-                n.set_weight(s.weight);
-                n.set_backup(s.backup);
-            }
-            // Taken over by an agent's node: it serves the address now.
-            None if m.nodes.iter().any(|n| **n.id() == *s.addr.to_string()) => {}
-            None => {
-                let node = static_node(s);
-                m.nodes.push(node.clone());
-                joined.push(node);
-            }
-        }
-    }
-    (joined, left)
-}
-
-/// A fresh node for the static entry `s`.
-fn static_node(s: &StaticNode) -> Arc<Node> {
-    let node = Node::new(s.addr.to_string(), s.addr.clone(), Source::Static, s.weight);
-    node.set_backup(s.backup);
-    Arc::new(node)
-}
-
-impl Members {
-    fn build(&self) -> PoolSnapshot {
-        PoolSnapshot {
-            pool: self.pool.clone(),
-            settings: self.settings.clone(),
-            nodes: self.nodes.clone(),
-            has_backup: self.nodes.iter().any(|n| n.is_backup()),
-            balancer: balance::build(self.settings.algorithm, &self.nodes),
+impl PoolSnapshot {
+    /// The snapshot of `m`, with its balancer built.
+    fn of(m: &Members) -> Self {
+        let nodes = m.nodes().to_vec();
+        Self {
+            pool: m.pool.clone(),
+            settings: m.settings.clone(),
+            has_backup: nodes.iter().any(|n| n.is_backup()),
+            balancer: balance::build(m.settings.algorithm, &nodes),
+            nodes,
         }
     }
 }

@@ -6,6 +6,7 @@ mod admin_view;
 mod agent_admin;
 mod announce;
 pub mod auth;
+mod codec;
 mod holders;
 mod listen;
 mod registry;
@@ -24,8 +25,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use self::auth::Credentials;
+use self::codec::server::registry_server::RegistryServer;
 use crate::api::admin_server::AdminServer;
-use crate::api::registry_server::RegistryServer;
 use crate::cluster::Cluster;
 use crate::config::ControlConfig;
 use crate::conn_limit::Limiter;

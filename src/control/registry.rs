@@ -1,32 +1,35 @@
 //! The `Registry` service: one session per node, from its Announce to its Leave. The session
 //! admits the node into the cluster, turns its reports into node atomics and lease renewals, and
-//! tells the node about drains and removals that concern it.
+//! tells the node about drains and removals that concern it. Those it learns from the node itself
+//! ([`Node::changed`]), never from the cluster's broadcast: a broadcast drops events for a slow
+//! listener, and a session that missed its node's removal would leave its agent stranded.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout, Instant};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::agent_admin;
 use super::announce::{node_from_announce, AnnounceError};
+use super::codec::server::registry_server::Registry;
 use super::holders::{Holders, Refused};
 use super::reject::RejectReason;
-use crate::api::registry_server::Registry;
 use crate::api::{
-    node_message::Msg, router_message, Accepted, AdminState, DrainRequested, Drained, LoadReport,
+    self, node_message::Msg, router_message, Accepted, DrainRequested, Drained, LoadReport,
     NodeMessage, Rejected, Removed, RouterMessage,
 };
 use crate::clock::now_ms;
-use crate::cluster::{Cluster, ClusterEvent, LeaveReason};
+use crate::cluster::{Cluster, JoinError, LeaveReason, Pool};
 use crate::config::ControlConfig;
 use crate::metrics;
-use crate::node::{self, Node};
+use crate::node::{self, AdminState, Node};
 
 /// Reports dropped for coming too fast, after which the session is ended.
 const MAX_DROPPED_REPORTS: u32 = 50;
@@ -76,11 +79,13 @@ impl RegistryService {
     }
 }
 
-type Outbound = mpsc::Sender<Result<RouterMessage, Status>>;
+/// What a session sends the agent. Boxed in the channel: a channel allocates its first block of
+/// 32 slots up front, and with a session per node, unboxed slots were over a kilobyte per node.
+type Outbound = mpsc::Sender<Box<Result<RouterMessage, Status>>>;
 
 #[tonic::async_trait]
 impl Registry for RegistryService {
-    type SessionStream = ReceiverStream<Result<RouterMessage, Status>>;
+    type SessionStream = Pin<Box<dyn Stream<Item = Result<RouterMessage, Status>> + Send>>;
 
     async fn session(
         &self,
@@ -94,7 +99,7 @@ impl Registry for RegistryService {
         let peer = req.remote_addr();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(self.clone().run(req.into_inner(), tx, peer, permit));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| *m))))
     }
 }
 
@@ -128,7 +133,6 @@ impl RegistryService {
                 return reject(&tx, &peer, RejectReason::Invalid(reason)).await
             }
         };
-        let mut events = self.cluster.events().subscribe();
         let (node, mut claim) =
             match self
                 .holders
@@ -145,7 +149,14 @@ impl RegistryService {
             // for the node from before its agent kept its state (validated with the announce).
             let _ = agent_admin::apply(&self.cluster, &node, state);
         }
-        tracing::info!(node = %node.id(), %pool, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
+        let Some(pool) = self.cluster.pool(&pool) else {
+            // Dropped by a reload the instant after the join.
+            let gone = RejectReason::Join(JoinError::UnknownPool(pool));
+            return reject(&tx, &peer, gone).await;
+        };
+        // Accepted means in the pool: routable, and listed as such.
+        pool.published().await;
+        tracing::info!(node = %node.id(), pool = %pool.name, %peer, lease_ms = lease.as_millis() as u64, "agent session accepted");
         let accepted = router_message::Msg::Accepted(Accepted {
             router_id: self.router_id.to_string(),
             lease_ms: lease.as_millis() as u32,
@@ -156,7 +167,9 @@ impl RegistryService {
         }
         let mut s = Session {
             registry: &self,
-            node,
+            pool,
+            told: node.admin_state(),
+            node: node.clone(),
             lease,
             tx: &tx,
             dropped: 0,
@@ -165,6 +178,11 @@ impl RegistryService {
         };
         let mut held = true;
         let end = loop {
+            // Whatever changed about the node since the last turn is told first: the node keeps
+            // its own state, so any number of changes at once is caught up on.
+            if let Err(end) = s.catch_up().await {
+                break end;
+            }
             tokio::select! {
                 m = inbound.message() => match m {
                     Ok(Some(NodeMessage { msg: Some(m) })) => match s.on_message(m).await {
@@ -191,10 +209,7 @@ impl RegistryService {
                         break "the agent went away; the node stays until its lease runs out";
                     }
                 }
-                e = events.recv() => match s.on_event(e).await {
-                    Ok(()) => continue,
-                    Err(end) => break end,
-                },
+                () = node.changed() => continue,
                 () = tx.closed() => break "the agent went away; the node stays until its lease runs out",
                 () = self.shutdown.cancelled() => break "the router is stopping",
             }
@@ -211,7 +226,7 @@ impl RegistryService {
         if status.code() == Code::ResourceExhausted {
             RejectReason::MessageTooLarge.count();
         }
-        let _ = tx.send(Err(status)).await;
+        let _ = tx.send(Box::new(Err(status))).await;
     }
 }
 
@@ -233,6 +248,7 @@ fn unreadable(status: &Status, limit: usize) -> Status {
 /// One accepted node's session state.
 struct Session<'a> {
     registry: &'a RegistryService,
+    pool: Arc<Pool>,
     node: Arc<Node>,
     lease: Duration,
     tx: &'a Outbound,
@@ -240,15 +256,20 @@ struct Session<'a> {
     last_report: Option<Instant>,
     /// The agent itself asked to drain: no need to tell it an operator did.
     asked_drain: bool,
+    /// The node's admin state as last told to the agent.
+    told: AdminState,
 }
 
 impl Session<'_> {
-    /// True while the cluster's node with this id is this session's (not replaced by a re-join).
+    /// True while the cluster's node with this id is this session's (not removed, nor replaced
+    /// by a re-join).
     fn owns_node(&self) -> bool {
-        self.registry
-            .cluster
-            .find(self.node.id())
-            .is_some_and(|(_, n)| Arc::ptr_eq(&n, &self.node))
+        self.node.departure().is_none()
+            && self
+                .registry
+                .cluster
+                .find(self.node.id())
+                .is_some_and(|(_, n)| Arc::ptr_eq(&n, &self.node))
     }
 
     async fn on_message(&mut self, m: Msg) -> Result<(), &'static str> {
@@ -282,7 +303,7 @@ impl Session<'_> {
     }
 
     /// The node's agent passes on its operator state (a change made on some router).
-    async fn on_admin(&mut self, state: &AdminState) -> Result<(), &'static str> {
+    async fn on_admin(&mut self, state: &api::AdminState) -> Result<(), &'static str> {
         let refused = if !self.node.agent_admin() {
             "admin is only valid in a session whose Announce carried admin".to_owned()
         } else if !self.owns_node() {
@@ -298,6 +319,11 @@ impl Session<'_> {
     }
 
     async fn on_report(&mut self, r: &LoadReport) -> Result<(), &'static str> {
+        // A report for a node no longer in its pool renews nothing: the answer is Removed, on
+        // which the agent announces again.
+        if self.node.departure().is_some() {
+            return self.catch_up().await;
+        }
         let now = Instant::now();
         if self
             .last_report
@@ -322,44 +348,45 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn on_event(&mut self, e: Result<ClusterEvent, RecvError>) -> Result<(), &'static str> {
-        let e = match e {
-            Ok(e) => e,
-            Err(RecvError::Lagged(_)) => return Ok(()),
-            Err(RecvError::Closed) => return Err("the router is stopping"),
-        };
-        let id = self.node.id();
-        let msg = match e {
-            // An agent that keeps the node's state was asked through admin_requested instead.
-            ClusterEvent::NodeDraining { node, .. }
-                if node == *id
-                    && !self.asked_drain
-                    && !self.node.agent_admin()
-                    && self.owns_node() =>
-            {
-                router_message::Msg::DrainRequested(DrainRequested {
-                    reason: "drain requested by an operator".into(),
-                })
-            }
-            ClusterEvent::NodeDrained { node, .. } if node == *id => {
-                router_message::Msg::Drained(Drained {})
-            }
-            ClusterEvent::NodeLeft { node, reason, .. } if node == *id && !self.owns_node() => {
-                if reason == LeaveReason::Drained {
-                    return Err("the node drained and left");
+    /// Tells the agent of a drain, the end of a drain or the node's removal not yet told; an
+    /// error ends the session.
+    async fn catch_up(&mut self) -> Result<(), &'static str> {
+        let state = self.node.admin_state();
+        if state != self.told {
+            self.told = state;
+            let msg = match state {
+                // An agent that keeps the node's state was asked through admin_requested instead.
+                AdminState::Draining if !self.asked_drain && !self.node.agent_admin() => {
+                    Some(router_message::Msg::DrainRequested(DrainRequested {
+                        reason: "drain requested by an operator".into(),
+                    }))
                 }
-                let reason = reason.to_string();
-                let _ = send(self.tx, router_message::Msg::Removed(Removed { reason })).await;
-                return Err("the node was removed");
+                AdminState::Drained => Some(router_message::Msg::Drained(Drained {})),
+                AdminState::Draining | AdminState::Active | AdminState::Maintenance => None,
+            };
+            if let Some(msg) = msg {
+                send(self.tx, msg)
+                    .await
+                    .map_err(|()| "the agent went away")?;
             }
-            _ => return Ok(()),
+        }
+        let Some(gone) = self.node.departure() else {
+            return Ok(());
         };
-        send(self.tx, msg).await.map_err(|()| "the agent went away")
+        // Told Drained already: the agent ends the session itself.
+        if gone.label == LeaveReason::Drained.label() {
+            return Err("the node drained and left");
+        }
+        let reason = gone.reason.clone();
+        // Told once its pool's snapshot no longer has it, so the agent's re-announce is a join.
+        self.pool.published().await;
+        let _ = send(self.tx, router_message::Msg::Removed(Removed { reason })).await;
+        Err("the node was removed")
     }
 }
 
 /// The next operator change for the agent; pending for ever when there is none to come.
-async fn next_admin(rx: &mut Option<mpsc::Receiver<AdminState>>) -> Option<AdminState> {
+async fn next_admin(rx: &mut Option<mpsc::Receiver<api::AdminState>>) -> Option<api::AdminState> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -367,7 +394,7 @@ async fn next_admin(rx: &mut Option<mpsc::Receiver<AdminState>>) -> Option<Admin
 }
 
 async fn send(tx: &Outbound, msg: router_message::Msg) -> Result<(), ()> {
-    tx.send(Ok(RouterMessage { msg: Some(msg) }))
+    tx.send(Box::new(Ok(RouterMessage { msg: Some(msg) })))
         .await
         .map_err(drop)
 }

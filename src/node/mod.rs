@@ -4,13 +4,15 @@
 //!
 //! `state` holds the admin state and [`Node::status`]; `load` the load-report rule; `request` the
 //! in-flight guard that records a request's outcome, latency and health; `health` passive health
-//! and ejection; `ewma` the latency estimate; `outcome` request outcomes and their counters.
+//! and ejection; `ewma` the latency estimate; `outcome` request outcomes and their counters;
+//! `signal` what the node's own session must hear (admin state changes, its departure).
 
 mod ewma;
 mod health;
 mod load;
 mod outcome;
 mod request;
+mod signal;
 mod state;
 
 pub use ewma::PeakEwma;
@@ -18,6 +20,7 @@ pub use health::{FailureVerdict, Health, StatusFault};
 pub use load::{LoadReport, ReportedLoad, REPORT_STALE_MS};
 pub use outcome::{Outcome, RequestCounts, LABELS as OUTCOME_LABELS};
 pub use request::{Evidence, Fault, InFlight};
+pub use signal::Departure;
 pub use state::{AdminState, NodeStatus, Source};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -65,6 +68,7 @@ pub struct Node {
     load: load::LoadCell,
     /// [`now_ms`] when the node leaves unless renewed; 0 = no lease (static nodes).
     lease_until: AtomicU64,
+    signal: signal::Signal,
 }
 
 /// Descriptive facts a dynamic node announces.
@@ -100,6 +104,7 @@ impl Node {
             health: Health::default(),
             load: load::LoadCell::default(),
             lease_until: AtomicU64::new(0),
+            signal: signal::Signal::default(),
         }
     }
 
@@ -156,11 +161,6 @@ impl Node {
     /// Passive health: consecutive failures and ejection.
     pub fn health(&self) -> &Health {
         &self.health
-    }
-
-    /// Moves the node to `state` (drain, drained, resume).
-    pub fn set_admin_state(&self, state: AdminState) {
-        self.admin_state.store(state as u8, Relaxed);
     }
 
     /// Records a load report, which also renews the node's lease by `lease`: a node that reports
