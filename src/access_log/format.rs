@@ -123,7 +123,7 @@ fn json_secs(out: &mut Vec<u8>, d: Option<Duration>) {
 
 /// `d` in seconds to the microsecond (rounded), in integers: float formatting costs more.
 fn secs(out: &mut Vec<u8>, d: Duration) {
-    let micros = (d.as_nanos() + 500) / 1000;
+    let micros = u64::try_from((d.as_nanos() + 500) / 1000).unwrap_or(u64::MAX);
     let _ = write!(out, "{}.{:06}", micros / 1_000_000, micros % 1_000_000);
 }
 
