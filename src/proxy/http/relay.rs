@@ -151,10 +151,10 @@ impl Relay {
             let rest = self.head.split_off(len);
             self.head = BytesMut::new();
             if matches!(framing, Framing::Switched) {
-                self.start(status, headers, framing, &[])?;
+                self.start(status, headers, framing, BytesMut::new())?;
                 return Ok(skipped + len - before);
             }
-            self.start(status, headers, framing, &rest)?;
+            self.start(status, headers, framing, rest)?;
             return Ok(buf.len());
         }
     }
@@ -214,8 +214,8 @@ impl Relay {
         &mut self,
         status: StatusCode,
         headers: HeaderMap,
-        framing: Framing,
-        rest: &[u8],
+        mut framing: Framing,
+        mut rest: BytesMut,
     ) -> io::Result<()> {
         let hint = match &framing {
             Framing::Length(n) => SizeHint::with_exact(*n),
@@ -226,6 +226,13 @@ impl Relay {
             Framing::Empty | Framing::Length(0) | Framing::Switched => http_body_util::Empty::new()
                 .map_err(|never| match never {})
                 .boxed(),
+            // The whole body came with the head (the usual small response): handed over at
+            // once, without a channel to feed or a copy; what follows it is dropped.
+            Framing::Length(n) if rest.len() as u64 >= n => {
+                framing = Framing::Length(0);
+                let whole = rest.split_to(n as usize).freeze();
+                Full::new(whole).map_err(|never| match never {}).boxed()
+            }
             _ => {
                 let (tx, rx) = mpsc::channel(4);
                 self.body = Some(PollSender::new(tx));
@@ -238,7 +245,7 @@ impl Relay {
         *response.headers_mut() = headers;
         let respond = self.respond.take().expect("the head is answered once");
         respond.send(response).map_err(|_| gone())?;
-        self.body_bytes(rest);
+        self.body_bytes(&rest);
         Ok(())
     }
 
