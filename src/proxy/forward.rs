@@ -103,18 +103,12 @@ async fn read_status(
     }
 }
 
-/// Writes response bytes to the client, which must take them within `idle`. Flushed: the HTTP
-/// front end holds what it accepted until then, and a node that keeps its connection open after
-/// a response with a length must not hold the response's end back.
+/// Writes response bytes to the client, which must take them within `idle`.
 async fn write_client<C>(client: &mut C, buf: &[u8], idle: Duration) -> Result<(), ForwardError>
 where
     C: AsyncWrite + Unpin,
 {
-    let write = async {
-        client.write_all(buf).await?;
-        client.flush().await
-    };
-    match timeout(idle, write).await {
+    match timeout(idle, client.write_all(buf)).await {
         Ok(r) => r.map_err(ForwardError::ClientAbort),
         Err(_) => Err(ForwardError::ClientStalled(idle)),
     }

@@ -340,17 +340,28 @@ impl tokio::io::AsyncWrite for Relay {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
-        if this.respond.is_some() {
-            return Poll::Ready(this.accept(buf).inspect_err(|e| {
-                if let Some(respond) = this.respond.take() {
-                    let _ = respond.send(plain(StatusCode::BAD_GATEWAY, &e.to_string()));
+        let taken = if this.respond.is_some() {
+            match this.accept(buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    if let Some(respond) = this.respond.take() {
+                        let _ = respond.send(plain(StatusCode::BAD_GATEWAY, &e.to_string()));
+                    }
+                    return Poll::Ready(Err(e));
                 }
-            }));
+            }
         } else {
             // Body bytes, or bytes after a complete body (dropped).
             this.body_bytes(buf);
+            buf.len()
+        };
+        // Passed on now if the channel has room: a node that keeps its connection open after a
+        // response with a length must not hold the response's end back until its next write.
+        // Without room they stay held (and this task is woken when there is).
+        if let Poll::Ready(Err(e)) = this.poll_pending(cx) {
+            return Poll::Ready(Err(e));
         }
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(Ok(taken))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
