@@ -341,3 +341,70 @@ async fn an_upgrade_switches_to_a_two_way_stream_with_the_node() {
         assert_eq!(conn.read_exactly(msg.len()).await, msg);
     }
 }
+
+/// A node that reads one request (head and `body` bytes), answers it with a length, then, once
+/// `go` says the client has its response, reports whether the router had half-closed the
+/// connection meanwhile (read without waiting: the end of the stream, or nothing yet).
+async fn half_close_probe(
+    listener: std::sync::Arc<tokio::net::TcpListener>,
+    body: usize,
+    go: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
+    use std::io::Read;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut s, _) = listener.accept().await.unwrap();
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).await.unwrap();
+    let size = usize::from(u16::from_le_bytes([header[1], header[2]]));
+    let mut rest = vec![0u8; size + body];
+    s.read_exact(&mut rest).await.unwrap();
+    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        .await
+        .unwrap();
+    go.await.unwrap();
+    let s = s.into_std().unwrap();
+    let mut byte = [0u8; 1];
+    match (&s).read(&mut byte) {
+        Ok(0) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        other => panic!("unexpected bytes after the request: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_request_does_not_half_close_the_node_connection() {
+    // uWSGI reads CONTENT_LENGTH bytes and needs no end of stream: a FIN after every request
+    // would cost a system call and a packet for nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap();
+    let toml = format!(
+        "[listen]\nuwsgi = [\"127.0.0.1:0\"]\nhttp = [\"127.0.0.1:0\"]\n\
+         [pools.default]\nnodes = [\"{node}\"]\n"
+    );
+    let router = start_router(&toml).await;
+    let mut conn = HttpConn::connect(&router.http_addrs()[0]).await;
+    let requests: [(&[u8], usize); 2] = [
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 0),
+        (
+            b"POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+            5,
+        ),
+    ];
+    let listener = std::sync::Arc::new(listener);
+    for (raw, body) in requests {
+        let (go, wait) = tokio::sync::oneshot::channel();
+        let probe = tokio::spawn(half_close_probe(listener.clone(), body, wait));
+        let r = conn.request(raw).await;
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        go.send(()).unwrap();
+        let half_closed = tokio::time::timeout(Duration::from_secs(5), probe)
+            .await
+            .expect("the node answers")
+            .unwrap();
+        assert!(
+            !half_closed,
+            "{}: the router half-closed the node's connection",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}

@@ -56,12 +56,29 @@ impl Status {
     }
 }
 
-/// The request fields of a line, copied out of the vars into one buffer, each capped so a queue
-/// full of lines stays small whatever the clients send.
-#[derive(Debug, Clone, Default)]
+/// The request fields of a line, copied out of the vars once, each capped so a queue full of
+/// lines stays small whatever the clients send. A usual request's fields fit inline: a line
+/// costs the request no allocation (and the writer thread no free of another thread's memory).
+#[derive(Debug, Clone)]
 pub struct RequestLine {
-    buf: Vec<u8>,
-    ends: [u32; FIELDS],
+    /// The fields, when they fit.
+    inline: [u8; INLINE],
+    /// The fields, when they do not (else empty: no allocation).
+    heap: Vec<u8>,
+    ends: [u16; FIELDS],
+}
+
+/// Bytes of fields held inline; more go to the heap.
+const INLINE: usize = 384;
+
+impl Default for RequestLine {
+    fn default() -> Self {
+        Self {
+            inline: [0; INLINE],
+            heap: Vec::new(),
+            ends: [0; FIELDS],
+        }
+    }
 }
 
 /// A request field of the access log and the var it comes from.
@@ -120,18 +137,38 @@ impl RequestLine {
                 found[field as usize] = fallback;
             }
         }
-        let mut line = Self {
-            buf: Vec::with_capacity(found.iter().map(|v| v.len()).sum()),
-            ends: [0; FIELDS],
-        };
-        for (i, value) in found.iter().enumerate() {
+        let capped = |i: usize, value: &'_ [u8]| {
             let max = if i == Field::Uri as usize {
                 MAX_URI
             } else {
                 MAX_FIELD
             };
-            line.buf.extend_from_slice(&value[..value.len().min(max)]);
-            line.ends[i] = line.buf.len() as u32;
+            value.len().min(max)
+        };
+        let mut ends = [0u16; FIELDS];
+        let mut end = 0;
+        for (i, value) in found.iter().enumerate() {
+            end += capped(i, value);
+            // At most MAX_URI + 6 * MAX_FIELD bytes in all: within u16.
+            ends[i] = end as u16;
+        }
+        let mut line = Self {
+            ends,
+            ..Self::default()
+        };
+        if end > INLINE {
+            line.heap = vec![0; end];
+        }
+        let bytes = if end > INLINE {
+            &mut line.heap[..]
+        } else {
+            &mut line.inline[..]
+        };
+        let mut start = 0;
+        for (i, value) in found.iter().enumerate() {
+            let end = usize::from(ends[i]);
+            bytes[start..end].copy_from_slice(&value[..end - start]);
+            start = end;
         }
         line
     }
@@ -139,7 +176,12 @@ impl RequestLine {
     /// A field's bytes as sent (capped); empty when the var was missing.
     pub fn get(&self, field: Field) -> &[u8] {
         let i = field as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.buf[start..self.ends[i] as usize]
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let bytes = if self.heap.is_empty() {
+            &self.inline[..]
+        } else {
+            &self.heap[..]
+        };
+        &bytes[usize::from(start)..usize::from(self.ends[i])]
     }
 }

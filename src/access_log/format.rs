@@ -2,28 +2,63 @@
 //! `combined` followed by the router's fields as `key=value` (unknown values `-`). Whatever
 //! bytes a client sent, a line stays one line: JSON strings are escaped (bytes that are not UTF-8
 //! become U+FFFD), and the text format writes quotes, backslashes, control and non-ASCII bytes
-//! as `\xHH`, as nginx does.
+//! as `\xHH`, as nginx does. The writer formats every line, so the date is made once a second.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Entry, Field};
 use crate::config::AccessLogFormat;
 
-/// Appends `e` as one line, newline included, to `out`.
-pub(super) fn line(format: AccessLogFormat, e: &Entry, out: &mut Vec<u8>) {
-    match format {
-        AccessLogFormat::Json => json(e, out),
-        AccessLogFormat::Combined => combined(e, out),
-    }
-    out.push(b'\n');
+/// Formats lines in one format, keeping the text of the last second seen.
+pub(super) struct Formatter {
+    format: AccessLogFormat,
+    /// The second (since the epoch) `date` shows.
+    second: Option<u64>,
+    /// That second as the format writes it: `2000-10-10T13:55:36` or `10/Oct/2000:13:55:36 +0000`.
+    date: Vec<u8>,
 }
 
-fn json(e: &Entry, out: &mut Vec<u8>) {
+impl Formatter {
+    /// A formatter of `format` lines.
+    pub(super) fn new(format: AccessLogFormat) -> Self {
+        Self {
+            format,
+            second: None,
+            date: Vec::new(),
+        }
+    }
+
+    /// Appends `e` as one line, newline included, to `out`.
+    pub(super) fn line(&mut self, e: &Entry, out: &mut Vec<u8>) {
+        let since = e.time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(since.as_secs()) {
+            self.second = Some(since.as_secs());
+            self.date.clear();
+            let t = UNIX_EPOCH + Duration::from_secs(since.as_secs());
+            match self.format {
+                AccessLogFormat::Json => {
+                    // "2000-10-10T13:55:36Z" without its "Z".
+                    let iso = humantime::format_rfc3339_seconds(t).to_string();
+                    self.date.extend_from_slice(&iso.as_bytes()[..19]);
+                }
+                AccessLogFormat::Combined => clf_time(&mut self.date, t),
+            }
+        }
+        match self.format {
+            AccessLogFormat::Json => json(e, &self.date, since.subsec_millis(), out),
+            AccessLogFormat::Combined => combined(e, &self.date, out),
+        }
+        out.push(b'\n');
+    }
+}
+
+/// `e` as JSON, its time `date` (to the second) and `millis`.
+fn json(e: &Entry, date: &[u8], millis: u32, out: &mut Vec<u8>) {
     let r = &e.request;
-    let time = humantime::format_rfc3339_millis(e.time).to_string();
-    out.extend_from_slice(b"{\"time\":");
-    json_str(out, time.as_bytes());
+    out.extend_from_slice(b"{\"time\":\"");
+    out.extend_from_slice(date);
+    let _ = write!(out, ".{millis:03}Z\"");
     for (key, field) in [
         ("client", Field::Client),
         ("method", Field::Method),
@@ -41,11 +76,10 @@ fn json(e: &Entry, out: &mut Vec<u8>) {
     }
     let _ = write!(
         out,
-        ",\"bytes_in\":{},\"bytes_out\":{},\"duration\":{:.6}",
-        e.bytes_in,
-        e.bytes_out,
-        e.duration.as_secs_f64()
+        ",\"bytes_in\":{},\"bytes_out\":{},\"duration\":",
+        e.bytes_in, e.bytes_out
     );
+    secs(out, e.duration);
     json_key(out, "connect");
     json_secs(out, e.connect);
     json_key(out, "first_byte");
@@ -82,16 +116,32 @@ fn json_opt(out: &mut Vec<u8>, v: Option<&[u8]>) {
 
 fn json_secs(out: &mut Vec<u8>, d: Option<Duration>) {
     match d {
-        Some(d) => {
-            let _ = write!(out, "{:.6}", d.as_secs_f64());
-        }
+        Some(d) => secs(out, d),
         None => out.extend_from_slice(b"null"),
     }
+}
+
+/// `d` in seconds to the microsecond (rounded), in integers: float formatting costs more.
+fn secs(out: &mut Vec<u8>, d: Duration) {
+    let micros = u64::try_from((d.as_nanos() + 500) / 1000).unwrap_or(u64::MAX);
+    let _ = write!(out, "{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+}
+
+/// True when `v` can be written as it is, in either format: printable ASCII, no quote or
+/// backslash (the usual field, copied at once).
+fn plain(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// `v` as a JSON string.
 fn json_str(out: &mut Vec<u8>, v: &[u8]) {
     out.push(b'"');
+    if plain(v) {
+        out.extend_from_slice(v);
+        out.push(b'"');
+        return;
+    }
     for chunk in v.utf8_chunks() {
         for &b in chunk.valid().as_bytes() {
             match b {
@@ -110,11 +160,12 @@ fn json_str(out: &mut Vec<u8>, v: &[u8]) {
     out.push(b'"');
 }
 
-fn combined(e: &Entry, out: &mut Vec<u8>) {
+/// `e` as nginx's `combined` and the router's fields, its time `date`.
+fn combined(e: &Entry, date: &[u8], out: &mut Vec<u8>) {
     let r = &e.request;
     text(out, r.get(Field::Client));
     out.extend_from_slice(b" - - [");
-    clf_time(out, e.time);
+    out.extend_from_slice(date);
     out.extend_from_slice(b"] \"");
     text(out, r.get(Field::Method));
     out.push(b' ');
@@ -140,12 +191,11 @@ fn combined(e: &Entry, out: &mut Vec<u8>) {
     text(out, e.node.as_deref().unwrap_or_default().as_bytes());
     let _ = write!(
         out,
-        "\" outcome={} attempts={} bytes_in={} duration={:.6} connect=",
-        e.outcome,
-        e.attempts,
-        e.bytes_in,
-        e.duration.as_secs_f64()
+        "\" outcome={} attempts={} bytes_in={} duration=",
+        e.outcome, e.attempts, e.bytes_in
     );
+    secs(out, e.duration);
+    out.extend_from_slice(b" connect=");
     text_secs(out, e.connect);
     out.extend_from_slice(b" first_byte=");
     text_secs(out, e.first_byte);
@@ -155,9 +205,7 @@ fn combined(e: &Entry, out: &mut Vec<u8>) {
 
 fn text_secs(out: &mut Vec<u8>, d: Option<Duration>) {
     match d {
-        Some(d) => {
-            let _ = write!(out, "{:.6}", d.as_secs_f64());
-        }
+        Some(d) => secs(out, d),
         None => out.push(b'-'),
     }
 }
@@ -166,6 +214,10 @@ fn text_secs(out: &mut Vec<u8>, d: Option<Duration>) {
 fn text(out: &mut Vec<u8>, v: &[u8]) {
     if v.is_empty() {
         out.push(b'-');
+        return;
+    }
+    if plain(v) {
+        out.extend_from_slice(v);
         return;
     }
     for &b in v {

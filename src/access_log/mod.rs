@@ -74,7 +74,7 @@ impl AccessLog {
         };
         match tx.try_reserve() {
             Ok(slot) => {
-                slot.send(Msg::Line(Box::new(entry())));
+                slot.send(Msg::Line(entry()));
                 Recorded::Queued
             }
             Err(_) => {

@@ -39,7 +39,7 @@ fn entry(uri: &str) -> Entry {
 
 fn format(f: AccessLogFormat, e: &Entry) -> String {
     let mut out = Vec::new();
-    format::line(f, e, &mut out);
+    format::Formatter::new(f).line(e, &mut out);
     String::from_utf8(out).unwrap()
 }
 
@@ -95,6 +95,40 @@ fn unknowns_are_null_in_json_and_dashes_in_text() {
         text.contains("connect=- first_byte=- request_id=-\n"),
         "{text}"
     );
+}
+
+#[test]
+fn one_writer_gives_each_line_its_own_time() {
+    // The writer keeps the text of the last second: a later line, in the same second or the
+    // next, still shows its own time.
+    for (f, times) in [
+        (
+            AccessLogFormat::Json,
+            [
+                "2000-10-10T13:55:36.123Z",
+                "2000-10-10T13:55:36.999Z",
+                "2000-10-10T13:55:37.000Z",
+            ],
+        ),
+        (
+            AccessLogFormat::Combined,
+            [
+                "[10/Oct/2000:13:55:36 +0000]",
+                "[10/Oct/2000:13:55:36 +0000]",
+                "[10/Oct/2000:13:55:37 +0000]",
+            ],
+        ),
+    ] {
+        let mut formatter = format::Formatter::new(f);
+        let mut e = entry("/");
+        for (offset, want) in [0, 876, 877].into_iter().zip(times) {
+            e.time = UNIX_EPOCH + Duration::from_millis(971_186_136_123 + offset);
+            let mut out = Vec::new();
+            formatter.line(&e, &mut out);
+            let line = String::from_utf8(out).unwrap();
+            assert!(line.contains(want), "{want} in {line}");
+        }
+    }
 }
 
 #[test]

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{format, Entry};
+use super::format::Formatter;
+use super::Entry;
 use crate::config::{AccessLogFormat, AccessLogTarget};
 use crate::{metrics, throttle};
 
@@ -22,9 +23,14 @@ const FILE_BATCH: usize = 64 * 1024;
 
 /// What the writer is asked to do.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a line moves into the queue's slots, allocated in blocks and reused: boxing it would \
+              cost an allocation per request, freed on another thread"
+)]
 pub(super) enum Msg {
     /// Write a line.
-    Line(Box<Entry>),
+    Line(Entry),
     /// Reopen the file.
     Reopen,
     /// Write out everything before this, then answer.
@@ -100,13 +106,14 @@ fn open_file(path: &std::path::Path) -> io::Result<File> {
 /// system call and the log's writes come in batches.
 pub(super) fn run(mut rx: mpsc::Receiver<Msg>, mut sink: Sink, format: AccessLogFormat) {
     let mut batch = Batch::default();
+    let mut format = Formatter::new(format);
     let limit = sink.batch_limit();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         loop {
             let mut handled = 0;
             while let Some(msg) = next.take().or_else(|| rx.try_recv().ok()) {
-                handle(msg, format, &mut sink, &mut batch, limit);
+                handle(msg, &mut format, &mut sink, &mut batch, limit);
                 handled += 1;
             }
             write_out(&mut sink, &mut batch);
@@ -122,16 +129,17 @@ pub(super) fn run(mut rx: mpsc::Receiver<Msg>, mut sink: Sink, format: AccessLog
 /// second about 100 lines per batch.
 const NAP: std::time::Duration = std::time::Duration::from_millis(10);
 
-fn handle(msg: Msg, format: AccessLogFormat, sink: &mut Sink, batch: &mut Batch, limit: usize) {
+fn handle(msg: Msg, format: &mut Formatter, sink: &mut Sink, batch: &mut Batch, limit: usize) {
     match msg {
         Msg::Line(entry) => {
             let before = batch.text.len();
-            format::line(format, &entry, &mut batch.text);
+            format.line(&entry, &mut batch.text);
             if batch.text.len() > limit && before > 0 {
-                // Whole lines only: write what came before this line, keep this one.
-                let line = batch.text.split_off(before);
-                write_out(sink, batch);
-                batch.text = line;
+                // Whole lines only: write what came before this line, keep this one (in the same
+                // buffer, reused batch after batch).
+                write_lines(sink, &batch.text[..before], batch.lines);
+                batch.text.drain(..before);
+                batch.lines = 0;
             }
             batch.lines += 1;
         }
@@ -153,18 +161,23 @@ struct Batch {
     lines: u64,
 }
 
-/// Writes the gathered lines. A failure (a full disk, say) loses them: counted, and logged at
-/// most every 10 s.
+/// Writes the gathered lines.
 fn write_out(sink: &mut Sink, buf: &mut Batch) {
     if buf.text.is_empty() {
         return;
     }
-    if let Err(e) = sink.write_all(&buf.text) {
-        metrics::access_log_dropped("write_failed", buf.lines);
-        if let Some(similar) = throttle::admit("access_log_write_failed") {
-            tracing::warn!(error = %e, lines = buf.lines, similar_since_last = similar, "writing the access log failed; lines lost");
-        }
-    }
+    write_lines(sink, &buf.text, buf.lines);
     buf.text.clear();
     buf.lines = 0;
+}
+
+/// Writes `lines` whole lines. A failure (a full disk, say) loses them: counted, and logged at
+/// most every 10 s.
+fn write_lines(sink: &mut Sink, text: &[u8], lines: u64) {
+    if let Err(e) = sink.write_all(text) {
+        metrics::access_log_dropped("write_failed", lines);
+        if let Some(similar) = throttle::admit("access_log_write_failed") {
+            tracing::warn!(error = %e, lines, similar_since_last = similar, "writing the access log failed; lines lost");
+        }
+    }
 }

@@ -1,9 +1,13 @@
 //! One HTTP request as the session core sees a client: it reads the request body (hyper's,
 //! streamed, or one buffered to learn its length) and writes the response to a [`Relay`].
+//! After the body it reads as a keep-alive client that waits for its response: nothing, and no
+//! end either, until the response is complete (the session shut its write side). An end right
+//! after the body would look like a client that half-closed, which the session passes on to the
+//! node: a `shutdown` system call and a FIN per request that no uWSGI node needs.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use std::future::Future;
 
@@ -45,6 +49,10 @@ pub(crate) struct HttpClient {
     body: RequestBody,
     relay: Relay,
     upgrade: Upgrade,
+    /// The response is written whole (the session shut down its side): reads end now.
+    answered: bool,
+    /// A read waiting, after the body, for the response to be complete.
+    reader: Option<Waker>,
 }
 
 impl HttpClient {
@@ -53,6 +61,8 @@ impl HttpClient {
             body,
             relay,
             upgrade,
+            answered: false,
+            reader: None,
         }
     }
 
@@ -112,14 +122,25 @@ impl AsyncRead for HttpClient {
 }
 
 impl HttpClient {
-    /// After the request body: the upgraded connection's bytes, or the end.
+    /// After the request body: the upgraded connection's bytes, or the end once the response is
+    /// complete.
     fn poll_read_upgraded(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         if matches!(self.upgrade, Upgrade::None) {
-            return Poll::Ready(Ok(()));
+            if self.answered {
+                return Poll::Ready(Ok(()));
+            }
+            if !self
+                .reader
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                self.reader = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
         }
         match std::task::ready!(self.poll_upgraded(cx)) {
             Some(io) => Pin::new(io).poll_read(cx, buf),
@@ -159,7 +180,16 @@ impl AsyncWrite for HttpClient {
         let this = self.get_mut();
         match &mut this.upgrade {
             Upgrade::Open(io) => Pin::new(io).poll_shutdown(cx),
-            _ => Pin::new(&mut this.relay).poll_shutdown(cx),
+            _ => {
+                std::task::ready!(Pin::new(&mut this.relay).poll_shutdown(cx))?;
+                // As a real client would once it has its response: a read waiting for more
+                // (the two-way copy's) now sees the end.
+                this.answered = true;
+                if let Some(reader) = this.reader.take() {
+                    reader.wake();
+                }
+                Poll::Ready(Ok(()))
+            }
         }
     }
 }

@@ -151,10 +151,10 @@ impl Relay {
             let rest = self.head.split_off(len);
             self.head = BytesMut::new();
             if matches!(framing, Framing::Switched) {
-                self.start(status, headers, framing, &[])?;
+                self.start(status, headers, framing, BytesMut::new())?;
                 return Ok(skipped + len - before);
             }
-            self.start(status, headers, framing, &rest)?;
+            self.start(status, headers, framing, rest)?;
             return Ok(buf.len());
         }
     }
@@ -214,8 +214,8 @@ impl Relay {
         &mut self,
         status: StatusCode,
         headers: HeaderMap,
-        framing: Framing,
-        rest: &[u8],
+        mut framing: Framing,
+        mut rest: BytesMut,
     ) -> io::Result<()> {
         let hint = match &framing {
             Framing::Length(n) => SizeHint::with_exact(*n),
@@ -226,6 +226,13 @@ impl Relay {
             Framing::Empty | Framing::Length(0) | Framing::Switched => http_body_util::Empty::new()
                 .map_err(|never| match never {})
                 .boxed(),
+            // The whole body came with the head (the usual small response): handed over at
+            // once, without a channel to feed or a copy; what follows it is dropped.
+            Framing::Length(n) if rest.len() as u64 >= n => {
+                framing = Framing::Length(0);
+                let whole = rest.split_to(n as usize).freeze();
+                Full::new(whole).map_err(|never| match never {}).boxed()
+            }
             _ => {
                 let (tx, rx) = mpsc::channel(4);
                 self.body = Some(PollSender::new(tx));
@@ -238,7 +245,7 @@ impl Relay {
         *response.headers_mut() = headers;
         let respond = self.respond.take().expect("the head is answered once");
         respond.send(response).map_err(|_| gone())?;
-        self.body_bytes(rest);
+        self.body_bytes(&rest);
         Ok(())
     }
 
@@ -333,17 +340,28 @@ impl tokio::io::AsyncWrite for Relay {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
-        if this.respond.is_some() {
-            return Poll::Ready(this.accept(buf).inspect_err(|e| {
-                if let Some(respond) = this.respond.take() {
-                    let _ = respond.send(plain(StatusCode::BAD_GATEWAY, &e.to_string()));
+        let taken = if this.respond.is_some() {
+            match this.accept(buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    if let Some(respond) = this.respond.take() {
+                        let _ = respond.send(plain(StatusCode::BAD_GATEWAY, &e.to_string()));
+                    }
+                    return Poll::Ready(Err(e));
                 }
-            }));
+            }
         } else {
             // Body bytes, or bytes after a complete body (dropped).
             this.body_bytes(buf);
+            buf.len()
+        };
+        // Passed on now if the channel has room: a node that keeps its connection open after a
+        // response with a length must not hold the response's end back until its next write.
+        // Without room they stay held (and this task is woken when there is).
+        if let Poll::Ready(Err(e)) = this.poll_pending(cx) {
+            return Poll::Ready(Err(e));
         }
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(Ok(taken))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

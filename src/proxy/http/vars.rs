@@ -85,8 +85,11 @@ pub(crate) fn packet(
         .get(http::header::CONTENT_TYPE)
         .map_or(&b""[..], |v| v.as_bytes());
     out.var(b"CONTENT_TYPE", content_type);
-    let len = content_length.map(|n| n.to_string()).unwrap_or_default();
-    out.var(b"CONTENT_LENGTH", len.as_bytes());
+    let len = content_length.map(Text::of);
+    out.var(
+        b"CONTENT_LENGTH",
+        len.as_ref().map_or(&b""[..], Text::as_bytes),
+    );
     out.var(b"REQUEST_URI", request_uri);
     out.var(b"PATH_INFO", &document_uri);
     out.var(b"SERVER_PROTOCOL", protocol(parts.version));
@@ -96,17 +99,23 @@ pub(crate) fn packet(
     }
     match remote {
         Some((ip, port)) => {
-            out.var(b"REMOTE_ADDR", ip.to_string().as_bytes());
-            let port = port.map(|p| p.to_string()).unwrap_or_default();
-            out.var(b"REMOTE_PORT", port.as_bytes());
+            out.var(b"REMOTE_ADDR", Text::of(ip).as_bytes());
+            let port = port.map(Text::of);
+            out.var(
+                b"REMOTE_PORT",
+                port.as_ref().map_or(&b""[..], Text::as_bytes),
+            );
         }
         None => {
             out.var(b"REMOTE_ADDR", b"unix:");
             out.var(b"REMOTE_PORT", b"");
         }
     }
-    let server_port = conn.local.map(|a| a.port().to_string()).unwrap_or_default();
-    out.var(b"SERVER_PORT", server_port.as_bytes());
+    let server_port = conn.local.map(|a| Text::of(a.port()));
+    out.var(
+        b"SERVER_PORT",
+        server_port.as_ref().map_or(&b""[..], Text::as_bytes),
+    );
     let server_name = match &host {
         Some(h) => server_name(h),
         None => conn.local.map(|a| a.ip().to_string()).unwrap_or_default(),
@@ -120,6 +129,29 @@ pub(crate) fn packet(
         }
     }
     out.finish(max_vars)
+}
+
+/// A number or an address as text, on the stack: the values every request has cost it no
+/// allocation.
+struct Text {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Text {
+    /// `value` written out; an IPv6 address, the longest, takes at most 45 bytes.
+    fn of(value: impl std::fmt::Display) -> Self {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut rest = &mut buf[..];
+        write!(rest, "{value}").expect("a number or an address fits 48 bytes");
+        let len = 48 - rest.len();
+        Self { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// `HTTP_*` vars for the headers, in their order, repeated ones joined.
