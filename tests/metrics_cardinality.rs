@@ -46,6 +46,9 @@ async fn a_thousand_nodes_joining_and_leaving_leave_no_series() {
             node.record_report(&report, now_ms(), Duration::from_secs(600));
         }
     }
+    // Joins in a burst reach the pool's snapshot, and the scrape, within one membership window.
+    let pool = cluster.pool("churn").expect("the pool exists");
+    pool.published().await;
     let full = scrape(&router).await;
     let per_node = |m: &Scrape| {
         m.samples
@@ -84,6 +87,7 @@ async fn a_thousand_nodes_joining_and_leaving_leave_no_series() {
             .leave(&id(i), LeaveReason::RemovedByOperator)
             .is_some());
     }
+    pool.published().await;
     let after = scrape(&router).await;
     assert_eq!(per_node(&after), 0, "no series of a removed node is left");
     // Only per-pool series may have been added: the pool's registrations counter, once.
