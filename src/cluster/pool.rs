@@ -277,6 +277,12 @@ impl Pool {
         self.lock().nodes().len()
     }
 
+    /// Number of members (published or not) for which `which` holds: limits count what joined,
+    /// not what the snapshot shows yet.
+    pub fn count_members(&self, which: impl Fn(&Node) -> bool) -> usize {
+        self.lock().nodes().iter().filter(|n| which(n)).count()
+    }
+
     /// The member `id` (published or not).
     pub fn node(&self, id: &str) -> Option<Arc<Node>> {
         self.lock().get(id).cloned()

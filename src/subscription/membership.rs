@@ -209,14 +209,7 @@ impl Membership {
         self.cluster
             .pools()
             .iter()
-            .map(|p| {
-                let snapshot = p.snapshot();
-                snapshot
-                    .nodes
-                    .iter()
-                    .filter(|n| n.source() == Source::Subscribed)
-                    .count()
-            })
+            .map(|p| p.count_members(|n| n.source() == Source::Subscribed))
             .sum()
     }
 
