@@ -92,6 +92,13 @@ fi
 export KUBERNETES_VALIDATE="$PWD/$TEST_TOOLS/bin/kubernetes-validate"
 [[ "$TEST_TOOLS" != /* ]] || export KUBERNETES_VALIDATE="$TEST_TOOLS/bin/kubernetes-validate"
 
+# A full run builds every test binary once: incremental state would only double the disk it
+# takes (CI machines can be short of disk). Free space is printed so a full disk is plain to see.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+disk() { df -h --output=avail,target "${CARGO_TARGET_DIR:-target}" 2>/dev/null | tail -n 1 || true; }
+mkdir -p "${CARGO_TARGET_DIR:-target}"
+echo "disk free before the build: $(disk)"
+
 locked=()
 if [ -f Cargo.lock ]; then
   locked=(--locked)
@@ -105,6 +112,7 @@ cargo clippy --workspace --all-targets "${locked[@]}" -- -D warnings
 
 banner "cargo test (unit, integration, real nginx + routerd + uWSGI + Django stack)"
 cargo test --workspace --all-targets "${locked[@]}"
+echo "disk free after the tests: $(disk)"
 
 # Fuzzing: fuzz/ holds cargo-fuzz targets for what the network sends (uwsgi packets, subscription
 # datagrams, their signatures), in a workspace of its own. Each target runs FUZZ_SECONDS from the
