@@ -179,6 +179,25 @@ fn least_load_avoids_busy_and_slow_nodes() {
 }
 
 #[test]
+fn least_load_tries_a_node_it_has_not_measured_yet() {
+    // Sequential requests on three equal nodes: two have answered fast, the third not yet. It
+    // must get requests now, not after its default estimate has decayed below theirs.
+    let n = nodes(&[1, 1, 1]);
+    answered(&n[0], Duration::from_micros(300));
+    answered(&n[1], Duration::from_micros(300));
+    let b = build(Algorithm::LeastLoad, &n);
+    let c = counts_now(&*b, &n, 300);
+    assert!(
+        c[2] >= 150,
+        "the unmeasured idle node wins its comparisons: {c:?}"
+    );
+    // Once it has a request out, its default estimate counts: it is not flooded.
+    let _first = busy(&n[2], 1);
+    let c = counts_now(&*b, &n, 300);
+    assert_eq!(c[2], 0, "one request at a time until it answers: {c:?}");
+}
+
+#[test]
 fn least_load_picks_two_distinct_nodes() {
     // With two nodes, P2C must always compare both: the cheaper one wins every pick.
     let n = nodes(&[1, 1]);
