@@ -192,9 +192,18 @@ fn least_load_tries_a_node_it_has_not_measured_yet() {
         "the unmeasured idle node wins its comparisons: {c:?}"
     );
     // Once it has a request out, its default estimate counts: it is not flooded.
-    let _first = busy(&n[2], 1);
+    let first = busy(&n[2], 1);
     let c = counts_now(&*b, &n, 300);
     assert_eq!(c[2], 0, "one request at a time until it answers: {c:?}");
+    // An attempt that failed is no answer: the node is not preferred as if never tried.
+    drop(first);
+    n[2].start_request().finish(
+        Outcome::ConnectFailed,
+        Evidence::Failed,
+        &crate::config::EjectionConfig::default(),
+    );
+    let c = counts_now(&*b, &n, 300);
+    assert_eq!(c[2], 0, "a node that failed loses to fast ones: {c:?}");
 }
 
 #[test]

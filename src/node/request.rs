@@ -139,7 +139,10 @@ impl InFlight {
             // A probe whose outcome says nothing about the node: let the next request probe
             // instead of waiting for the probe to time out.
             Evidence::RequestRefused => node.health.release_probe(),
-            Evidence::Failed | Evidence::Unrelated => {}
+            // A failed attempt counts as a slow answer: a node that refuses or resets must not
+            // look like one not tried yet (those are preferred until they answer).
+            Evidence::Failed => node.latency.observe(super::ewma::DEFAULT_RTT_MS, now_ms()),
+            Evidence::Unrelated => {}
         }
         fault
     }
