@@ -49,9 +49,9 @@ impl Value {
             Self::Float(v) if v.fract() == 0.0 && v.abs() < 1e15 => {
                 out.push_str(ints.format(v as i64));
             }
-            Self::Float(v) => {
-                let _ = write!(out, "{v}");
-            }
+            // Shortest round-trip digits, several times faster than `Display` (a 10,000-node
+            // scrape writes 20,000 latencies and report ages).
+            Self::Float(v) => out.push_str(zmij::Buffer::new().format_finite(v)),
         }
     }
 }
