@@ -177,6 +177,12 @@ impl RegistryService {
             asked_drain: false,
         };
         let mut held = true;
+        // Made once, not per message: each of these registers with (and on drop leaves) a wait
+        // list, and the shutdown token's is shared by every session.
+        let changed = node.changed();
+        let closed = tx.closed();
+        let stopping = self.shutdown.cancelled();
+        tokio::pin!(changed, closed, stopping);
         let end = loop {
             // Whatever changed about the node since the last turn is told first: the node keeps
             // its own state, so any number of changes at once is caught up on.
@@ -209,9 +215,12 @@ impl RegistryService {
                         break "the agent went away; the node stays until its lease runs out";
                     }
                 }
-                () = node.changed() => continue,
-                () = tx.closed() => break "the agent went away; the node stays until its lease runs out",
-                () = self.shutdown.cancelled() => break "the router is stopping",
+                () = changed.as_mut() => {
+                    changed.set(node.changed());
+                    continue;
+                }
+                () = closed.as_mut() => break "the agent went away; the node stays until its lease runs out",
+                () = stopping.as_mut() => break "the router is stopping",
             }
         };
         tracing::info!(node = %s.node.id(), %peer, end, "agent session ended");
