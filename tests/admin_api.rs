@@ -198,6 +198,81 @@ async fn watch_streams_events() {
 }
 
 #[tokio::test]
+async fn a_watcher_that_falls_behind_is_sent_the_current_state() {
+    let a = FakeNode::start("a", Behaviour::Echo).await;
+    let b = FakeNode::start("b", Behaviour::Echo).await;
+    let router = start_router(&pool_toml("round-robin", &[&a, &b])).await;
+    let mut c = admin(&router).await;
+    // A watcher with a small receive window, so that the transport holds few events for it.
+    let small = tonic::transport::Endpoint::from_shared(control_url(&router))
+        .unwrap()
+        .initial_stream_window_size(16 * 1024)
+        .initial_connection_window_size(16 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let mut events = AdminClient::new(small)
+        .watch(req(WatchRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let (ida, idb) = (a.addr.to_string(), b.addr.to_string());
+    let node = |id: &str| {
+        req(NodeRequest {
+            id: id.to_owned(),
+            ..Default::default()
+        })
+    };
+    // Thousands of events while the watcher reads none: more than the router keeps for it.
+    for _ in 0..1_000 {
+        c.drain_node(node(&ida)).await.unwrap();
+        c.resume_node(node(&ida)).await.unwrap();
+    }
+    c.drain_node(node(&idb)).await.unwrap();
+
+    // Read until the stream is quiet; keep what the last resync said.
+    let (mut lagged, mut seen) = (0, 0);
+    let mut state = Vec::new();
+    let mut resynced = None;
+    for _ in 0..50_000 {
+        let Ok(e) = tokio::time::timeout(Duration::from_secs(2), events.message()).await else {
+            break;
+        };
+        let e = e.unwrap().unwrap();
+        seen += 1;
+        match e.kind.as_str() {
+            "lagged" => {
+                lagged += 1;
+                state.clear();
+            }
+            "node_state" => state.push((e.node, e.detail)),
+            "resynced" => resynced = Some(e.detail),
+            _ => {}
+        }
+    }
+    assert!(
+        lagged > 0,
+        "the watcher was told it missed events ({seen} read)"
+    );
+    assert_eq!(resynced.as_deref(), Some("2 nodes in 1 pools"));
+    assert_eq!(state.len(), 2, "{state:?}");
+    let of = |id: &str| {
+        let found = state.iter().find(|(n, _)| n == id);
+        found.map(|(_, d)| d.as_str()).unwrap_or_default()
+    };
+    // The resync came once the watcher read again, after every action: a resumed, b drained.
+    // (A resumed node ramps up through slow start: joining.)
+    assert!(
+        [format!("active {ida}"), format!("joining {ida}")].contains(&of(&ida).to_owned()),
+        "{state:?} ({lagged} lags, {seen} read)"
+    );
+    assert!(
+        [format!("draining {idb}"), format!("maintenance {idb}")].contains(&of(&idb).to_owned()),
+        "{state:?}"
+    );
+}
+
+#[tokio::test]
 async fn admin_and_registry_credentials_are_separate() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, adm) = (dir.path().join("reg"), dir.path().join("adm"));

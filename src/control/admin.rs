@@ -9,7 +9,7 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::admin_view::{event, node_info, pool_info};
+use super::admin_view::{event, node_info, pool_info, resync};
 use super::agent_admin;
 use super::auth::Caller;
 use super::holders::Holders;
@@ -277,6 +277,7 @@ impl Admin for AdminService {
 
     async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let mut events = self.cluster.events().subscribe();
+        let cluster = self.cluster.clone();
         let shutdown = self.shutdown.clone();
         let stream = async_stream(move |tx| async move {
             loop {
@@ -291,13 +292,20 @@ impl Admin for AdminService {
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        // Missed events are replaced by the state they led to: the watcher
+                        // is resynchronised, not left with a view that is wrong for ever.
                         let lag = Event {
                             kind: "lagged".into(),
-                            detail: format!("{n} events were dropped: the watcher was too slow"),
+                            detail: format!(
+                                "{n} events were dropped: the watcher was too slow; the state \
+                                 of every node follows"
+                            ),
                             ..Default::default()
                         };
-                        if tx.send(Ok(lag)).await.is_err() {
-                            return;
+                        for e in std::iter::once(lag).chain(resync(&cluster)) {
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,

@@ -3,7 +3,7 @@
 
 use crate::api::{Event, NodeInfo, PoolInfo};
 use crate::clock::now_ms;
-use crate::cluster::{ClusterEvent, Pool};
+use crate::cluster::{Cluster, ClusterEvent, Pool};
 use crate::node::{Node, NodeStatus, Outcome};
 
 /// A node as routerctl shows it.
@@ -126,6 +126,11 @@ pub(super) fn event(e: &ClusterEvent) -> Event {
         ClusterEvent::PoolsChanged => ("pools_changed", "", "", String::new()),
         ClusterEvent::ConfigReloaded => ("config_reloaded", "", "", String::new()),
     };
+    stamped(kind, pool, node, detail)
+}
+
+/// An event of `kind`, dated now.
+fn stamped(kind: &str, pool: &str, node: &str, detail: String) -> Event {
     let time_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -136,4 +141,24 @@ pub(super) fn event(e: &ClusterEvent) -> Event {
         node: node.to_owned(),
         detail,
     }
+}
+
+/// What a watcher that missed events is sent instead of them: a `node_state` event per node in
+/// every pool (its state and address), then `resynced` with the counts. From there on the
+/// watcher's view is whole again.
+pub(super) fn resync(cluster: &Cluster) -> Vec<Event> {
+    let now = now_ms();
+    let pools = cluster.pools();
+    let mut events = Vec::new();
+    for pool in &pools {
+        let slow_start = pool.settings().slow_start;
+        for node in &pool.snapshot_arc().nodes {
+            let status = node.status(now, slow_start);
+            let detail = format!("{} {}", status.as_str(), node.addr());
+            events.push(stamped("node_state", &pool.name, node.id(), detail));
+        }
+    }
+    let detail = format!("{} nodes in {} pools", events.len(), pools.len());
+    events.push(stamped("resynced", "", "", detail));
+    events
 }
