@@ -9,9 +9,9 @@ use crate::node::{Evidence, Fault, InFlight, Node, Outcome, StatusFault};
 
 impl Pool {
     /// A connect attempt on the node of `attempt` failed: a failure of the node (which may eject
-    /// it); the request goes on to another node.
+    /// it, and which its latency estimate counts); the request goes on to another node.
     pub fn attempt_failed(&self, attempt: InFlight) {
-        self.record_failure(attempt.node());
+        self.attempt_resent(attempt, Evidence::Failed);
     }
 
     /// The request is sent to another node after `evidence` on the node of `attempt`.

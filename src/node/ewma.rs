@@ -51,15 +51,7 @@ impl PeakEwma {
 
     /// The estimate as of `now_ms`, decayed towards zero since the last sample, unless requests
     /// are `pending`: a node whose requests hang must not look faster while they do.
-    ///
-    /// A node with no sample yet reads 0 while it has no request: it is tried, one request at a
-    /// time, until its first response says what it is worth. With the default estimate it would
-    /// lose every comparison to a node already measured at a fraction of it, and never be
-    /// measured (on a lightly loaded pool of three equal nodes, one stayed unused for seconds).
     pub fn get(&self, now_ms: u64, pending: bool) -> f64 {
-        if !pending && !self.sampled.load(Relaxed) {
-            return 0.0;
-        }
         if pending {
             return f64::from_bits(self.value.load(Relaxed));
         }
@@ -99,12 +91,7 @@ mod tests {
     #[test]
     fn the_first_sample_replaces_the_default() {
         let e = PeakEwma::default();
-        assert_eq!(
-            e.get(0, false),
-            0.0,
-            "an unmeasured idle node is tried first"
-        );
-        assert_eq!(e.get(0, true), DEFAULT_RTT_MS, "... one request at a time");
+        assert_eq!(e.get(0, true), DEFAULT_RTT_MS);
         e.observe(2.0, 5);
         assert_eq!(
             e.get(5, false),
